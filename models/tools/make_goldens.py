@@ -1,0 +1,105 @@
+"""Computes golden outputs of the tiny fixture models with the reference stack (onnxruntime + numpy).
+
+    python models/tools/make_goldens.py   # writes models/fixtures/goldens/*.json
+
+Each text is run alone (batch of one, no padding), independently of the Rust engine's batching, and
+the Rust tests compare their outputs to these within 1e-5. Regenerate only when a fixture changes.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "models" / "fixtures"
+OUT = FIXTURES / "goldens"
+
+LONG = " ".join(["Distributed systems engineer with a taste for search relevance."] * 30)
+EMBED_CASES = [
+    ("Rust engineer in Berlin", "query"),
+    ("Rust engineer in Berlin", "passage"),
+    ("Rust engineer in Berlin", "raw"),
+    ("Инженер-программист из Москвы", "query"),
+    ("東京在住のソフトウェアエンジニアです。", "passage"),
+    ("مهندس برمجيات من القاهرة", "raw"),
+    ("", "raw"),
+    ("", "query"),
+    (LONG, "passage"),
+]
+QUERY = "who knows rust and search?"
+RERANK_DOCS = [
+    "Rust engineer in Berlin working on search ranking.",
+    "Chef in Lisbon, passionate about pastry.",
+    "",
+    "Инженер-программист из Москвы.",
+    LONG,
+]
+
+
+def load(name: str):
+    d = FIXTURES / name
+    config = tomllib.loads((d / "model.toml").read_text())
+    session = ort.InferenceSession(str(d / "model.onnx"), providers=["CPUExecutionProvider"])
+    tok = Tokenizer.from_file(str(d / "tokenizer.json"))
+    return config, session, tok
+
+
+def feed(session, enc) -> dict:
+    inputs = {"input_ids": np.array([enc.ids], np.int64),
+              "attention_mask": np.array([enc.attention_mask], np.int64)}
+    if any(i.name == "token_type_ids" for i in session.get_inputs()):
+        inputs["token_type_ids"] = np.array([enc.type_ids], np.int64)
+    return inputs
+
+
+def embeddings() -> dict:
+    config, session, tok = load("tiny-e5")
+    tok.enable_truncation(max_length=config["max_length"])
+    cases = []
+    for text, input_type in EMBED_CASES:
+        prefix = {"query": config["query_prefix"], "passage": config["passage_prefix"], "raw": ""}[input_type]
+        enc = tok.encode(prefix + text)
+        hidden = session.run(None, feed(session, enc))[0][0]  # [T, H]
+        mask = np.array(enc.attention_mask, np.float32)[:, None]
+        mean = (hidden * mask).sum(0) / mask.sum()
+        cls = hidden[0]
+        cases.append({
+            "text": text,
+            "input_type": input_type,
+            "ids": enc.ids,
+            "mean_normalized": (mean / np.linalg.norm(mean)).tolist(),
+            "cls_normalized": (cls / np.linalg.norm(cls)).tolist(),
+            "mean_raw": mean.tolist(),
+        })
+    return {"model": "tiny-e5", "max_length": config["max_length"], "cases": cases}
+
+
+def rerank(name: str) -> dict:
+    config, session, tok = load(name)
+    # The document is cut, never the query (the query fits in these cases).
+    tok.enable_truncation(max_length=config["max_length"], strategy="only_second")
+    cases = []
+    for doc in RERANK_DOCS:
+        enc = tok.encode(QUERY, doc)
+        logit = float(session.run(None, feed(session, enc))[0][0][0])
+        cases.append({"document": doc, "ids": enc.ids, "type_ids": enc.type_ids, "logit": logit})
+    return {"model": name, "query": QUERY, "max_length": config["max_length"], "cases": cases}
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    outputs = {"tiny-e5.json": embeddings(), "tiny-reranker.json": rerank("tiny-reranker"),
+               "tiny-bert-reranker.json": rerank("tiny-bert-reranker")}
+    for file, data in outputs.items():
+        (OUT / file).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+        print(f"wrote {(OUT / file).relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One-time (idempotent) set-up of everything the project needs beyond Rust:
+#   - a project-local Python environment (.venv) with the pinned packages of models/tools/requirements.txt,
+#   - the ONNX Runtime shared library, copied out of the official onnxruntime wheel into .ort/lib/,
+#   - redis-server (Debian package), which the end-to-end tests start on a free port.
+# The binaries find the library through ORT_DYLIB_PATH or, by default, .ort/lib/libonnxruntime.so.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    "$python" -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+want="$(sha256sum models/tools/requirements.txt | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing Python packages (onnxruntime, onnx, numpy, tokenizers)"
+    .venv/bin/pip install --quiet --disable-pip-version-check -r models/tools/requirements.txt
+    echo "$want" > "$stamp"
+fi
+
+lib=.ort/lib/libonnxruntime.so
+if [ ! -f "$lib" ] || [ "$(cat .ort/lib/.source 2>/dev/null)" != "$want" ]; then
+    src="$(.venv/bin/python -c 'import glob, onnxruntime, os; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so.*")))[-1])')"
+    mkdir -p .ort/lib
+    # A real copy, not a symlink: the library must survive the venv being rebuilt.
+    cp "$src" "$lib.tmp" && mv "$lib.tmp" "$lib"
+    echo "$want" > .ort/lib/.source
+    echo "setup: ONNX Runtime library at $lib (from $(basename "$src"))"
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing redis-server (Debian)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    else
+        echo "setup: redis-server is missing; install it with: sudo apt-get install redis-server" >&2
+        exit 1
+    fi
+fi
+echo "setup: ok"

@@ -1,0 +1,147 @@
+//! The owner task's queue: items grouped by request, served round-robin so that one large client
+//! batch cannot starve the single queries that arrive after it.
+
+use std::collections::VecDeque;
+
+use tokio::time::Instant;
+
+use super::Item;
+use super::packing::{BatchLimits, select_batch};
+
+struct RequestQueue {
+    items: VecDeque<Item>,
+}
+
+#[derive(Default)]
+pub(super) struct Pending {
+    /// Requests in round-robin order: the front one supplies the next batch's anchor.
+    requests: VecDeque<RequestQueue>,
+    len: usize,
+    tokens: usize,
+}
+
+impl Pending {
+    pub(super) fn push_request(&mut self, items: Vec<Item>) {
+        if items.is_empty() {
+            return;
+        }
+        self.len += items.len();
+        self.tokens += items.iter().map(|i| i.encoded.len()).sum::<usize>();
+        self.requests.push_back(RequestQueue { items: items.into() });
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// When the longest-waiting item was queued.
+    pub(super) fn oldest(&self) -> Option<Instant> {
+        self.requests.iter().filter_map(|r| r.items.front()).map(|i| i.enqueued).min()
+    }
+
+    /// Whether enough is queued to fill a batch, so waiting for more would only add latency.
+    pub(super) fn can_fill(&self, limits: &BatchLimits) -> bool {
+        self.len >= limits.max_batch_size || self.tokens >= limits.max_batch_tokens
+    }
+
+    /// Removes items whose caller has gone away; returns how many.
+    pub(super) fn drop_cancelled(&mut self) -> usize {
+        let before = self.len;
+        for request in &mut self.requests {
+            request.items.retain(|i| !i.respond.is_closed());
+        }
+        self.requests.retain(|r| !r.items.is_empty());
+        self.recount();
+        before - self.len
+    }
+
+    fn recount(&mut self) {
+        self.len = self.requests.iter().map(|r| r.items.len()).sum();
+        self.tokens = self.requests.iter().flat_map(|r| &r.items).map(|i| i.encoded.len()).sum();
+    }
+
+    /// Takes the next batch: anchored on the front request's first item, filled with the queued
+    /// items closest in length. The anchor's request then goes to the back of the rotation.
+    pub(super) fn take_batch(&mut self, limits: &BatchLimits) -> Vec<Item> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        // Candidates in rotation order, so earlier requests win ties; the anchor is index 0.
+        let positions: Vec<(usize, usize)> = self
+            .requests
+            .iter()
+            .enumerate()
+            .flat_map(|(r, q)| (0..q.items.len()).map(move |i| (r, i)))
+            .collect();
+        let lengths: Vec<usize> = positions.iter().map(|&(r, i)| self.requests[r].items[i].encoded.len()).collect();
+        let mut chosen: Vec<(usize, usize)> = select_batch(&lengths, 0, *limits).into_iter().map(|k| positions[k]).collect();
+
+        // Remove from the back of each request's queue first so indices stay valid.
+        chosen.sort_unstable_by(|a, b| b.cmp(a));
+        let mut batch: Vec<Item> = chosen.iter().filter_map(|&(r, i)| self.requests[r].items.remove(i)).collect();
+        batch.reverse();
+
+        if let Some(front) = self.requests.pop_front() {
+            self.requests.push_back(front);
+        }
+        self.requests.retain(|r| !r.items.is_empty());
+        self.len -= batch.len();
+        self.tokens -= batch.iter().map(|i| i.encoded.len()).sum::<usize>();
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenize::Encoded;
+    use tokio::sync::oneshot;
+
+    fn item(len: usize, tag: i64) -> (Item, oneshot::Receiver<super::super::ItemResult>) {
+        let (tx, rx) = oneshot::channel();
+        let encoded = Encoded { ids: vec![tag; len], type_ids: vec![0; len] };
+        (Item { encoded, respond: tx, enqueued: Instant::now(), span: tracing::Span::none() }, rx)
+    }
+
+    fn request(lens: &[usize], tag: i64) -> (Vec<Item>, Vec<oneshot::Receiver<super::super::ItemResult>>) {
+        lens.iter().map(|&l| item(l, tag)).unzip()
+    }
+
+    const LIMITS: BatchLimits = BatchLimits { max_batch_tokens: 1000, max_batch_size: 4, max_padding_ratio: 0.5 };
+
+    #[tokio::test]
+    async fn a_single_query_is_not_starved_by_a_large_batch() {
+        let mut pending = Pending::default();
+        let (big, _big_rx) = request(&[10; 40], 1);
+        pending.push_request(big);
+        let (single, _single_rx) = request(&[10], 2);
+        pending.push_request(single);
+
+        let first = pending.take_batch(&LIMITS);
+        assert_eq!(first.len(), 4);
+        let second = pending.take_batch(&LIMITS);
+        assert_eq!(second[0].encoded.ids[0], 2, "the single query anchors the second batch");
+        assert_eq!(pending.len(), 40 - 7);
+    }
+
+    #[tokio::test]
+    async fn cancelled_items_are_dropped_unrun() {
+        let mut pending = Pending::default();
+        let (items, receivers) = request(&[5, 6, 7], 1);
+        pending.push_request(items);
+        drop(receivers);
+        let (kept, _rx) = request(&[8], 2);
+        pending.push_request(kept);
+        assert_eq!(pending.drop_cancelled(), 3);
+        assert_eq!(pending.len(), 1);
+        assert!(!pending.can_fill(&LIMITS));
+        assert_eq!(pending.take_batch(&LIMITS).len(), 1);
+        assert!(pending.is_empty());
+        assert_eq!(pending.oldest(), None);
+    }
+}

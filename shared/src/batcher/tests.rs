@@ -1,0 +1,112 @@
+//! Owner-task behaviour on tokio's paused clock, with a fake model that records its batches.
+
+use std::sync::Mutex;
+
+use super::*;
+
+/// Stands in for ONNX Runtime (these tests are about the queue, not numerics): returns each
+/// sequence's length and records the batch sizes it was given.
+struct RecordingModel {
+    batches: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Model for RecordingModel {
+    fn run(&mut self, batch: &[&Encoded]) -> Result<Vec<Vec<f32>>, String> {
+        self.batches.lock().unwrap().push(batch.len());
+        Ok(batch.iter().map(|e| vec![e.len() as f32]).collect())
+    }
+}
+
+fn seq(len: usize) -> Encoded {
+    Encoded { ids: vec![5; len], type_ids: vec![0; len] }
+}
+
+async fn start(max_batch_size: usize, queue_capacity: usize) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let recorded = batches.clone();
+    let factory: ModelFactory = Arc::new(move || Ok(Box::new(RecordingModel { batches: recorded.clone() }) as Box<dyn Model>));
+    let config = BatcherConfig {
+        limits: BatchLimits { max_batch_tokens: 10_000, max_batch_size, max_padding_ratio: 0.5 },
+        max_wait: Duration::from_millis(50),
+        queue_capacity,
+        workers: 1,
+    };
+    let batcher = Batcher::start(config, factory, Vec::new(), BatcherMetrics::default());
+    let mut ready = batcher.readiness();
+    ready.wait_for(|r| *r == Readiness::Ready).await.unwrap();
+    (batcher, batches)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lone_item_waits_max_wait_for_company() {
+    let (batcher, batches) = start(8, 100).await;
+    let started = Instant::now();
+    let out = batcher.submit(vec![seq(7)]).await.unwrap();
+    assert_eq!(out, vec![vec![7.0]]);
+    assert!(started.elapsed() >= Duration::from_millis(50), "waited {:?}", started.elapsed());
+    assert_eq!(*batches.lock().unwrap(), vec![1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_batch_goes_at_once() {
+    let (batcher, batches) = start(4, 100).await;
+    let started = Instant::now();
+    let out = batcher.submit((1..=4).map(seq).collect()).await.unwrap();
+    assert_eq!(out, vec![vec![1.0], vec![2.0], vec![3.0], vec![4.0]], "outputs keep input order");
+    assert!(started.elapsed() < Duration::from_millis(50), "no wait: {:?}", started.elapsed());
+    assert_eq!(*batches.lock().unwrap(), vec![4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn items_arriving_within_max_wait_share_a_batch() {
+    let (batcher, batches) = start(8, 100).await;
+    let first = tokio::spawn({
+        let batcher = batcher.clone();
+        async move { batcher.submit(vec![seq(6)]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = batcher.submit(vec![seq(6)]).await.unwrap();
+    assert_eq!(second, vec![vec![6.0]]);
+    first.await.unwrap().unwrap();
+    assert_eq!(*batches.lock().unwrap(), vec![2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_refuses_instead_of_growing() {
+    let (batcher, _batches) = start(8, 3).await;
+    assert_eq!(batcher.submit((0..4).map(|_| seq(3)).collect()).await, Err(BatcherError::Overloaded));
+    assert_eq!(batcher.queue_depth(), 0, "a refused request leaves nothing queued");
+    assert_eq!(batcher.submit((0..3).map(|_| seq(3)).collect()).await.unwrap().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_callers_are_dropped_unrun() {
+    let (batcher, batches) = start(8, 100).await;
+    let abandoned = tokio::spawn({
+        let batcher = batcher.clone();
+        async move { batcher.submit(vec![seq(3), seq(3)]).await }
+    });
+    tokio::task::yield_now().await;
+    abandoned.abort();
+    let _ = abandoned.await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    batcher.submit(vec![seq(9)]).await.unwrap();
+    assert_eq!(*batches.lock().unwrap(), vec![1], "only the live request ran");
+    assert_eq!(batcher.queue_depth(), 0);
+}
+
+#[tokio::test]
+async fn a_model_that_fails_to_load_reports_it() {
+    let factory: ModelFactory = Arc::new(|| Err("no such model".to_string()));
+    let config = BatcherConfig {
+        limits: BatchLimits { max_batch_tokens: 100, max_batch_size: 2, max_padding_ratio: 0.5 },
+        max_wait: Duration::from_millis(1),
+        queue_capacity: 10,
+        workers: 1,
+    };
+    let batcher = Batcher::start(config, factory, Vec::new(), BatcherMetrics::default());
+    let mut ready = batcher.readiness();
+    let state = ready.wait_for(|r| *r != Readiness::Loading).await.unwrap().clone();
+    assert_eq!(state, Readiness::Failed("no such model".into()));
+    assert!(matches!(batcher.submit(vec![seq(2)]).await, Err(BatcherError::Unavailable(_))));
+}

@@ -1,0 +1,99 @@
+//! Command-line/environment options shared by the services: the batching engine, serving, and
+//! where a model comes from.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::batcher::{BatchLimits, BatcherConfig};
+use crate::fetch::FetchError;
+use crate::model::ModelDir;
+
+/// The dynamic batching engine's knobs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// Padded-token budget of one inference batch (batch size x longest sequence).
+    #[arg(long, env = "MAX_BATCH_TOKENS", default_value_t = 8192)]
+    pub max_batch_tokens: usize,
+    /// Most sequences in one inference batch.
+    #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 32)]
+    pub max_batch_size: usize,
+    /// Largest share of padding a batch may carry; lower groups lengths more strictly.
+    #[arg(long, env = "MAX_PADDING_RATIO", default_value_t = 0.2)]
+    pub max_padding_ratio: f64,
+    /// Milliseconds the first queued sequence waits for company while the model is idle.
+    #[arg(long, env = "MAX_WAIT_MS", default_value_t = 2)]
+    pub max_wait_ms: u64,
+    /// Sequences that may wait at once; more is refused with 429.
+    #[arg(long, env = "QUEUE_CAPACITY", default_value_t = 4096)]
+    pub queue_capacity: usize,
+    /// ONNX Runtime intra-op threads per inference thread [default: all cores].
+    #[arg(long, env = "INTRA_OP_THREADS")]
+    pub intra_op_threads: Option<usize>,
+    /// Inference threads, each with its own copy of the model.
+    #[arg(long, env = "INFERENCE_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+}
+
+impl EngineArgs {
+    pub fn intra_threads(&self) -> usize {
+        self.intra_op_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    pub fn batcher_config(&self) -> BatcherConfig {
+        BatcherConfig {
+            limits: BatchLimits {
+                max_batch_tokens: self.max_batch_tokens,
+                max_batch_size: self.max_batch_size,
+                max_padding_ratio: self.max_padding_ratio,
+            },
+            max_wait: Duration::from_millis(self.max_wait_ms),
+            queue_capacity: self.queue_capacity,
+            workers: self.workers,
+        }
+    }
+
+    /// Rejects settings that cannot work; `largest_request` is the most sequences one request may queue.
+    pub fn validate(&self, largest_request: usize) -> Result<(), String> {
+        if self.max_batch_size == 0 || self.max_batch_tokens == 0 || self.workers == 0 || self.intra_op_threads == Some(0) {
+            return Err("--max-batch-size, --max-batch-tokens, --inference-workers and --intra-op-threads must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.max_padding_ratio) {
+            return Err(format!("--max-padding-ratio must be within 0..=1, not {}", self.max_padding_ratio));
+        }
+        if self.queue_capacity < largest_request {
+            return Err(format!(
+                "--queue-capacity ({}) is smaller than the largest request ({largest_request}), which could never be admitted",
+                self.queue_capacity
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Serving options common to all services.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Largest accepted request body, in bytes; larger bodies get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+    /// Log one JSON object per line instead of human-readable text.
+    #[arg(long, env = "LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// The model directory to serve: `--model-dir` if given, else the named model under
+/// `models_dir`, fetched from the Hugging Face hub on first use.
+pub async fn resolve_model(model_dir: Option<&Path>, name: &str, models_dir: &Path) -> Result<ModelDir, FetchError> {
+    match model_dir {
+        Some(dir) => Ok(ModelDir::open(dir)?),
+        None => crate::fetch::ensure(name, models_dir).await,
+    }
+}
+
+/// Where fetched models live unless `--models-dir` says otherwise.
+pub fn default_models_dir() -> PathBuf {
+    PathBuf::from("models")
+}

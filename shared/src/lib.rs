@@ -1,0 +1,18 @@
+//! The engine room shared by the services: ONNX Runtime bootstrap, model directories,
+//! tokenization, pooling, the dynamic batching engine and the HTTP plumbing.
+
+pub mod batcher;
+pub mod config;
+pub mod embedder;
+pub mod fetch;
+pub mod http;
+pub mod model;
+pub mod pooling;
+pub mod runtime;
+pub mod session;
+pub mod telemetry;
+pub mod tokenize;
+
+pub use batcher::{Batcher, BatcherError};
+pub use embedder::Embedder;
+pub use model::{ModelConfig, ModelDir, ModelKind};
