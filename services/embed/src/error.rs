@@ -1,0 +1,54 @@
+//! The one error type of the embed-service's API, mapped exhaustively to statuses and codes.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use shared::BatcherError;
+use shared::embedder::EmbedError;
+use shared::http::error_response;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    #[error("`texts` must hold at least one text")]
+    EmptyBatch,
+    #[error("{got} texts in one request; the limit is {max} (--max-client-batch)")]
+    TooManyTexts { got: usize, max: usize },
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the service is overloaded; retry shortly")]
+    Overloaded,
+    #[error("the model is not ready: {0}")]
+    NotReady(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<EmbedError> for ApiError {
+    fn from(e: EmbedError) -> Self {
+        match e {
+            EmbedError::Engine(BatcherError::Overloaded) => Self::Overloaded,
+            EmbedError::Engine(BatcherError::Unavailable(why)) => Self::NotReady(why),
+            EmbedError::Engine(BatcherError::Inference(why)) | EmbedError::Tokenize(why) => Self::Internal(why),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            Self::EmptyBatch => (StatusCode::UNPROCESSABLE_ENTITY, "empty_batch"),
+            Self::TooManyTexts { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_texts"),
+            Self::InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            Self::Overloaded => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
+            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        let mut response = error_response(status, code, self.to_string());
+        if matches!(self, Self::Overloaded | Self::NotReady(_)) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
