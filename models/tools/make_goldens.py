@@ -1,6 +1,7 @@
 """Computes golden outputs of the tiny fixture models with the reference stack (onnxruntime + numpy).
 
-    python models/tools/make_goldens.py   # writes models/fixtures/goldens/*.json
+    python models/tools/make_goldens.py           # writes models/fixtures/goldens/*.json
+    python models/tools/make_goldens.py --check   # recomputes and compares with the committed ones
 
 Each text is run alone (batch of one, no padding), independently of the Rust engine's batching, and
 the Rust tests compare their outputs to these within 1e-5. Regenerate only when a fixture changes.
@@ -8,7 +9,9 @@ the Rust tests compare their outputs to these within 1e-5. Regenerate only when 
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import tomllib
 from pathlib import Path
 
@@ -92,10 +95,28 @@ def rerank(name: str) -> dict:
     return {"model": name, "query": QUERY, "max_length": config["max_length"], "cases": cases}
 
 
+def max_difference(a, b) -> float:
+    """Largest absolute difference between two JSON trees of the same shape (inf if they differ)."""
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        return max((max_difference(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return max((max_difference(x, y) for x, y in zip(a, b)), default=0.0)
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b))
+    return 0.0 if a == b else float("inf")
+
+
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="compare with the committed goldens instead of writing")
+    args = parser.parse_args()
     outputs = {"tiny-e5.json": embeddings(), "tiny-reranker.json": rerank("tiny-reranker"),
                "tiny-bert-reranker.json": rerank("tiny-bert-reranker")}
+    if args.check:
+        worst = max(max_difference(data, json.loads((OUT / file).read_text())) for file, data in outputs.items())
+        print(f"goldens: recomputed, max abs difference to the committed ones {worst:.2e}")
+        sys.exit(0 if worst <= 1e-6 else 1)
+    OUT.mkdir(parents=True, exist_ok=True)
     for file, data in outputs.items():
         (OUT / file).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
         print(f"wrote {(OUT / file).relative_to(ROOT)}")

@@ -36,7 +36,8 @@ pub struct EngineArgs {
 
 impl EngineArgs {
     pub fn intra_threads(&self) -> usize {
-        self.intra_op_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        self.intra_op_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     pub fn batcher_config(&self) -> BatcherConfig {
@@ -54,11 +55,18 @@ impl EngineArgs {
 
     /// Rejects settings that cannot work; `largest_request` is the most sequences one request may queue.
     pub fn validate(&self, largest_request: usize) -> Result<(), String> {
-        if self.max_batch_size == 0 || self.max_batch_tokens == 0 || self.workers == 0 || self.intra_op_threads == Some(0) {
+        if self.max_batch_size == 0
+            || self.max_batch_tokens == 0
+            || self.workers == 0
+            || self.intra_op_threads == Some(0)
+        {
             return Err("--max-batch-size, --max-batch-tokens, --inference-workers and --intra-op-threads must be at least 1".into());
         }
         if !(0.0..=1.0).contains(&self.max_padding_ratio) {
-            return Err(format!("--max-padding-ratio must be within 0..=1, not {}", self.max_padding_ratio));
+            return Err(format!(
+                "--max-padding-ratio must be within 0..=1, not {}",
+                self.max_padding_ratio
+            ));
         }
         if self.queue_capacity < largest_request {
             return Err(format!(
@@ -86,7 +94,11 @@ pub struct ServeArgs {
 
 /// The model directory to serve: `--model-dir` if given, else the named model under
 /// `models_dir`, fetched from the Hugging Face hub on first use.
-pub async fn resolve_model(model_dir: Option<&Path>, name: &str, models_dir: &Path) -> Result<ModelDir, FetchError> {
+pub async fn resolve_model(
+    model_dir: Option<&Path>,
+    name: &str,
+    models_dir: &Path,
+) -> Result<ModelDir, FetchError> {
     match model_dir {
         Some(dir) => Ok(ModelDir::open(dir)?),
         None => crate::fetch::ensure(name, models_dir).await,

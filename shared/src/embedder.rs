@@ -52,25 +52,38 @@ pub struct Embedder {
 impl Embedder {
     /// Loads the tokenizer now and the model on the inference threads; see [`Batcher::readiness`].
     /// Must be called within a tokio runtime.
-    pub fn start(dir: &ModelDir, engine: &EngineArgs, metrics: BatcherMetrics) -> Result<Self, ModelError> {
+    pub fn start(
+        dir: &ModelDir,
+        engine: &EngineArgs,
+        metrics: BatcherMetrics,
+    ) -> Result<Self, ModelError> {
         if dir.config.kind != ModelKind::Embedding {
             return Err(ModelError::Config {
                 path: dir.path.join("model.toml"),
-                message: format!("kind = {:?}, but an embedding model is needed", dir.config.kind),
+                message: format!(
+                    "kind = {:?}, but an embedding model is needed",
+                    dir.config.kind
+                ),
             });
         }
         let tokenizer = Arc::new(TextTokenizer::load(&dir.tokenizer_path(), &dir.config)?);
-        let options = SessionOptions { intra_threads: engine.intra_threads() };
+        let options = SessionOptions {
+            intra_threads: engine.intra_threads(),
+        };
         let (model_dir, pad_id) = (dir.clone(), tokenizer.pad_id());
         let factory: ModelFactory = Arc::new(move || {
             InferenceSession::load(&model_dir, pad_id, options)
                 .map(|s| Box::new(s) as Box<dyn crate::batcher::Model>)
                 .map_err(|e| e.to_string())
         });
-        let warmup = vec![tokenizer.encode("warm-up", InputType::Passage).map_err(|e| ModelError::Tokenizer {
-            path: dir.tokenizer_path(),
-            message: e.to_string(),
-        })?];
+        let warmup = vec![
+            tokenizer
+                .encode("warm-up", InputType::Passage)
+                .map_err(|e| ModelError::Tokenizer {
+                    path: dir.tokenizer_path(),
+                    message: e.to_string(),
+                })?,
+        ];
         let batcher = Batcher::start(engine.batcher_config(), factory, warmup, metrics);
         let config = &dir.config;
         let info = EmbedderInfo {
@@ -81,7 +94,11 @@ impl Embedder {
             query_prefix: config.query_prefix.clone().unwrap_or_default(),
             passage_prefix: config.passage_prefix.clone().unwrap_or_default(),
         };
-        Ok(Self { tokenizer, batcher, info: Arc::new(info) })
+        Ok(Self {
+            tokenizer,
+            batcher,
+            info: Arc::new(info),
+        })
     }
 
     pub fn info(&self) -> &EmbedderInfo {
@@ -98,11 +115,18 @@ impl Embedder {
     }
 
     /// Tokenizes on the blocking pool (never on the async workers).
-    pub async fn tokenize(&self, texts: Vec<String>, input_type: InputType) -> Result<Vec<Encoded>, EmbedError> {
+    pub async fn tokenize(
+        &self,
+        texts: Vec<String>,
+        input_type: InputType,
+    ) -> Result<Vec<Encoded>, EmbedError> {
         let tokenizer = self.tokenizer.clone();
         tokio::task::spawn_blocking(move || {
             let limit = tokenizer.max_length() * MAX_BYTES_PER_TOKEN;
-            texts.iter().map(|t| tokenizer.encode(cut(t, limit), input_type)).collect::<Result<Vec<_>, _>>()
+            texts
+                .iter()
+                .map(|t| tokenizer.encode(cut(t, limit), input_type))
+                .collect::<Result<Vec<_>, _>>()
         })
         .await
         .map_err(|e| EmbedError::Tokenize(e.to_string()))?
@@ -110,7 +134,11 @@ impl Embedder {
     }
 
     /// Embeds `texts` with the prefix of `input_type`; vectors come back in input order.
-    pub async fn embed(&self, texts: Vec<String>, input_type: InputType) -> Result<Embedded, EmbedError> {
+    pub async fn embed(
+        &self,
+        texts: Vec<String>,
+        input_type: InputType,
+    ) -> Result<Embedded, EmbedError> {
         let encoded = self.tokenize(texts, input_type).await?;
         let tokens = encoded.iter().map(Encoded::len).sum();
         let vectors = self.batcher.submit(encoded).await?;

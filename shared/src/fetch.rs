@@ -41,12 +41,17 @@ pub enum FetchError {
     UnknownModel { name: String, known: String },
     #[error("invalid model manifest: {0}")]
     Manifest(String),
-    #[error("cannot reach the Hugging Face hub for {repo}: {message} (the models are ~2.2 GB fp32 / ~0.6 GB int8; on a closed network copy a model directory and pass --model-dir)")]
+    #[error(
+        "cannot reach the Hugging Face hub for {repo}: {message} (the models are ~2.2 GB fp32 / ~0.6 GB int8; on a closed network copy a model directory and pass --model-dir)"
+    )]
     Hub { repo: String, message: String },
     #[error("{file}: {message}")]
     Verify { file: String, message: String },
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Model(#[from] ModelError),
 }
@@ -61,7 +66,12 @@ pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, ModelSpec>, FetchEr
 
 pub fn spec(name: &str) -> Result<ModelSpec, FetchError> {
     let mut all = manifest()?;
-    all.remove(name).ok_or_else(|| FetchError::UnknownModel { name: name.into(), known: manifest().map(|m| m.into_keys().collect::<Vec<_>>().join(", ")).unwrap_or_default() })
+    all.remove(name).ok_or_else(|| FetchError::UnknownModel {
+        name: name.into(),
+        known: manifest()
+            .map(|m| m.into_keys().collect::<Vec<_>>().join(", "))
+            .unwrap_or_default(),
+    })
 }
 
 /// What the hub says a file should be.
@@ -106,7 +116,10 @@ pub async fn fetch(name: &str, models_dir: &Path, endpoint: &str) -> Result<Mode
     use hf_hub::{Repo, RepoType};
 
     let spec = spec(name)?;
-    let hub_error = |e: &dyn std::fmt::Display| FetchError::Hub { repo: spec.repo.clone(), message: e.to_string() };
+    let hub_error = |e: &dyn std::fmt::Display| FetchError::Hub {
+        repo: spec.repo.clone(),
+        message: e.to_string(),
+    };
     let cache = models_dir.join(".hf-cache");
     let api = ApiBuilder::new()
         .with_progress(true)
@@ -115,7 +128,11 @@ pub async fn fetch(name: &str, models_dir: &Path, endpoint: &str) -> Result<Mode
         .with_token(std::env::var("HF_TOKEN").ok())
         .build()
         .map_err(|e| hub_error(&e))?;
-    let repo = api.repo(Repo::with_revision(spec.repo.clone(), RepoType::Model, spec.revision.clone()));
+    let repo = api.repo(Repo::with_revision(
+        spec.repo.clone(),
+        RepoType::Model,
+        spec.revision.clone(),
+    ));
     let info: HubInfo = repo
         .info_request()
         .query(&[("blobs", "true")])
@@ -146,21 +163,40 @@ pub async fn fetch(name: &str, models_dir: &Path, endpoint: &str) -> Result<Mode
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
     for file in &spec.files {
-        let hub = expected.get(&file.from).cloned().ok_or_else(|| FetchError::Verify {
-            file: file.from.clone(),
-            message: format!("not in {} at revision {}", spec.repo, spec.revision),
-        })?;
-        eprintln!("fetching {}/{} ({})", spec.repo, file.from, hub.size.map(human_size).unwrap_or_default());
+        let hub = expected
+            .get(&file.from)
+            .cloned()
+            .ok_or_else(|| FetchError::Verify {
+                file: file.from.clone(),
+                message: format!("not in {} at revision {}", spec.repo, spec.revision),
+            })?;
+        eprintln!(
+            "fetching {}/{} ({})",
+            spec.repo,
+            file.from,
+            hub.size.map(human_size).unwrap_or_default()
+        );
         let cached = repo.get(&file.from).await.map_err(|e| hub_error(&e))?;
         let target = staging.join(&file.to);
         // A real copy: the hub cache links files, and ONNX Runtime refuses symlinked external data.
         std::fs::copy(&cached, &target).map_err(io(&target))?;
-        let pinned = Expected { size: hub.size, sha256: file.sha256.clone().or(hub.sha256) };
-        verify(&target, &pinned).map_err(|message| FetchError::Verify { file: file.from.clone(), message })?;
+        let pinned = Expected {
+            size: hub.size,
+            sha256: file.sha256.clone().or(hub.sha256),
+        };
+        verify(&target, &pinned).map_err(|message| FetchError::Verify {
+            file: file.from.clone(),
+            message,
+        })?;
     }
     let toml = toml::to_string(&spec.config).map_err(|e| FetchError::Manifest(e.to_string()))?;
     std::fs::write(staging.join("model.toml"), toml).map_err(io(&staging))?;
-    let provenance = format!("repo = {:?}\nrevision = {:?}\ncommit = {:?}\n", spec.repo, spec.revision, info.sha.unwrap_or_default());
+    let provenance = format!(
+        "repo = {:?}\nrevision = {:?}\ncommit = {:?}\n",
+        spec.repo,
+        spec.revision,
+        info.sha.unwrap_or_default()
+    );
     std::fs::write(staging.join(".fetched.toml"), provenance).map_err(io(&staging))?;
     let dir = models_dir.join(name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -198,7 +234,11 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn human_size(bytes: u64) -> String {
@@ -214,14 +254,28 @@ mod tests {
     fn the_manifest_lists_the_four_production_models() {
         let all = manifest().unwrap();
         let names: Vec<&str> = all.keys().map(String::as_str).collect();
-        assert_eq!(names, ["bge-reranker-base", "bge-reranker-base-int8", "multilingual-e5-large", "multilingual-e5-large-int8"]);
+        assert_eq!(
+            names,
+            [
+                "bge-reranker-base",
+                "bge-reranker-base-int8",
+                "multilingual-e5-large",
+                "multilingual-e5-large-int8"
+            ]
+        );
         let e5 = &all["multilingual-e5-large"];
         assert_eq!(e5.config.kind, ModelKind::Embedding);
         assert_eq!(e5.config.query_prefix.as_deref(), Some("query: "));
-        assert!(e5.files.iter().any(|f| f.to == "model.onnx_data"), "the fp32 export keeps its weights in external data");
+        assert!(
+            e5.files.iter().any(|f| f.to == "model.onnx_data"),
+            "the fp32 export keeps its weights in external data"
+        );
         for spec in all.values() {
             let targets: Vec<&str> = spec.files.iter().map(|f| f.to.as_str()).collect();
-            assert!(targets.contains(&"model.onnx") && targets.contains(&"tokenizer.json"), "{spec:?}");
+            assert!(
+                targets.contains(&"model.onnx") && targets.contains(&"tokenizer.json"),
+                "{spec:?}"
+            );
         }
     }
 
@@ -236,17 +290,52 @@ mod tests {
         let path = std::env::temp_dir().join(format!("fetch-verify-{}", std::process::id()));
         std::fs::write(&path, b"hello").unwrap();
         let sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
-        assert_eq!(verify(&path, &Expected { size: Some(5), sha256: Some(sha.into()) }), Ok(()));
-        assert!(verify(&path, &Expected { size: Some(6), sha256: None }).unwrap_err().contains("size 5"));
-        assert!(verify(&path, &Expected { size: None, sha256: Some("00".into()) }).unwrap_err().contains("sha256"));
+        assert_eq!(
+            verify(
+                &path,
+                &Expected {
+                    size: Some(5),
+                    sha256: Some(sha.into())
+                }
+            ),
+            Ok(())
+        );
+        assert!(
+            verify(
+                &path,
+                &Expected {
+                    size: Some(6),
+                    sha256: None
+                }
+            )
+            .unwrap_err()
+            .contains("size 5")
+        );
+        assert!(
+            verify(
+                &path,
+                &Expected {
+                    size: None,
+                    sha256: Some("00".into())
+                }
+            )
+            .unwrap_err()
+            .contains("sha256")
+        );
         std::fs::remove_file(&path).unwrap();
     }
 
     #[tokio::test]
     async fn an_unreachable_hub_is_a_clear_error_not_a_hang() {
         let dir = std::env::temp_dir().join(format!("fetch-unreachable-{}", std::process::id()));
-        let err = fetch("multilingual-e5-large-int8", &dir, "http://127.0.0.1:9").await.unwrap_err().to_string();
-        assert!(err.contains("cannot reach the Hugging Face hub") && err.contains("--model-dir"), "{err}");
+        let err = fetch("multilingual-e5-large-int8", &dir, "http://127.0.0.1:9")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot reach the Hugging Face hub") && err.contains("--model-dir"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -49,7 +49,10 @@ impl ModelConfig {
     fn validate(&self) -> Result<(), String> {
         // Room for at least the special tokens and one token of text.
         if self.max_length < 4 {
-            return Err(format!("max_length = {} is too small (at least 4)", self.max_length));
+            return Err(format!(
+                "max_length = {} is too small (at least 4)",
+                self.max_length
+            ));
         }
         if self.kind == ModelKind::Reranker {
             for (key, set) in [
@@ -59,7 +62,9 @@ impl ModelConfig {
                 ("passage_prefix", self.passage_prefix.is_some()),
             ] {
                 if set {
-                    return Err(format!("`{key}` applies to embedding models only, not to kind = \"reranker\""));
+                    return Err(format!(
+                        "`{key}` applies to embedding models only, not to kind = \"reranker\""
+                    ));
                 }
             }
         }
@@ -78,7 +83,10 @@ pub enum ModelError {
     )]
     SymlinkedData(PathBuf),
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid {path}: {message}")]
     Config { path: PathBuf, message: String },
     #[error("cannot load tokenizer {path}: {message}")]
@@ -86,7 +94,11 @@ pub enum ModelError {
     #[error("cannot load ONNX model {path}: {message}")]
     Onnx { path: PathBuf, message: String },
     #[error("ONNX model {path} does not fit a {kind:?} model: {message}")]
-    Graph { path: PathBuf, kind: ModelKind, message: String },
+    Graph {
+        path: PathBuf,
+        kind: ModelKind,
+        message: String,
+    },
 }
 
 /// A model directory whose files exist and whose `model.toml` is valid.
@@ -108,12 +120,21 @@ impl ModelDir {
             }
         }
         let data = path.join("model.onnx_data");
-        if data.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        if data
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
             return Err(ModelError::SymlinkedData(data));
         }
         let toml_path = path.join("model.toml");
-        let text = std::fs::read_to_string(&toml_path).map_err(|source| ModelError::Read { path: toml_path.clone(), source })?;
-        let config = parse_config(&text).map_err(|message| ModelError::Config { path: toml_path, message })?;
+        let text = std::fs::read_to_string(&toml_path).map_err(|source| ModelError::Read {
+            path: toml_path.clone(),
+            source,
+        })?;
+        let config = parse_config(&text).map_err(|message| ModelError::Config {
+            path: toml_path,
+            message,
+        })?;
         Ok(Self { path, config })
     }
 
@@ -127,7 +148,10 @@ impl ModelDir {
 
     /// The directory's name, used as the model's name in `/info` and in cache keys.
     pub fn name(&self) -> String {
-        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
     }
 }
 
@@ -155,7 +179,10 @@ mod tests {
     #[test]
     fn defaults_are_mean_normalized_512() {
         let config = parse_config("kind = \"embedding\"").unwrap();
-        assert_eq!((config.pooling(), config.normalize(), config.max_length), (Pooling::Mean, true, 512));
+        assert_eq!(
+            (config.pooling(), config.normalize(), config.max_length),
+            (Pooling::Mean, true, 512)
+        );
     }
 
     #[test]
@@ -190,7 +217,8 @@ mod tests {
 
     #[test]
     fn the_tiny_fixture_opens() {
-        let dir = ModelDir::open(crate::runtime::project_root().join("models/fixtures/tiny-e5")).unwrap();
+        let dir =
+            ModelDir::open(crate::runtime::project_root().join("models/fixtures/tiny-e5")).unwrap();
         assert_eq!(dir.name(), "tiny-e5");
         assert_eq!(dir.config.passage_prefix.as_deref(), Some("passage: "));
     }

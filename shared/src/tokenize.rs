@@ -54,21 +54,43 @@ pub struct TextTokenizer {
 }
 
 fn truncation(max_length: usize, strategy: TruncationStrategy) -> TruncationParams {
-    TruncationParams { direction: TruncationDirection::Right, max_length, strategy, stride: 0 }
+    TruncationParams {
+        direction: TruncationDirection::Right,
+        max_length,
+        strategy,
+        stride: 0,
+    }
 }
 
 impl TextTokenizer {
     pub fn load(path: &Path, config: &ModelConfig) -> Result<Self, ModelError> {
-        let error = |message: String| ModelError::Tokenizer { path: path.to_path_buf(), message };
+        let error = |message: String| ModelError::Tokenizer {
+            path: path.to_path_buf(),
+            message,
+        };
         let mut base = Tokenizer::from_file(path).map_err(|e| error(e.to_string()))?;
         // Padding is the batcher's job (to the batch's longest sequence); the file's own setting
         // would pad every text to a fixed length.
-        let pad_id = pad_id(&base).ok_or_else(|| error("cannot tell its padding id: no padding config and no <pad> or [PAD] token".into()))?;
+        let pad_id = pad_id(&base).ok_or_else(|| {
+            error(
+                "cannot tell its padding id: no padding config and no <pad> or [PAD] token".into(),
+            )
+        })?;
         base.with_padding(None);
         let mut longest_first = base.clone();
-        longest_first.with_truncation(Some(truncation(config.max_length, TruncationStrategy::LongestFirst))).map_err(|e| error(e.to_string()))?;
+        longest_first
+            .with_truncation(Some(truncation(
+                config.max_length,
+                TruncationStrategy::LongestFirst,
+            )))
+            .map_err(|e| error(e.to_string()))?;
         let mut only_second = base;
-        only_second.with_truncation(Some(truncation(config.max_length, TruncationStrategy::OnlySecond))).map_err(|e| error(e.to_string()))?;
+        only_second
+            .with_truncation(Some(truncation(
+                config.max_length,
+                TruncationStrategy::OnlySecond,
+            )))
+            .map_err(|e| error(e.to_string()))?;
         Ok(Self {
             longest_first,
             only_second,
@@ -104,7 +126,9 @@ impl TextTokenizer {
         } else {
             self.longest_first.encode(format!("{prefix}{text}"), true)
         };
-        encoding.map(|e| to_encoded(&e)).map_err(|e| TokenizeError(e.to_string()))
+        encoding
+            .map(|e| to_encoded(&e))
+            .map_err(|e| TokenizeError(e.to_string()))
     }
 
     /// Tokenizes a (query, document) pair with the tokenizer's pair template. The document is
@@ -113,7 +137,11 @@ impl TextTokenizer {
         let pair = (query, document);
         match self.only_second.encode(pair, true) {
             Ok(e) => Ok(to_encoded(&e)),
-            Err(_) => self.longest_first.encode(pair, true).map(|e| to_encoded(&e)).map_err(|e| TokenizeError(e.to_string())),
+            Err(_) => self
+                .longest_first
+                .encode(pair, true)
+                .map(|e| to_encoded(&e))
+                .map_err(|e| TokenizeError(e.to_string())),
         }
     }
 }
@@ -122,7 +150,10 @@ fn pad_id(tokenizer: &Tokenizer) -> Option<i64> {
     if let Some(padding) = tokenizer.get_padding() {
         return Some(i64::from(padding.pad_id));
     }
-    ["<pad>", "[PAD]"].iter().find_map(|t| tokenizer.token_to_id(t)).map(i64::from)
+    ["<pad>", "[PAD]"]
+        .iter()
+        .find_map(|t| tokenizer.token_to_id(t))
+        .map(i64::from)
 }
 
 fn to_encoded(e: &tokenizers::Encoding) -> Encoded {
@@ -146,7 +177,11 @@ mod tests {
     #[test]
     fn pad_id_comes_from_the_tokenizer() {
         assert_eq!(fixture("tiny-e5").pad_id(), 1, "XLM-R pads with <pad> = 1");
-        assert_eq!(fixture("tiny-bert-reranker").pad_id(), 0, "BERT pads with [PAD] = 0");
+        assert_eq!(
+            fixture("tiny-bert-reranker").pad_id(),
+            0,
+            "BERT pads with [PAD] = 0"
+        );
     }
 
     #[test]
@@ -165,7 +200,11 @@ mod tests {
         let long = "engineer in Berlin ".repeat(200);
         let e = tok.encode(&long, InputType::Passage).unwrap();
         assert_eq!(e.len(), tok.max_length());
-        assert_eq!(*e.ids.last().unwrap(), 2, "the closing </s> survives truncation");
+        assert_eq!(
+            *e.ids.last().unwrap(),
+            2,
+            "the closing </s> survives truncation"
+        );
     }
 
     #[test]
@@ -179,11 +218,20 @@ mod tests {
         let tok = fixture("tiny-bert-reranker");
         let query = "who knows rust";
         let short = tok.encode_pair(query, "rust engineer").unwrap();
-        let long = tok.encode_pair(query, &"rust engineer in berlin ".repeat(100)).unwrap();
+        let long = tok
+            .encode_pair(query, &"rust engineer in berlin ".repeat(100))
+            .unwrap();
         assert_eq!(long.len(), tok.max_length());
         let query_part = short.type_ids.iter().take_while(|&&t| t == 0).count();
-        assert_eq!(short.ids[..query_part], long.ids[..query_part], "the query is kept whole");
-        assert!(long.type_ids.contains(&1), "BERT pairs mark the document with type 1");
+        assert_eq!(
+            short.ids[..query_part],
+            long.ids[..query_part],
+            "the query is kept whole"
+        );
+        assert!(
+            long.type_ids.contains(&1),
+            "BERT pairs mark the document with type 1"
+        );
     }
 
     #[test]

@@ -1,1 +1,161 @@
-//! e
+//! Helpers for end-to-end tests: start the real service binaries on port 0, find their address
+//! in their logs, wait for readiness, send signals, and stop them when the test ends.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("models/fixtures").join(name)
+}
+
+/// A binary of the workspace, built into the same target folder as this test.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`)",
+        path.display()
+    );
+    path
+}
+
+/// A running service process; killed when dropped.
+pub struct Process {
+    child: Child,
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Starts `name` with `args` and waits until it logs its listening address.
+    pub fn start(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary(name));
+        command
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("LOG_JSON")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line
+                    .split("addr=")
+                    .nth(1)
+                    .and_then(|a| a.split_whitespace().next())
+                {
+                    let _ = addr_tx.send(addr.parse::<SocketAddr>().ok());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        match addr_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(addr)) => Self { child, addr, logs },
+            _ => {
+                let _ = child.kill();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "{name} did not report a listening address; logs:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Polls `/ready` until it answers 200.
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(self.url("/ready")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("not ready within {timeout:?}; logs:\n{}", self.logs());
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not exit within {timeout:?}; logs:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a binary to completion (for start-up failures) and returns its status and stderr.
+pub fn run_to_exit(name: &str, args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String) {
+    let mut command = Command::new(binary(name));
+    command.args(args).stdin(Stdio::null());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

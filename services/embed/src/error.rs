@@ -27,7 +27,9 @@ impl From<EmbedError> for ApiError {
         match e {
             EmbedError::Engine(BatcherError::Overloaded) => Self::Overloaded,
             EmbedError::Engine(BatcherError::Unavailable(why)) => Self::NotReady(why),
-            EmbedError::Engine(BatcherError::Inference(why)) | EmbedError::Tokenize(why) => Self::Internal(why),
+            EmbedError::Engine(BatcherError::Inference(why)) | EmbedError::Tokenize(why) => {
+                Self::Internal(why)
+            }
         }
     }
 }
@@ -47,7 +49,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = error_response(status, code, self.to_string());
         if matches!(self, Self::Overloaded | Self::NotReady(_)) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

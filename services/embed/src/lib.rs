@@ -35,13 +35,25 @@ pub struct Service {
 
 impl Service {
     /// Starts the engine for `model_dir`; must run inside a tokio runtime.
-    pub fn start(config: Config, model_dir: &shared::ModelDir, draining: watch::Receiver<bool>) -> Result<Self, shared::model::ModelError> {
+    pub fn start(
+        config: Config,
+        model_dir: &shared::ModelDir,
+        draining: watch::Receiver<bool>,
+    ) -> Result<Self, shared::model::ModelError> {
         let mut registry = Registry::with_prefix("embed");
         let batcher_metrics = BatcherMetrics::default();
         batcher_metrics.register(&mut registry);
         let http_metrics = HttpMetrics::register(&mut registry);
         let embedder = Embedder::start(model_dir, &config.engine, batcher_metrics)?;
-        Ok(Self { state: AppState { embedder, config: Arc::new(config) }, registry, http_metrics, draining })
+        Ok(Self {
+            state: AppState {
+                embedder,
+                config: Arc::new(config),
+            },
+            registry,
+            http_metrics,
+            draining,
+        })
     }
 
     pub fn embedder(&self) -> &Embedder {
@@ -51,7 +63,12 @@ impl Service {
 
 /// The router: API routes plus `/health`, `/ready`, `/metrics`.
 pub fn app(service: Service) -> Router {
-    let Service { state, registry, http_metrics, draining } = service;
+    let Service {
+        state,
+        registry,
+        http_metrics,
+        draining,
+    } = service;
     let readiness = state.embedder.batcher().readiness();
     let ready = Arc::new(move || {
         if *draining.borrow() {
@@ -73,3 +90,6 @@ pub fn app(service: Service) -> Router {
         .layer(DefaultBodyLimit::max(max_body));
     ops_routes(api, ready, Arc::new(registry), http_metrics)
 }
+
+#[cfg(test)]
+mod tests;

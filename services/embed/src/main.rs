@@ -32,7 +32,12 @@ async fn main() -> ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     // Fail at once, with the set-up command, when ONNX Runtime is missing.
     let ort = shared::runtime::init()?;
-    let model_dir = resolve_model(config.model_dir.as_deref(), &config.model, &config.models_dir).await?;
+    let model_dir = resolve_model(
+        config.model_dir.as_deref(),
+        &config.model,
+        &config.models_dir,
+    )
+    .await?;
     tracing::info!(onnxruntime = %ort.display(), model = %model_dir.path.display(), ?config, "starting");
 
     let listener = tokio::net::TcpListener::bind((config.host, config.port)).await?;
@@ -42,7 +47,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut readiness = service.embedder().batcher().readiness();
     tracing::info!(addr = %listener.local_addr()?, "listening");
 
-    let server = shared::http::serve(listener, app(service), shared::http::shutdown_signal(), grace, draining_tx);
+    let server = shared::http::serve(
+        listener,
+        app(service),
+        shared::http::shutdown_signal(),
+        grace,
+        draining_tx,
+    );
     tokio::select! {
         result = server => Ok(result?),
         state = readiness.wait_for(|r| !matches!(r, Readiness::Loading | Readiness::Ready)) => {

@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc as std_mpsc};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
-use tokio::time::{Instant, sleep_until};
 pub use self::metrics::BatcherMetrics;
 pub use self::packing::BatchLimits;
 use self::pending::Pending;
 use crate::tokenize::Encoded;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::time::{Instant, sleep_until};
 
 #[derive(Debug, Clone, Copy)]
 pub struct BatcherConfig {
@@ -89,7 +89,12 @@ pub struct Batcher {
 impl Batcher {
     /// Starts the owner task (on the current tokio runtime) and `config.workers` inference threads.
     /// `warmup` is run once per session before the engine reports [`Readiness::Ready`].
-    pub fn start(config: BatcherConfig, factory: ModelFactory, warmup: Vec<Encoded>, metrics: BatcherMetrics) -> Self {
+    pub fn start(
+        config: BatcherConfig,
+        factory: ModelFactory,
+        warmup: Vec<Encoded>,
+        metrics: BatcherMetrics,
+    ) -> Self {
         let (requests_tx, requests_rx) = mpsc::unbounded_channel();
         let (jobs_tx, jobs_rx) = std_mpsc::channel::<Job>();
         let jobs_rx = Arc::new(Mutex::new(jobs_rx));
@@ -99,8 +104,16 @@ impl Batcher {
         let loaded = Arc::new(AtomicUsize::new(0));
         let output_width = Arc::new(OnceLock::new());
         for n in 0..workers {
-            let worker = Worker { jobs: jobs_rx.clone(), metrics: metrics.clone() };
-            let (factory, warmup, ready_tx, loaded) = (factory.clone(), warmup.clone(), ready_tx.clone(), loaded.clone());
+            let worker = Worker {
+                jobs: jobs_rx.clone(),
+                metrics: metrics.clone(),
+            };
+            let (factory, warmup, ready_tx, loaded) = (
+                factory.clone(),
+                warmup.clone(),
+                ready_tx.clone(),
+                loaded.clone(),
+            );
             let output_width = output_width.clone();
             std::thread::Builder::new()
                 .name(format!("inference-{n}"))
@@ -131,7 +144,14 @@ impl Batcher {
             metrics: metrics.clone(),
         };
         tokio::spawn(owner.run());
-        Self { requests: requests_tx, queued, capacity: config.queue_capacity, metrics, readiness: ready_rx, output_width }
+        Self {
+            requests: requests_tx,
+            queued,
+            capacity: config.queue_capacity,
+            metrics,
+            readiness: ready_rx,
+            output_width,
+        }
     }
 
     /// The length of each output vector (the embedding dimension), known after warm-up.
@@ -156,7 +176,9 @@ impl Batcher {
             return Ok(Vec::new());
         }
         if *self.readiness.borrow() != Readiness::Ready {
-            return Err(BatcherError::Unavailable("the model is still loading".into()));
+            return Err(BatcherError::Unavailable(
+                "the model is still loading".into(),
+            ));
         }
         self.admit(n)?;
         let enqueued = Instant::now();
@@ -164,7 +186,15 @@ impl Batcher {
             .into_iter()
             .map(|encoded| {
                 let (respond, rx) = oneshot::channel();
-                (Item { encoded, respond, enqueued, span: tracing::Span::current() }, rx)
+                (
+                    Item {
+                        encoded,
+                        respond,
+                        enqueued,
+                        span: tracing::Span::current(),
+                    },
+                    rx,
+                )
             })
             .unzip();
         if self.requests.send(items).is_err() {
@@ -173,13 +203,21 @@ impl Batcher {
         }
         let mut out = Vec::with_capacity(n);
         for rx in receivers {
-            out.push(rx.await.map_err(|_| BatcherError::Unavailable("the inference thread stopped".into()))??);
+            out.push(
+                rx.await.map_err(|_| {
+                    BatcherError::Unavailable("the inference thread stopped".into())
+                })??,
+            );
         }
         Ok(out)
     }
 
     fn admit(&self, n: usize) -> Result<(), BatcherError> {
-        let admitted = self.queued.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| (q + n <= self.capacity).then_some(q + n));
+        let admitted = self
+            .queued
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
+                (q + n <= self.capacity).then_some(q + n)
+            });
         match admitted {
             Ok(q) => {
                 self.metrics.queue_depth.set((q + n) as i64);
@@ -194,13 +232,18 @@ impl Batcher {
 }
 
 /// Builds the model and runs the warm-up batch; returns the model and its output width.
-fn load_and_warm(factory: &ModelFactory, warmup: &[Encoded]) -> Result<(Box<dyn Model>, Option<usize>), String> {
+fn load_and_warm(
+    factory: &ModelFactory,
+    warmup: &[Encoded],
+) -> Result<(Box<dyn Model>, Option<usize>), String> {
     let mut model = factory()?;
     if warmup.is_empty() {
         return Ok((model, None));
     }
     let batch: Vec<&Encoded> = warmup.iter().collect();
-    let outputs = model.run(&batch).map_err(|e| format!("warm-up failed: {e}"))?;
+    let outputs = model
+        .run(&batch)
+        .map_err(|e| format!("warm-up failed: {e}"))?;
     Ok((model, outputs.first().map(Vec::len)))
 }
 
@@ -251,7 +294,9 @@ impl Owner {
             while let Ok(items) = self.requests.try_recv() {
                 pending.push_request(items);
             }
-            let deadline = pending.oldest().map_or_else(Instant::now, |t| t + self.config.max_wait);
+            let deadline = pending
+                .oldest()
+                .map_or_else(Instant::now, |t| t + self.config.max_wait);
             if open && !pending.can_fill(&self.config.limits) && Instant::now() < deadline {
                 worker = Some(permit);
                 tokio::select! {
@@ -269,9 +314,15 @@ impl Owner {
             for item in &items {
                 span.follows_from(&item.span);
             }
-            if let Err(std_mpsc::SendError(job)) = self.jobs.send(Job { items, _worker: permit, span }) {
+            if let Err(std_mpsc::SendError(job)) = self.jobs.send(Job {
+                items,
+                _worker: permit,
+                span,
+            }) {
                 for item in job.items {
-                    let _ = item.respond.send(Err(BatcherError::Unavailable("no inference thread is running".into())));
+                    let _ = item.respond.send(Err(BatcherError::Unavailable(
+                        "no inference thread is running".into(),
+                    )));
                 }
             }
         }
@@ -293,7 +344,10 @@ impl Worker {
     fn run(self, mut model: Box<dyn Model>) {
         loop {
             let job = {
-                let jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let jobs = self
+                    .jobs
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 match jobs.recv() {
                     Ok(job) => job,
                     Err(_) => return,
@@ -311,13 +365,16 @@ impl Worker {
         let real: usize = sequences.iter().map(|e| e.len()).sum();
         let m = &self.metrics;
         for item in &job.items {
-            m.queue_duration.observe(started.duration_since(item.enqueued).as_secs_f64());
+            m.queue_duration
+                .observe(started.duration_since(item.enqueued).as_secs_f64());
         }
         let outputs = model.run(&sequences);
-        m.inference_duration.observe(started.elapsed().as_secs_f64());
+        m.inference_duration
+            .observe(started.elapsed().as_secs_f64());
         m.batch_size.observe(job.items.len() as f64);
         m.batch_tokens.observe((longest * job.items.len()) as f64);
-        m.padding_ratio.observe(packing::padding_ratio(real, job.items.len(), longest));
+        m.padding_ratio
+            .observe(packing::padding_ratio(real, job.items.len(), longest));
         m.items.inc_by(job.items.len() as u64);
         m.real_tokens.inc_by(real as u64);
         m.padded_tokens.inc_by((longest * job.items.len()) as u64);

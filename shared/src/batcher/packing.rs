@@ -18,7 +18,11 @@ pub struct BatchLimits {
 /// Padding share of a batch: 1 - real tokens / padded tokens.
 pub fn padding_ratio(real_tokens: usize, count: usize, longest: usize) -> f64 {
     let padded = count * longest;
-    if padded == 0 { 0.0 } else { 1.0 - real_tokens as f64 / padded as f64 }
+    if padded == 0 {
+        0.0
+    } else {
+        1.0 - real_tokens as f64 / padded as f64
+    }
 }
 
 /// Picks the members of the next batch from queued sequence `lengths`. The `anchor` is always
@@ -57,13 +61,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const LIMITS: BatchLimits = BatchLimits { max_batch_tokens: 64, max_batch_size: 4, max_padding_ratio: 0.2 };
+    const LIMITS: BatchLimits = BatchLimits {
+        max_batch_tokens: 64,
+        max_batch_size: 4,
+        max_padding_ratio: 0.2,
+    };
 
     #[test]
     fn groups_similar_lengths() {
         let lengths = [10, 50, 11, 49, 12, 9];
         let batch = select_batch(&lengths, 0, LIMITS);
-        assert_eq!(batch, vec![0, 2, 5, 4], "closest first, earlier index among equals");
+        assert_eq!(
+            batch,
+            vec![0, 2, 5, 4],
+            "closest first, earlier index among equals"
+        );
     }
 
     #[test]

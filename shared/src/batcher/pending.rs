@@ -27,7 +27,9 @@ impl Pending {
         }
         self.len += items.len();
         self.tokens += items.iter().map(|i| i.encoded.len()).sum::<usize>();
-        self.requests.push_back(RequestQueue { items: items.into() });
+        self.requests.push_back(RequestQueue {
+            items: items.into(),
+        });
     }
 
     #[cfg(test)]
@@ -41,7 +43,11 @@ impl Pending {
 
     /// When the longest-waiting item was queued.
     pub(super) fn oldest(&self) -> Option<Instant> {
-        self.requests.iter().filter_map(|r| r.items.front()).map(|i| i.enqueued).min()
+        self.requests
+            .iter()
+            .filter_map(|r| r.items.front())
+            .map(|i| i.enqueued)
+            .min()
     }
 
     /// Whether enough is queued to fill a batch, so waiting for more would only add latency.
@@ -62,7 +68,12 @@ impl Pending {
 
     fn recount(&mut self) {
         self.len = self.requests.iter().map(|r| r.items.len()).sum();
-        self.tokens = self.requests.iter().flat_map(|r| &r.items).map(|i| i.encoded.len()).sum();
+        self.tokens = self
+            .requests
+            .iter()
+            .flat_map(|r| &r.items)
+            .map(|i| i.encoded.len())
+            .sum();
     }
 
     /// Takes the next batch: anchored on the front request's first item, filled with the queued
@@ -78,12 +89,21 @@ impl Pending {
             .enumerate()
             .flat_map(|(r, q)| (0..q.items.len()).map(move |i| (r, i)))
             .collect();
-        let lengths: Vec<usize> = positions.iter().map(|&(r, i)| self.requests[r].items[i].encoded.len()).collect();
-        let mut chosen: Vec<(usize, usize)> = select_batch(&lengths, 0, *limits).into_iter().map(|k| positions[k]).collect();
+        let lengths: Vec<usize> = positions
+            .iter()
+            .map(|&(r, i)| self.requests[r].items[i].encoded.len())
+            .collect();
+        let mut chosen: Vec<(usize, usize)> = select_batch(&lengths, 0, *limits)
+            .into_iter()
+            .map(|k| positions[k])
+            .collect();
 
         // Remove from the back of each request's queue first so indices stay valid.
         chosen.sort_unstable_by(|a, b| b.cmp(a));
-        let mut batch: Vec<Item> = chosen.iter().filter_map(|&(r, i)| self.requests[r].items.remove(i)).collect();
+        let mut batch: Vec<Item> = chosen
+            .iter()
+            .filter_map(|&(r, i)| self.requests[r].items.remove(i))
+            .collect();
         batch.reverse();
 
         if let Some(front) = self.requests.pop_front() {
@@ -104,15 +124,33 @@ mod tests {
 
     fn item(len: usize, tag: i64) -> (Item, oneshot::Receiver<super::super::ItemResult>) {
         let (tx, rx) = oneshot::channel();
-        let encoded = Encoded { ids: vec![tag; len], type_ids: vec![0; len] };
-        (Item { encoded, respond: tx, enqueued: Instant::now(), span: tracing::Span::none() }, rx)
+        let encoded = Encoded {
+            ids: vec![tag; len],
+            type_ids: vec![0; len],
+        };
+        (
+            Item {
+                encoded,
+                respond: tx,
+                enqueued: Instant::now(),
+                span: tracing::Span::none(),
+            },
+            rx,
+        )
     }
 
-    fn request(lens: &[usize], tag: i64) -> (Vec<Item>, Vec<oneshot::Receiver<super::super::ItemResult>>) {
+    fn request(
+        lens: &[usize],
+        tag: i64,
+    ) -> (Vec<Item>, Vec<oneshot::Receiver<super::super::ItemResult>>) {
         lens.iter().map(|&l| item(l, tag)).unzip()
     }
 
-    const LIMITS: BatchLimits = BatchLimits { max_batch_tokens: 1000, max_batch_size: 4, max_padding_ratio: 0.5 };
+    const LIMITS: BatchLimits = BatchLimits {
+        max_batch_tokens: 1000,
+        max_batch_size: 4,
+        max_padding_ratio: 0.5,
+    };
 
     #[tokio::test]
     async fn a_single_query_is_not_starved_by_a_large_batch() {
@@ -125,7 +163,10 @@ mod tests {
         let first = pending.take_batch(&LIMITS);
         assert_eq!(first.len(), 4);
         let second = pending.take_batch(&LIMITS);
-        assert_eq!(second[0].encoded.ids[0], 2, "the single query anchors the second batch");
+        assert_eq!(
+            second[0].encoded.ids[0], 2,
+            "the single query anchors the second batch"
+        );
         assert_eq!(pending.len(), 40 - 7);
     }
 

@@ -26,11 +26,22 @@ struct Ops {
 }
 
 /// Adds `/health`, `/ready`, `/metrics`, JSON 404/405 fallbacks and per-route metrics to `api`.
-pub fn ops_routes(api: Router, ready: Readiness, registry: Arc<Registry>, http: HttpMetrics) -> Router {
+pub fn ops_routes(
+    api: Router,
+    ready: Readiness,
+    registry: Arc<Registry>,
+    http: HttpMetrics,
+) -> Router {
     let ops = Router::new()
-        .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route(
+            "/health",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
         .route("/ready", get(ready_handler))
-        .route("/metrics", get(|State(ops): State<Ops>| async move { render(&ops.registry) }))
+        .route(
+            "/metrics",
+            get(|State(ops): State<Ops>| async move { render(&ops.registry) }),
+        )
         .with_state(Ops { ready, registry });
     api.merge(ops)
         .fallback(not_found)
@@ -48,7 +59,8 @@ async fn ready_handler(State(ops): State<Ops>) -> Response {
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
     tokio::select! {
         _ = interrupt => {}
         _ = terminate.recv() => {}
@@ -74,7 +86,10 @@ pub async fn serve(
         result = &mut server => return result,
         () = shutdown => {}
     }
-    tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: draining in-flight requests");
+    tracing::info!(
+        grace_secs = grace.as_secs_f64(),
+        "shutting down: draining in-flight requests"
+    );
     draining.send_replace(true);
     stop_tx.send_replace(true);
     match tokio::time::timeout(grace, server).await {

@@ -31,19 +31,34 @@ pub(crate) struct BatchResponse {
 }
 
 #[tracing::instrument(skip_all, fields(route = "/embed"))]
-pub(crate) async fn single(State(state): State<AppState>, Json(request): Json<EmbedRequest>) -> Result<axum::Json<EmbedResponse>, ApiError> {
-    let input_type = request.input_type.unwrap_or(state.config.default_input_type);
+pub(crate) async fn single(
+    State(state): State<AppState>,
+    Json(request): Json<EmbedRequest>,
+) -> Result<axum::Json<EmbedResponse>, ApiError> {
+    let input_type = request
+        .input_type
+        .unwrap_or(state.config.default_input_type);
     let mut out = state.embedder.embed(vec![request.text], input_type).await?;
-    let embedding = out.vectors.pop().ok_or_else(|| ApiError::Internal("no vector returned".into()))?;
+    let embedding = out
+        .vectors
+        .pop()
+        .ok_or_else(|| ApiError::Internal("no vector returned".into()))?;
     Ok(axum::Json(EmbedResponse { embedding }))
 }
 
 #[tracing::instrument(skip_all, fields(route = "/embed/batch", texts = request.texts.len()))]
-pub(crate) async fn batch(State(state): State<AppState>, Json(request): Json<BatchRequest>) -> Result<axum::Json<BatchResponse>, ApiError> {
+pub(crate) async fn batch(
+    State(state): State<AppState>,
+    Json(request): Json<BatchRequest>,
+) -> Result<axum::Json<BatchResponse>, ApiError> {
     check_batch_size(request.texts.len(), state.config.max_client_batch)?;
-    let input_type = request.input_type.unwrap_or(state.config.default_input_type);
+    let input_type = request
+        .input_type
+        .unwrap_or(state.config.default_input_type);
     let out = state.embedder.embed(request.texts, input_type).await?;
-    Ok(axum::Json(BatchResponse { embeddings: out.vectors }))
+    Ok(axum::Json(BatchResponse {
+        embeddings: out.vectors,
+    }))
 }
 
 pub(crate) fn check_batch_size(got: usize, max: usize) -> Result<(), ApiError> {

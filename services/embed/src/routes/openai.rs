@@ -77,9 +77,13 @@ pub(crate) async fn embeddings(
     if let (Some(asked), Some(dim)) = (request.dimensions, state.embedder.dimension())
         && asked != dim
     {
-        return Err(ApiError::InvalidRequest(format!("this model's embeddings have {dim} dimensions, not {asked}")));
+        return Err(ApiError::InvalidRequest(format!(
+            "this model's embeddings have {dim} dimensions, not {asked}"
+        )));
     }
-    let input_type = request.input_type.unwrap_or(state.config.default_input_type);
+    let input_type = request
+        .input_type
+        .unwrap_or(state.config.default_input_type);
     let out = state.embedder.embed(texts, input_type).await?;
     let base64 = request.encoding_format == Some(EncodingFormat::Base64);
     let data = out
@@ -89,24 +93,33 @@ pub(crate) async fn embeddings(
         .map(|(index, v)| Datum {
             object: "embedding",
             index,
-            embedding: if base64 { Vector::Base64(encode_base64_f32(&v)) } else { Vector::Float(v) },
+            embedding: if base64 {
+                Vector::Base64(encode_base64_f32(&v))
+            } else {
+                Vector::Float(v)
+            },
         })
         .collect();
     Ok(axum::Json(EmbeddingsResponse {
         object: "list",
         data,
         model: state.embedder.info().model.clone(),
-        usage: Usage { prompt_tokens: out.tokens, total_tokens: out.tokens },
+        usage: Usage {
+            prompt_tokens: out.tokens,
+            total_tokens: out.tokens,
+        },
     }))
 }
 
 /// Little-endian f32 bytes in standard base64, as OpenAI's `encoding_format = "base64"` returns.
-fn encode_base64_f32(v: &[f32]) -> String {
+pub(crate) fn encode_base64_f32(v: &[f32]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16) | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8) | u32::from(*chunk.get(2).unwrap_or(&0));
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
