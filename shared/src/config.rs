@@ -12,7 +12,7 @@ use crate::model::ModelDir;
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
     /// Padded-token budget of one inference batch (batch size x longest sequence).
-    #[arg(long, env = "MAX_BATCH_TOKENS", default_value_t = 8192)]
+    #[arg(long, env = "MAX_BATCH_TOKENS", default_value_t = 4096)]
     pub max_batch_tokens: usize,
     /// Most sequences in one inference batch.
     #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 32)]
@@ -20,6 +20,10 @@ pub struct EngineArgs {
     /// Largest share of padding a batch may carry; lower groups lengths more strictly.
     #[arg(long, env = "MAX_PADDING_RATIO", default_value_t = 0.2)]
     pub max_padding_ratio: f64,
+    /// Fixed cost of one inference run, in tokens' worth of time: a sequence joins a batch only
+    /// if its padding costs less than running it later in a batch of its own length.
+    #[arg(long, env = "BATCH_OVERHEAD_TOKENS", default_value_t = 48)]
+    pub batch_overhead_tokens: usize,
     /// Milliseconds the first queued sequence waits for company while the model is idle.
     #[arg(long, env = "MAX_WAIT_MS", default_value_t = 2)]
     pub max_wait_ms: u64,
@@ -29,6 +33,10 @@ pub struct EngineArgs {
     /// ONNX Runtime intra-op threads per inference thread [default: all cores].
     #[arg(long, env = "INTRA_OP_THREADS")]
     pub intra_op_threads: Option<usize>,
+    /// Whether ONNX Runtime's idle intra-op threads spin-wait (lower latency, but they take CPU
+    /// from tokenization and HTTP on small machines).
+    #[arg(long, env = "INTRA_OP_SPINNING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub intra_op_spinning: bool,
     /// Inference threads, each with its own copy of the model.
     #[arg(long, env = "INFERENCE_WORKERS", default_value_t = 1)]
     pub workers: usize,
@@ -46,6 +54,7 @@ impl EngineArgs {
                 max_batch_tokens: self.max_batch_tokens,
                 max_batch_size: self.max_batch_size,
                 max_padding_ratio: self.max_padding_ratio,
+                overhead_tokens: self.batch_overhead_tokens,
             },
             max_wait: Duration::from_millis(self.max_wait_ms),
             queue_capacity: self.queue_capacity,
@@ -60,7 +69,10 @@ impl EngineArgs {
             || self.workers == 0
             || self.intra_op_threads == Some(0)
         {
-            return Err("--max-batch-size, --max-batch-tokens, --inference-workers and --intra-op-threads must be at least 1".into());
+            return Err(
+                "--max-batch-size, --max-batch-tokens, --inference-workers and --intra-op-threads must be at least 1"
+                    .into(),
+            );
         }
         if !(0.0..=1.0).contains(&self.max_padding_ratio) {
             return Err(format!(
@@ -94,11 +106,7 @@ pub struct ServeArgs {
 
 /// The model directory to serve: `--model-dir` if given, else the named model under
 /// `models_dir`, fetched from the Hugging Face hub on first use.
-pub async fn resolve_model(
-    model_dir: Option<&Path>,
-    name: &str,
-    models_dir: &Path,
-) -> Result<ModelDir, FetchError> {
+pub async fn resolve_model(model_dir: Option<&Path>, name: &str, models_dir: &Path) -> Result<ModelDir, FetchError> {
     match model_dir {
         Some(dir) => Ok(ModelDir::open(dir)?),
         None => crate::fetch::ensure(name, models_dir).await,

@@ -52,23 +52,17 @@ pub struct Embedder {
 impl Embedder {
     /// Loads the tokenizer now and the model on the inference threads; see [`Batcher::readiness`].
     /// Must be called within a tokio runtime.
-    pub fn start(
-        dir: &ModelDir,
-        engine: &EngineArgs,
-        metrics: BatcherMetrics,
-    ) -> Result<Self, ModelError> {
+    pub fn start(dir: &ModelDir, engine: &EngineArgs, metrics: BatcherMetrics) -> Result<Self, ModelError> {
         if dir.config.kind != ModelKind::Embedding {
             return Err(ModelError::Config {
                 path: dir.path.join("model.toml"),
-                message: format!(
-                    "kind = {:?}, but an embedding model is needed",
-                    dir.config.kind
-                ),
+                message: format!("kind = {:?}, but an embedding model is needed", dir.config.kind),
             });
         }
         let tokenizer = Arc::new(TextTokenizer::load(&dir.tokenizer_path(), &dir.config)?);
         let options = SessionOptions {
             intra_threads: engine.intra_threads(),
+            spinning: engine.intra_op_spinning,
         };
         let (model_dir, pad_id) = (dir.clone(), tokenizer.pad_id());
         let factory: ModelFactory = Arc::new(move || {
@@ -76,14 +70,19 @@ impl Embedder {
                 .map(|s| Box::new(s) as Box<dyn crate::batcher::Model>)
                 .map_err(|e| e.to_string())
         });
-        let warmup = vec![
+        let encode = |text: &str| {
             tokenizer
-                .encode("warm-up", InputType::Passage)
+                .encode(text, InputType::Passage)
                 .map_err(|e| ModelError::Tokenizer {
                     path: dir.tokenizer_path(),
                     message: e.to_string(),
-                })?,
-        ];
+                })
+        };
+        let warmup = warmup_batches(
+            encode("warm-up")?,
+            encode(&"warm-up ".repeat(dir.config.max_length))?,
+            engine,
+        );
         let batcher = Batcher::start(engine.batcher_config(), factory, warmup, metrics);
         let config = &dir.config;
         let info = EmbedderInfo {
@@ -115,11 +114,7 @@ impl Embedder {
     }
 
     /// Tokenizes on the blocking pool (never on the async workers).
-    pub async fn tokenize(
-        &self,
-        texts: Vec<String>,
-        input_type: InputType,
-    ) -> Result<Vec<Encoded>, EmbedError> {
+    pub async fn tokenize(&self, texts: Vec<String>, input_type: InputType) -> Result<Vec<Encoded>, EmbedError> {
         let tokenizer = self.tokenizer.clone();
         tokio::task::spawn_blocking(move || {
             let limit = tokenizer.max_length() * MAX_BYTES_PER_TOKEN;
@@ -134,16 +129,20 @@ impl Embedder {
     }
 
     /// Embeds `texts` with the prefix of `input_type`; vectors come back in input order.
-    pub async fn embed(
-        &self,
-        texts: Vec<String>,
-        input_type: InputType,
-    ) -> Result<Embedded, EmbedError> {
+    pub async fn embed(&self, texts: Vec<String>, input_type: InputType) -> Result<Embedded, EmbedError> {
         let encoded = self.tokenize(texts, input_type).await?;
         let tokens = encoded.iter().map(Encoded::len).sum();
         let vectors = self.batcher.submit(encoded).await?;
         Ok(Embedded { vectors, tokens })
     }
+}
+
+/// The warm-up: one short sequence (it also tells the output width), then the largest batch the
+/// token budget allows of full-length sequences, so memory reaches its working size before
+/// `/ready` and the first big request is not the one that pays for it.
+pub(crate) fn warmup_batches(short: Encoded, longest: Encoded, engine: &EngineArgs) -> Vec<Vec<Encoded>> {
+    let count = (engine.max_batch_tokens / longest.len().max(1)).clamp(1, engine.max_batch_size.max(1));
+    vec![vec![short], vec![longest; count]]
 }
 
 /// `text` cut to at most `limit` bytes, on a character boundary.

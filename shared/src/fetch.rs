@@ -48,10 +48,7 @@ pub enum FetchError {
     #[error("{file}: {message}")]
     Verify { file: String, message: String },
     #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Model(#[from] ModelError),
 }
@@ -163,13 +160,10 @@ pub async fn fetch(name: &str, models_dir: &Path, endpoint: &str) -> Result<Mode
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
     for file in &spec.files {
-        let hub = expected
-            .get(&file.from)
-            .cloned()
-            .ok_or_else(|| FetchError::Verify {
-                file: file.from.clone(),
-                message: format!("not in {} at revision {}", spec.repo, spec.revision),
-            })?;
+        let hub = expected.get(&file.from).cloned().ok_or_else(|| FetchError::Verify {
+            file: file.from.clone(),
+            message: format!("not in {} at revision {}", spec.repo, spec.revision),
+        })?;
         eprintln!(
             "fetching {}/{} ({})",
             spec.repo,
@@ -234,11 +228,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn human_size(bytes: u64) -> String {

@@ -49,10 +49,7 @@ impl ModelConfig {
     fn validate(&self) -> Result<(), String> {
         // Room for at least the special tokens and one token of text.
         if self.max_length < 4 {
-            return Err(format!(
-                "max_length = {} is too small (at least 4)",
-                self.max_length
-            ));
+            return Err(format!("max_length = {} is too small (at least 4)", self.max_length));
         }
         if self.kind == ModelKind::Reranker {
             for (key, set) in [
@@ -83,10 +80,7 @@ pub enum ModelError {
     )]
     SymlinkedData(PathBuf),
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid {path}: {message}")]
     Config { path: PathBuf, message: String },
     #[error("cannot load tokenizer {path}: {message}")]
@@ -120,10 +114,7 @@ impl ModelDir {
             }
         }
         let data = path.join("model.onnx_data");
-        if data
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink())
-        {
+        if data.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(ModelError::SymlinkedData(data));
         }
         let toml_path = path.join("model.toml");
@@ -217,8 +208,7 @@ mod tests {
 
     #[test]
     fn the_tiny_fixture_opens() {
-        let dir =
-            ModelDir::open(crate::runtime::project_root().join("models/fixtures/tiny-e5")).unwrap();
+        let dir = ModelDir::open(crate::runtime::project_root().join("models/fixtures/tiny-e5")).unwrap();
         assert_eq!(dir.name(), "tiny-e5");
         assert_eq!(dir.config.passage_prefix.as_deref(), Some("passage: "));
     }

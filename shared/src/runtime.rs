@@ -12,17 +12,11 @@ const LIBRARY_NAME: &str = "libonnxruntime.so";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RuntimeError {
-    #[error(
-        "ONNX Runtime library not found (looked at {searched}); run `{SETUP_COMMAND}` or set ORT_DYLIB_PATH"
-    )]
+    #[error("ONNX Runtime library not found (looked at {searched}); run `{SETUP_COMMAND}` or set ORT_DYLIB_PATH")]
     NotFound { searched: String },
-    #[error(
-        "ORT_DYLIB_PATH points to {0}, which does not exist; run `{SETUP_COMMAND}` or fix the path"
-    )]
+    #[error("ORT_DYLIB_PATH points to {0}, which does not exist; run `{SETUP_COMMAND}` or fix the path")]
     EnvPathMissing(PathBuf),
-    #[error(
-        "cannot load ONNX Runtime from {path}: {message}; run `{SETUP_COMMAND}` (onnxruntime 1.31)"
-    )]
+    #[error("cannot load ONNX Runtime from {path}: {message}; run `{SETUP_COMMAND}` (onnxruntime 1.31)")]
     Load { path: PathBuf, message: String },
 }
 
@@ -83,8 +77,7 @@ pub fn environment() -> Result<&'static ort::environment::Environment, RuntimeEr
 }
 
 fn state() -> Result<&'static (PathBuf, ort::environment::Environment), RuntimeError> {
-    static STATE: OnceLock<Result<(PathBuf, ort::environment::Environment), RuntimeError>> =
-        OnceLock::new();
+    static STATE: OnceLock<Result<(PathBuf, ort::environment::Environment), RuntimeError>> = OnceLock::new();
     STATE
         .get_or_init(|| {
             let path = locate()?;
@@ -118,21 +111,13 @@ mod tests {
     #[test]
     fn default_candidates_end_with_the_project_local_copy() {
         let list = candidates(None);
-        assert_eq!(
-            list.last().unwrap(),
-            &project_root().join(".ort/lib/libonnxruntime.so")
-        );
-        assert!(
-            list.len() >= 2,
-            "the executable's folder is searched first: {list:?}"
-        );
+        assert_eq!(list.last().unwrap(), &project_root().join(".ort/lib/libonnxruntime.so"));
+        assert!(list.len() >= 2, "the executable's folder is searched first: {list:?}");
     }
 
     #[test]
     fn not_found_names_the_setup_command() {
-        let err = RuntimeError::NotFound {
-            searched: "/x".into(),
-        };
+        let err = RuntimeError::NotFound { searched: "/x".into() };
         assert!(err.to_string().contains(SETUP_COMMAND), "{err}");
     }
 }

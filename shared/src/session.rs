@@ -15,6 +15,9 @@ use crate::tokenize::Encoded;
 pub struct SessionOptions {
     /// ONNX Runtime intra-op threads for this session.
     pub intra_threads: usize,
+    /// Whether idle intra-op threads spin-wait for work (ONNX Runtime's default) instead of
+    /// sleeping; spinning lowers latency but takes CPU from the service's other threads.
+    pub spinning: bool,
 }
 
 /// How the first output of the graph is read.
@@ -52,21 +55,14 @@ impl InferenceSession {
         let text = |e: ort::Error<_>| e.to_string();
         let session = Session::builder(env)
             .map_err(|e| e.to_string())
-            .and_then(|b| {
-                b.with_optimization_level(GraphOptimizationLevel::All)
-                    .map_err(text)
-            })
-            .and_then(|b| {
-                b.with_intra_threads(options.intra_threads.max(1))
-                    .map_err(text)
-            })
+            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(text))
+            .and_then(|b| b.with_intra_threads(options.intra_threads.max(1)).map_err(text))
+            .and_then(|b| b.with_intra_op_spinning(options.spinning).map_err(text))
             // Shapes change with every batch: memory patterns and the arena would keep the
             // high-water mark of every shape seen, so both are off to keep RSS flat.
             .and_then(|b| b.with_memory_pattern(false).map_err(text))
             .and_then(|b| {
-                b.with_execution_providers([ort::ep::CPU::default()
-                    .with_arena_allocator(false)
-                    .build()])
+                b.with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
                     .map_err(text)
             })
             .and_then(|mut b| b.commit_from_file(&path).map_err(|e| e.to_string()))
@@ -80,9 +76,7 @@ impl InferenceSession {
         let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for required in ["input_ids", "attention_mask"] {
             if !names.contains(&required) {
-                return Err(graph_error(format!(
-                    "no `{required}` input (inputs: {names:?})"
-                )));
+                return Err(graph_error(format!("no `{required}` input (inputs: {names:?})")));
             }
         }
         if let Some(other) = names
@@ -106,10 +100,7 @@ impl InferenceSession {
                 )));
             }
         };
-        let static_last = shape
-            .last()
-            .and_then(|&d| usize::try_from(d).ok())
-            .filter(|&d| d > 0);
+        let static_last = shape.last().and_then(|&d| usize::try_from(d).ok()).filter(|&d| d > 0);
         let (output, dimension) = match (dir.config.kind, shape.len()) {
             (ModelKind::Embedding, 3) => (
                 Output::TokenStates {
@@ -157,14 +148,7 @@ impl InferenceSession {
         }
         let mut ids = vec![self.pad_id; rows * width];
         let mut mask = vec![0i64; rows * width];
-        let mut types = vec![
-            0i64;
-            if self.feeds_token_types {
-                rows * width
-            } else {
-                0
-            }
-        ];
+        let mut types = vec![0i64; if self.feeds_token_types { rows * width } else { 0 }];
         for (row, e) in batch.iter().enumerate() {
             let start = row * width;
             ids[start..start + e.len()].copy_from_slice(&e.ids);
@@ -182,9 +166,7 @@ impl InferenceSession {
             ),
             (
                 "attention_mask".into(),
-                Tensor::from_array((shape, mask.clone()))
-                    .map_err(error)?
-                    .into(),
+                Tensor::from_array((shape, mask.clone())).map_err(error)?.into(),
             ),
         ];
         if self.feeds_token_types {
@@ -290,24 +272,13 @@ mod tests {
     }
 
     fn ints(v: &Value) -> Vec<i64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_i64().unwrap())
-            .collect()
+        v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect()
     }
 
     fn assert_close(got: &[f32], want: &[f32], what: &str) {
         assert_eq!(got.len(), want.len(), "{what}: length");
-        let worst = got
-            .iter()
-            .zip(want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(
-            worst <= TOLERANCE,
-            "{what}: max abs difference {worst} > {TOLERANCE}"
-        );
+        let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst <= TOLERANCE, "{what}: max abs difference {worst} > {TOLERANCE}");
     }
 
     fn load(name: &str, pooling: Option<Pooling>) -> (InferenceSession, TextTokenizer) {
@@ -319,7 +290,10 @@ mod tests {
         let session = InferenceSession::load(
             &dir,
             tokenizer.pad_id(),
-            SessionOptions { intra_threads: 1 },
+            SessionOptions {
+                intra_threads: 1,
+                spinning: true,
+            },
         )
         .unwrap();
         (session, tokenizer)
@@ -394,28 +368,15 @@ mod tests {
         let cases = golden["cases"].as_array().unwrap();
         let encoded: Vec<Encoded> = cases
             .iter()
-            .map(|c| {
-                tokenizer
-                    .encode_pair(query, c["document"].as_str().unwrap())
-                    .unwrap()
-            })
+            .map(|c| tokenizer.encode_pair(query, c["document"].as_str().unwrap()).unwrap())
             .collect();
         for (case, e) in cases.iter().zip(&encoded) {
-            assert_eq!(
-                e.ids,
-                ints(&case["ids"]),
-                "{name}: ids of {:?}",
-                case["document"]
-            );
+            assert_eq!(e.ids, ints(&case["ids"]), "{name}: ids of {:?}", case["document"]);
             assert_eq!(e.type_ids, ints(&case["type_ids"]), "{name}: type ids");
         }
         let got = session.run(&encoded.iter().collect::<Vec<_>>()).unwrap();
         for (case, v) in cases.iter().zip(&got) {
-            assert_close(
-                v,
-                &[case["logit"].as_f64().unwrap() as f32],
-                &format!("{name}: logit"),
-            );
+            assert_close(v, &[case["logit"].as_f64().unwrap() as f32], &format!("{name}: logit"));
         }
     }
 
@@ -433,10 +394,17 @@ mod tests {
     fn a_reranker_graph_is_refused_as_an_embedder() {
         let mut dir = ModelDir::open(project_root().join("models/fixtures/tiny-reranker")).unwrap();
         dir.config.kind = ModelKind::Embedding;
-        let err = InferenceSession::load(&dir, 1, SessionOptions { intra_threads: 1 })
-            .err()
-            .unwrap()
-            .to_string();
+        let err = InferenceSession::load(
+            &dir,
+            1,
+            SessionOptions {
+                intra_threads: 1,
+                spinning: true,
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.contains("cannot use"), "{err}");
     }
 }

@@ -71,25 +71,16 @@ impl TextTokenizer {
         let mut base = Tokenizer::from_file(path).map_err(|e| error(e.to_string()))?;
         // Padding is the batcher's job (to the batch's longest sequence); the file's own setting
         // would pad every text to a fixed length.
-        let pad_id = pad_id(&base).ok_or_else(|| {
-            error(
-                "cannot tell its padding id: no padding config and no <pad> or [PAD] token".into(),
-            )
-        })?;
+        let pad_id = pad_id(&base)
+            .ok_or_else(|| error("cannot tell its padding id: no padding config and no <pad> or [PAD] token".into()))?;
         base.with_padding(None);
         let mut longest_first = base.clone();
         longest_first
-            .with_truncation(Some(truncation(
-                config.max_length,
-                TruncationStrategy::LongestFirst,
-            )))
+            .with_truncation(Some(truncation(config.max_length, TruncationStrategy::LongestFirst)))
             .map_err(|e| error(e.to_string()))?;
         let mut only_second = base;
         only_second
-            .with_truncation(Some(truncation(
-                config.max_length,
-                TruncationStrategy::OnlySecond,
-            )))
+            .with_truncation(Some(truncation(config.max_length, TruncationStrategy::OnlySecond)))
             .map_err(|e| error(e.to_string()))?;
         Ok(Self {
             longest_first,
@@ -177,11 +168,7 @@ mod tests {
     #[test]
     fn pad_id_comes_from_the_tokenizer() {
         assert_eq!(fixture("tiny-e5").pad_id(), 1, "XLM-R pads with <pad> = 1");
-        assert_eq!(
-            fixture("tiny-bert-reranker").pad_id(),
-            0,
-            "BERT pads with [PAD] = 0"
-        );
+        assert_eq!(fixture("tiny-bert-reranker").pad_id(), 0, "BERT pads with [PAD] = 0");
     }
 
     #[test]
@@ -200,11 +187,7 @@ mod tests {
         let long = "engineer in Berlin ".repeat(200);
         let e = tok.encode(&long, InputType::Passage).unwrap();
         assert_eq!(e.len(), tok.max_length());
-        assert_eq!(
-            *e.ids.last().unwrap(),
-            2,
-            "the closing </s> survives truncation"
-        );
+        assert_eq!(*e.ids.last().unwrap(), 2, "the closing </s> survives truncation");
     }
 
     #[test]
@@ -218,9 +201,7 @@ mod tests {
         let tok = fixture("tiny-bert-reranker");
         let query = "who knows rust";
         let short = tok.encode_pair(query, "rust engineer").unwrap();
-        let long = tok
-            .encode_pair(query, &"rust engineer in berlin ".repeat(100))
-            .unwrap();
+        let long = tok.encode_pair(query, &"rust engineer in berlin ".repeat(100)).unwrap();
         assert_eq!(long.len(), tok.max_length());
         let query_part = short.type_ids.iter().take_while(|&&t| t == 0).count();
         assert_eq!(
@@ -228,10 +209,7 @@ mod tests {
             long.ids[..query_part],
             "the query is kept whole"
         );
-        assert!(
-            long.type_ids.contains(&1),
-            "BERT pairs mark the document with type 1"
-        );
+        assert!(long.type_ids.contains(&1), "BERT pairs mark the document with type 1");
     }
 
     #[test]

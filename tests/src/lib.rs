@@ -58,20 +58,14 @@ impl Process {
         for (k, v) in envs {
             command.env(k, v);
         }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
         let stderr = child.stderr.take().unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = mpsc::channel();
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line
-                    .split("addr=")
-                    .nth(1)
-                    .and_then(|a| a.split_whitespace().next())
-                {
+                if let Some(addr) = line.split("addr=").nth(1).and_then(|a| a.split_whitespace().next()) {
                     let _ = addr_tx.send(addr.parse::<SocketAddr>().ok());
                 }
                 sink.lock().unwrap().push(line);
@@ -92,6 +86,10 @@ impl Process {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn logs(&self) -> String {
@@ -154,8 +152,5 @@ pub fn run_to_exit(name: &str, args: &[&str], envs: &[(&str, &str)]) -> (ExitSta
         command.env(k, v);
     }
     let output = command.output().unwrap();
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
 }

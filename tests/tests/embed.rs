@@ -82,34 +82,15 @@ async fn every_route_and_error_case_over_http() {
 
     let errors = [
         ("/embed/batch", json!({"texts": []}), 422, "empty_batch"),
-        (
-            "/embed/batch",
-            json!({"texts": vec!["x"; 257]}),
-            413,
-            "too_many_texts",
-        ),
-        (
-            "/embed/batch",
-            json!({"texts": [1, 2]}),
-            422,
-            "invalid_request",
-        ),
+        ("/embed/batch", json!({"texts": vec!["x"; 257]}), 413, "too_many_texts"),
+        ("/embed/batch", json!({"texts": [1, 2]}), 422, "invalid_request"),
         ("/embed", json!({"text": null}), 422, "invalid_request"),
-        (
-            "/embed",
-            json!({"text": "x".repeat(70_000)}),
-            413,
-            "payload_too_large",
-        ),
+        ("/embed", json!({"text": "x".repeat(70_000)}), 413, "payload_too_large"),
         ("/v1/embeddings", json!({"input": []}), 422, "empty_batch"),
     ];
     for (path, body, want_status, want_code) in errors {
         let (status, err) = post(&client, service.url(path), body).await;
-        assert_eq!(
-            (status, err["code"].as_str()),
-            (want_status, Some(want_code)),
-            "{path}"
-        );
+        assert_eq!((status, err["code"].as_str()), (want_status, Some(want_code)), "{path}");
     }
     let response = client
         .post(service.url("/embed"))
@@ -173,12 +154,7 @@ async fn overload_is_refused_with_429_and_the_service_recovers() {
     let (status, body) = first.await.unwrap();
     assert_eq!(status, 200, "the admitted request is unaffected");
     assert_eq!(body["embeddings"].as_array().unwrap().len(), 40);
-    let (status, _) = post(
-        &client,
-        service.url("/embed/batch"),
-        json!({"texts": texts}),
-    )
-    .await;
+    let (status, _) = post(&client, service.url("/embed/batch"), json!({"texts": texts})).await;
     assert_eq!(status, 200, "admitted again once the queue has drained");
     let metrics = client
         .get(service.url("/metrics"))
@@ -188,10 +164,7 @@ async fn overload_is_refused_with_429_and_the_service_recovers() {
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("embed_rejected_sequences_total 40"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("embed_rejected_sequences_total 40"), "{metrics}");
 }
 
 #[tokio::test]
@@ -243,11 +216,7 @@ fn start_up_failures_are_one_clear_line() {
         "{stderr}"
     );
 
-    let (status, stderr) = run_to_exit(
-        "embed-service",
-        &["--model-dir", model, "--queue-capacity", "3"],
-        &[],
-    );
+    let (status, stderr) = run_to_exit("embed-service", &["--model-dir", model, "--queue-capacity", "3"], &[]);
     assert_eq!(status.code(), Some(64), "EX_USAGE for impossible settings");
     assert!(stderr.contains("--queue-capacity"), "{stderr}");
 
@@ -256,10 +225,7 @@ fn start_up_failures_are_one_clear_line() {
             .arg("--help")
             .output()
             .unwrap();
-        (
-            output.status,
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-        )
+        (output.status, String::from_utf8_lossy(&output.stdout).into_owned())
     };
     assert!(status.success());
     for flag in [

@@ -27,9 +27,7 @@ impl From<EmbedError> for ApiError {
         match e {
             EmbedError::Engine(BatcherError::Overloaded) => Self::Overloaded,
             EmbedError::Engine(BatcherError::Unavailable(why)) => Self::NotReady(why),
-            EmbedError::Engine(BatcherError::Inference(why)) | EmbedError::Tokenize(why) => {
-                Self::Internal(why)
-            }
+            EmbedError::Engine(BatcherError::Inference(why)) | EmbedError::Tokenize(why) => Self::Internal(why),
         }
     }
 }

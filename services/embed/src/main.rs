@@ -32,12 +32,7 @@ async fn main() -> ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     // Fail at once, with the set-up command, when ONNX Runtime is missing.
     let ort = shared::runtime::init()?;
-    let model_dir = resolve_model(
-        config.model_dir.as_deref(),
-        &config.model,
-        &config.models_dir,
-    )
-    .await?;
+    let model_dir = resolve_model(config.model_dir.as_deref(), &config.model, &config.models_dir).await?;
     tracing::info!(onnxruntime = %ort.display(), model = %model_dir.path.display(), ?config, "starting");
 
     let listener = tokio::net::TcpListener::bind((config.host, config.port)).await?;

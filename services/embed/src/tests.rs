@@ -46,33 +46,20 @@ async fn send(
         }
         None => Body::empty(),
     };
-    let response = app
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
+    let response = app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (parts.status, parts.headers, value)
 }
 
-async fn send_raw(
-    app: &Router,
-    uri: &str,
-    content_type: Option<&str>,
-    body: impl Into<Body>,
-) -> (StatusCode, Value) {
+async fn send_raw(app: &Router, uri: &str, content_type: Option<&str>, body: impl Into<Body>) -> (StatusCode, Value) {
     let mut request = Request::builder().method("POST").uri(uri);
     if let Some(ct) = content_type {
         request = request.header(header::CONTENT_TYPE, ct);
     }
-    let response = app
-        .clone()
-        .oneshot(request.body(body.into()).unwrap())
-        .await
-        .unwrap();
+    let response = app.clone().oneshot(request.body(body.into()).unwrap()).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap())
@@ -99,21 +86,14 @@ fn golden_query_vector() -> Vec<f32> {
 
 fn assert_close(a: &[f32], b: &[f32]) {
     assert_eq!(a.len(), b.len());
-    let worst = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
+    let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     assert!(worst <= 1e-5, "max abs difference {worst}");
 }
 
 #[tokio::test]
 async fn health_ready_and_info() {
     let (app, draining) = router_with(&["--intra-op-threads", "1"]).await;
-    assert_eq!(
-        send(&app, "GET", "/health", None).await.2,
-        json!({"status": "ok"})
-    );
+    assert_eq!(send(&app, "GET", "/health", None).await.2, json!({"status": "ok"}));
     assert_eq!(send(&app, "GET", "/ready", None).await.0, StatusCode::OK);
     let (status, _, info) = send(&app, "GET", "/info", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -134,13 +114,7 @@ async fn health_ready_and_info() {
 #[tokio::test]
 async fn embed_matches_the_golden_reference_and_defaults_to_query() {
     let app = router().await;
-    let (status, _, body) = send(
-        &app,
-        "POST",
-        "/embed",
-        Some(json!({"text": "Rust engineer in Berlin"})),
-    )
-    .await;
+    let (status, _, body) = send(&app, "POST", "/embed", Some(json!({"text": "Rust engineer in Berlin"}))).await;
     assert_eq!(status, StatusCode::OK);
     assert_close(&vector(&body["embedding"]), &golden_query_vector());
     let (_, _, raw) = send(
@@ -173,12 +147,7 @@ async fn default_input_type_is_configurable() {
 #[tokio::test]
 async fn batch_keeps_input_order_and_equals_single_calls() {
     let app = router().await;
-    let texts = [
-        "short",
-        "",
-        "Инженер-программист из Москвы",
-        &"long text ".repeat(100),
-    ];
+    let texts = ["short", "", "Инженер-программист из Москвы", &"long text ".repeat(100)];
     let (status, _, body) = send(
         &app,
         "POST",
@@ -215,19 +184,10 @@ async fn openai_embeddings_float_and_base64() {
     assert_eq!(body["object"], "list");
     assert_eq!(body["model"], "tiny-e5");
     assert_eq!(body["data"][0]["index"], 0);
-    assert_close(
-        &vector(&body["data"][0]["embedding"]),
-        &golden_query_vector(),
-    );
+    assert_close(&vector(&body["data"][0]["embedding"]), &golden_query_vector());
     assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 2);
 
-    let (_, _, floats) = send(
-        &app,
-        "POST",
-        "/v1/embeddings",
-        Some(json!({"input": ["a", "b"]})),
-    )
-    .await;
+    let (_, _, floats) = send(&app, "POST", "/v1/embeddings", Some(json!({"input": ["a", "b"]}))).await;
     let (_, _, b64) = send(
         &app,
         "POST",
@@ -237,11 +197,7 @@ async fn openai_embeddings_float_and_base64() {
     .await;
     assert_eq!(b64["data"].as_array().unwrap().len(), 2);
     let encoded = b64["data"][1]["embedding"].as_str().unwrap();
-    assert_eq!(
-        encoded.len(),
-        172,
-        "32 floats = 128 bytes = 172 base64 characters"
-    );
+    assert_eq!(encoded.len(), 172, "32 floats = 128 bytes = 172 base64 characters");
     assert_eq!(
         encoded,
         routes::openai::encode_base64_f32(&vector(&floats["data"][1]["embedding"]))
@@ -258,13 +214,7 @@ async fn openai_embeddings_float_and_base64() {
         (status, err["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request"))
     );
-    let (status, _, err) = send(
-        &app,
-        "POST",
-        "/v1/embeddings",
-        Some(json!({"input": [1, 2, 3]})),
-    )
-    .await;
+    let (status, _, err) = send(&app, "POST", "/v1/embeddings", Some(json!({"input": [1, 2, 3]}))).await;
     assert_eq!(
         (status, err["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request"))
@@ -299,12 +249,7 @@ async fn bad_input_gets_json_errors() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_request",
         ),
-        (
-            json!({}),
-            "/embed",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
+        (json!({}), "/embed", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (
             json!({"text": "x", "input_type": "document"}),
             "/embed",
@@ -326,11 +271,7 @@ async fn bad_input_gets_json_errors() {
     ];
     for (body, uri, status, code) in cases {
         let (got, _, err) = send(&app, "POST", uri, Some(body.clone())).await;
-        assert_eq!(
-            (got, err["code"].as_str()),
-            (status, Some(code)),
-            "{uri} {body}"
-        );
+        assert_eq!((got, err["code"].as_str()), (status, Some(code)), "{uri} {body}");
         assert!(err["error"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let (status, err) = send_raw(&app, "/embed", Some("application/json"), "{\"text\": ").await;
@@ -341,10 +282,7 @@ async fn bad_input_gets_json_errors() {
     let (status, err) = send_raw(&app, "/embed", None, "{\"text\": \"x\"}").await;
     assert_eq!(
         (status, err["code"].as_str()),
-        (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Some("unsupported_media_type")
-        )
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type"))
     );
     let (status, _, err) = send(&app, "GET", "/embed", None).await;
     assert_eq!(
@@ -389,10 +327,7 @@ async fn metrics_count_requests_by_matched_route() {
 
 #[test]
 fn overload_and_not_ready_carry_retry_after() {
-    for error in [
-        error::ApiError::Overloaded,
-        error::ApiError::NotReady("loading".into()),
-    ] {
+    for error in [error::ApiError::Overloaded, error::ApiError::NotReady("loading".into())] {
         let response = error.into_response();
         assert!(matches!(
             response.status(),

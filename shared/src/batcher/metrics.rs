@@ -42,16 +42,8 @@ impl Default for BatcherMetrics {
 impl BatcherMetrics {
     /// Registers every metric under the registry's prefix (e.g. `embed_queue_depth`).
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "queue_depth",
-            "Sequences waiting for a batch",
-            self.queue_depth.clone(),
-        );
-        registry.register(
-            "batch_size",
-            "Sequences per inference batch",
-            self.batch_size.clone(),
-        );
+        registry.register("queue_depth", "Sequences waiting for a batch", self.queue_depth.clone());
+        registry.register("batch_size", "Sequences per inference batch", self.batch_size.clone());
         registry.register(
             "batch_tokens",
             "Padded tokens (size x longest) per batch",
@@ -72,11 +64,7 @@ impl BatcherMetrics {
             "ONNX Runtime time per batch",
             self.inference_duration.clone(),
         );
-        registry.register(
-            "sequences",
-            "Sequences run through the model",
-            self.items.clone(),
-        );
+        registry.register("sequences", "Sequences run through the model", self.items.clone());
         registry.register(
             "rejected_sequences",
             "Sequences refused because the queue was full",

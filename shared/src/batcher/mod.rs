@@ -88,11 +88,12 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the owner task (on the current tokio runtime) and `config.workers` inference threads.
-    /// `warmup` is run once per session before the engine reports [`Readiness::Ready`].
+    /// Each batch of `warmup` is run once per session before the engine reports
+    /// [`Readiness::Ready`]; the first batch's output width becomes [`Batcher::output_width`].
     pub fn start(
         config: BatcherConfig,
         factory: ModelFactory,
-        warmup: Vec<Encoded>,
+        warmup: Vec<Vec<Encoded>>,
         metrics: BatcherMetrics,
     ) -> Self {
         let (requests_tx, requests_rx) = mpsc::unbounded_channel();
@@ -108,12 +109,8 @@ impl Batcher {
                 jobs: jobs_rx.clone(),
                 metrics: metrics.clone(),
             };
-            let (factory, warmup, ready_tx, loaded) = (
-                factory.clone(),
-                warmup.clone(),
-                ready_tx.clone(),
-                loaded.clone(),
-            );
+            let (factory, warmup, ready_tx, loaded) =
+                (factory.clone(), warmup.clone(), ready_tx.clone(), loaded.clone());
             let output_width = output_width.clone();
             std::thread::Builder::new()
                 .name(format!("inference-{n}"))
@@ -176,9 +173,7 @@ impl Batcher {
             return Ok(Vec::new());
         }
         if *self.readiness.borrow() != Readiness::Ready {
-            return Err(BatcherError::Unavailable(
-                "the model is still loading".into(),
-            ));
+            return Err(BatcherError::Unavailable("the model is still loading".into()));
         }
         self.admit(n)?;
         let enqueued = Instant::now();
@@ -204,20 +199,17 @@ impl Batcher {
         let mut out = Vec::with_capacity(n);
         for rx in receivers {
             out.push(
-                rx.await.map_err(|_| {
-                    BatcherError::Unavailable("the inference thread stopped".into())
-                })??,
+                rx.await
+                    .map_err(|_| BatcherError::Unavailable("the inference thread stopped".into()))??,
             );
         }
         Ok(out)
     }
 
     fn admit(&self, n: usize) -> Result<(), BatcherError> {
-        let admitted = self
-            .queued
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
-                (q + n <= self.capacity).then_some(q + n)
-            });
+        let admitted = self.queued.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
+            (q + n <= self.capacity).then_some(q + n)
+        });
         match admitted {
             Ok(q) => {
                 self.metrics.queue_depth.set((q + n) as i64);
@@ -231,20 +223,16 @@ impl Batcher {
     }
 }
 
-/// Builds the model and runs the warm-up batch; returns the model and its output width.
-fn load_and_warm(
-    factory: &ModelFactory,
-    warmup: &[Encoded],
-) -> Result<(Box<dyn Model>, Option<usize>), String> {
+/// Builds the model and runs the warm-up batches; returns the model and its output width.
+fn load_and_warm(factory: &ModelFactory, warmup: &[Vec<Encoded>]) -> Result<(Box<dyn Model>, Option<usize>), String> {
     let mut model = factory()?;
-    if warmup.is_empty() {
-        return Ok((model, None));
+    let mut width = None;
+    for batch in warmup {
+        let batch: Vec<&Encoded> = batch.iter().collect();
+        let outputs = model.run(&batch).map_err(|e| format!("warm-up failed: {e}"))?;
+        width = width.or(outputs.first().map(Vec::len));
     }
-    let batch: Vec<&Encoded> = warmup.iter().collect();
-    let outputs = model
-        .run(&batch)
-        .map_err(|e| format!("warm-up failed: {e}"))?;
-    Ok((model, outputs.first().map(Vec::len)))
+    Ok((model, width))
 }
 
 /// The single owner of the queue.
@@ -294,9 +282,7 @@ impl Owner {
             while let Ok(items) = self.requests.try_recv() {
                 pending.push_request(items);
             }
-            let deadline = pending
-                .oldest()
-                .map_or_else(Instant::now, |t| t + self.config.max_wait);
+            let deadline = pending.oldest().map_or_else(Instant::now, |t| t + self.config.max_wait);
             if open && !pending.can_fill(&self.config.limits) && Instant::now() < deadline {
                 worker = Some(permit);
                 tokio::select! {
@@ -320,9 +306,9 @@ impl Owner {
                 span,
             }) {
                 for item in job.items {
-                    let _ = item.respond.send(Err(BatcherError::Unavailable(
-                        "no inference thread is running".into(),
-                    )));
+                    let _ = item
+                        .respond
+                        .send(Err(BatcherError::Unavailable("no inference thread is running".into())));
                 }
             }
         }
@@ -344,10 +330,7 @@ impl Worker {
     fn run(self, mut model: Box<dyn Model>) {
         loop {
             let job = {
-                let jobs = self
-                    .jobs
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 match jobs.recv() {
                     Ok(job) => job,
                     Err(_) => return,
@@ -369,8 +352,15 @@ impl Worker {
                 .observe(started.duration_since(item.enqueued).as_secs_f64());
         }
         let outputs = model.run(&sequences);
-        m.inference_duration
-            .observe(started.elapsed().as_secs_f64());
+        let elapsed = started.elapsed();
+        m.inference_duration.observe(elapsed.as_secs_f64());
+        tracing::debug!(
+            size = job.items.len(),
+            longest,
+            real,
+            ms = elapsed.as_secs_f64() * 1e3,
+            "batch ran"
+        );
         m.batch_size.observe(job.items.len() as f64);
         m.batch_tokens.observe((longest * job.items.len()) as f64);
         m.padding_ratio

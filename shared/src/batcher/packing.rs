@@ -1,8 +1,10 @@
 //! Batch packing: which queued sequences run together. Pure logic, property-tested.
 //!
-//! A batch is padded to its longest sequence, so its cost is `count x longest` tokens. The batch
-//! is built around an anchor (the item whose turn it is) by adding the queued items closest to
-//! it in length while the padded-token budget, the size cap and the padding cap all hold.
+//! A batch is padded to its longest sequence, and every run also pays a fixed cost, so a batch
+//! costs about `overhead + count x longest` tokens' worth of time. The batch is built around an
+//! anchor (the item whose turn it is) from the queued items closest to it in length: an item
+//! joins only if it raises the batch's efficiency `real tokens / cost` (otherwise it is better
+//! left for a batch of its own length) and the budget, size and padding caps all still hold.
 
 /// The limits one batch must respect.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -13,6 +15,13 @@ pub struct BatchLimits {
     pub max_batch_size: usize,
     /// Largest share of padding a batch may carry (0.0..=1.0); padding is computed and thrown away.
     pub max_padding_ratio: f64,
+    /// The fixed cost of one inference run, in tokens' worth of time.
+    pub overhead_tokens: usize,
+}
+
+/// `real / (padded + overhead)`: the share of a batch's cost that is useful work.
+pub fn efficiency(real_tokens: usize, count: usize, longest: usize, overhead_tokens: usize) -> f64 {
+    real_tokens as f64 / (count * longest + overhead_tokens).max(1) as f64
 }
 
 /// Padding share of a batch: 1 - real tokens / padded tokens.
@@ -27,7 +36,8 @@ pub fn padding_ratio(real_tokens: usize, count: usize, longest: usize) -> f64 {
 
 /// Picks the members of the next batch from queued sequence `lengths`. The `anchor` is always
 /// included (alone if nothing else fits, even over budget: a single sequence is never refused);
-/// the others are taken closest in length first, earlier index first among equals.
+/// the others are considered closest in length first, earlier index first among equals, and
+/// taken when they keep every limit and do not lower the batch's [`efficiency`].
 /// Returns indices into `lengths`, anchor first.
 pub fn select_batch(lengths: &[usize], anchor: usize, limits: BatchLimits) -> Vec<usize> {
     let anchor_len = lengths[anchor];
@@ -49,6 +59,10 @@ pub fn select_batch(lengths: &[usize], anchor: usize, limits: BatchLimits) -> Ve
         if padding_ratio(real + len, count, new_longest) > limits.max_padding_ratio {
             continue;
         }
+        let overhead = limits.overhead_tokens;
+        if efficiency(real + len, count, new_longest, overhead) < efficiency(real, count - 1, longest, overhead) {
+            continue;
+        }
         chosen.push(i);
         longest = new_longest;
         real += len;
@@ -65,17 +79,28 @@ mod tests {
         max_batch_tokens: 64,
         max_batch_size: 4,
         max_padding_ratio: 0.2,
+        overhead_tokens: 16,
     };
 
     #[test]
     fn groups_similar_lengths() {
         let lengths = [10, 50, 11, 49, 12, 9];
         let batch = select_batch(&lengths, 0, LIMITS);
-        assert_eq!(
-            batch,
-            vec![0, 2, 5, 4],
-            "closest first, earlier index among equals"
-        );
+        assert_eq!(batch, vec![0, 2, 5, 4], "closest first, earlier index among equals");
+    }
+
+    #[test]
+    fn an_item_that_would_lower_efficiency_waits_for_its_own_kind() {
+        let limits = BatchLimits {
+            max_batch_tokens: 10_000,
+            max_batch_size: 32,
+            max_padding_ratio: 1.0,
+            overhead_tokens: 10,
+        };
+        // 30 alone: 30/40 = 0.75; with a 10 it would be 40/70 = 0.57, so the 10s go together later.
+        assert_eq!(select_batch(&[30, 10, 10, 29], 0, limits), vec![0, 3]);
+        // Short items gain from company: 10 alone is 10/20, two of them 20/30.
+        assert_eq!(select_batch(&[10, 30, 10], 0, limits), vec![0, 2]);
     }
 
     #[test]
@@ -97,9 +122,10 @@ mod tests {
             max_batch_tokens in 1usize..20_000,
             max_batch_size in 1usize..64,
             max_padding_ratio in 0.0f64..1.0,
+            overhead_tokens in 0usize..64,
         ) {
             let anchor = anchor_seed.index(lengths.len());
-            let limits = BatchLimits { max_batch_tokens, max_batch_size, max_padding_ratio };
+            let limits = BatchLimits { max_batch_tokens, max_batch_size, max_padding_ratio, overhead_tokens };
             let batch = select_batch(&lengths, anchor, limits);
 
             prop_assert_eq!(batch[0], anchor);
@@ -113,13 +139,15 @@ mod tests {
                 let real: usize = batch.iter().map(|&i| lengths[i]).sum();
                 prop_assert!(batch.len() * longest <= max_batch_tokens);
                 prop_assert!(padding_ratio(real, batch.len(), longest) <= max_padding_ratio + 1e-12);
+                let alone = efficiency(lengths[anchor], 1, lengths[anchor], overhead_tokens);
+                prop_assert!(efficiency(real, batch.len(), longest, overhead_tokens) >= alone - 1e-12, "never worse than alone");
             }
         }
 
         #[test]
         fn equal_lengths_fill_the_batch(len in 1usize..100, n in 1usize..100, size in 1usize..32) {
             let lengths = vec![len; n];
-            let limits = BatchLimits { max_batch_tokens: usize::MAX, max_batch_size: size, max_padding_ratio: 0.0 };
+            let limits = BatchLimits { max_batch_tokens: usize::MAX, max_batch_size: size, max_padding_ratio: 0.0, overhead_tokens: 8 };
             prop_assert_eq!(select_batch(&lengths, 0, limits).len(), n.min(size));
         }
     }

@@ -27,9 +27,7 @@ impl Pending {
         }
         self.len += items.len();
         self.tokens += items.iter().map(|i| i.encoded.len()).sum::<usize>();
-        self.requests.push_back(RequestQueue {
-            items: items.into(),
-        });
+        self.requests.push_back(RequestQueue { items: items.into() });
     }
 
     #[cfg(test)]
@@ -139,10 +137,7 @@ mod tests {
         )
     }
 
-    fn request(
-        lens: &[usize],
-        tag: i64,
-    ) -> (Vec<Item>, Vec<oneshot::Receiver<super::super::ItemResult>>) {
+    fn request(lens: &[usize], tag: i64) -> (Vec<Item>, Vec<oneshot::Receiver<super::super::ItemResult>>) {
         lens.iter().map(|&l| item(l, tag)).unzip()
     }
 
@@ -150,6 +145,7 @@ mod tests {
         max_batch_tokens: 1000,
         max_batch_size: 4,
         max_padding_ratio: 0.5,
+        overhead_tokens: 16,
     };
 
     #[tokio::test]
@@ -163,10 +159,7 @@ mod tests {
         let first = pending.take_batch(&LIMITS);
         assert_eq!(first.len(), 4);
         let second = pending.take_batch(&LIMITS);
-        assert_eq!(
-            second[0].encoded.ids[0], 2,
-            "the single query anchors the second batch"
-        );
+        assert_eq!(second[0].encoded.ids[0], 2, "the single query anchors the second batch");
         assert_eq!(pending.len(), 40 - 7);
     }
 

@@ -37,6 +37,7 @@ async fn start(max_batch_size: usize, queue_capacity: usize) -> (Batcher, Arc<Mu
             max_batch_tokens: 10_000,
             max_batch_size,
             max_padding_ratio: 0.5,
+            overhead_tokens: 16,
         },
         max_wait: Duration::from_millis(50),
         queue_capacity,
@@ -101,19 +102,8 @@ async fn a_full_queue_refuses_instead_of_growing() {
         batcher.submit((0..4).map(|_| seq(3)).collect()).await,
         Err(BatcherError::Overloaded)
     );
-    assert_eq!(
-        batcher.queue_depth(),
-        0,
-        "a refused request leaves nothing queued"
-    );
-    assert_eq!(
-        batcher
-            .submit((0..3).map(|_| seq(3)).collect())
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(batcher.queue_depth(), 0, "a refused request leaves nothing queued");
+    assert_eq!(batcher.submit((0..3).map(|_| seq(3)).collect()).await.unwrap().len(), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -128,11 +118,7 @@ async fn cancelled_callers_are_dropped_unrun() {
     let _ = abandoned.await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     batcher.submit(vec![seq(9)]).await.unwrap();
-    assert_eq!(
-        *batches.lock().unwrap(),
-        vec![1],
-        "only the live request ran"
-    );
+    assert_eq!(*batches.lock().unwrap(), vec![1], "only the live request ran");
     assert_eq!(batcher.queue_depth(), 0);
 }
 
@@ -144,6 +130,7 @@ async fn a_model_that_fails_to_load_reports_it() {
             max_batch_tokens: 100,
             max_batch_size: 2,
             max_padding_ratio: 0.5,
+            overhead_tokens: 16,
         },
         max_wait: Duration::from_millis(1),
         queue_capacity: 10,
@@ -151,11 +138,7 @@ async fn a_model_that_fails_to_load_reports_it() {
     };
     let batcher = Batcher::start(config, factory, Vec::new(), BatcherMetrics::default());
     let mut ready = batcher.readiness();
-    let state = ready
-        .wait_for(|r| *r != Readiness::Loading)
-        .await
-        .unwrap()
-        .clone();
+    let state = ready.wait_for(|r| *r != Readiness::Loading).await.unwrap().clone();
     assert_eq!(state, Readiness::Failed("no such model".into()));
     assert!(matches!(
         batcher.submit(vec![seq(2)]).await,

@@ -66,9 +66,7 @@ pub async fn track(State(metrics): State<HttpMetrics>, request: Request, next: N
     let response = next.run(request).await;
     metrics
         .duration
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-        })
+        .get_or_create(&RouteLabels { route: route.clone() })
         .observe(started.elapsed().as_secs_f64());
     metrics
         .requests
@@ -93,10 +91,6 @@ pub fn render(registry: &Arc<Registry>) -> Response {
             body,
         )
             .into_response(),
-        Err(e) => super::error_response(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        ),
+        Err(e) => super::error_response(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }

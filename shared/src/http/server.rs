@@ -26,17 +26,9 @@ struct Ops {
 }
 
 /// Adds `/health`, `/ready`, `/metrics`, JSON 404/405 fallbacks and per-route metrics to `api`.
-pub fn ops_routes(
-    api: Router,
-    ready: Readiness,
-    registry: Arc<Registry>,
-    http: HttpMetrics,
-) -> Router {
+pub fn ops_routes(api: Router, ready: Readiness, registry: Arc<Registry>, http: HttpMetrics) -> Router {
     let ops = Router::new()
-        .route(
-            "/health",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
+        .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready_handler))
         .route(
             "/metrics",

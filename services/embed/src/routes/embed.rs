@@ -35,9 +35,7 @@ pub(crate) async fn single(
     State(state): State<AppState>,
     Json(request): Json<EmbedRequest>,
 ) -> Result<axum::Json<EmbedResponse>, ApiError> {
-    let input_type = request
-        .input_type
-        .unwrap_or(state.config.default_input_type);
+    let input_type = request.input_type.unwrap_or(state.config.default_input_type);
     let mut out = state.embedder.embed(vec![request.text], input_type).await?;
     let embedding = out
         .vectors
@@ -52,9 +50,7 @@ pub(crate) async fn batch(
     Json(request): Json<BatchRequest>,
 ) -> Result<axum::Json<BatchResponse>, ApiError> {
     check_batch_size(request.texts.len(), state.config.max_client_batch)?;
-    let input_type = request
-        .input_type
-        .unwrap_or(state.config.default_input_type);
+    let input_type = request.input_type.unwrap_or(state.config.default_input_type);
     let out = state.embedder.embed(request.texts, input_type).await?;
     Ok(axum::Json(BatchResponse {
         embeddings: out.vectors,

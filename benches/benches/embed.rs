@@ -1,0 +1,380 @@
+//! embed bench: the raw engine (one ONNX session: no tokenizer, queue or HTTP) against the
+//! embed-service under concurrent HTTP load, on a full-size model of the E5-large shape.
+//!
+//!     scripts/bench.sh embed -- --model models/bench/e5-large-shaped-int8
+//!
+//! The raw engine and the service take turns for `--rounds` rounds so that both see the same
+//! machine; medians are reported. Prints raw throughput per batch shape, one raw inference's
+//! latency, service throughput and latency per concurrency with the ratio service/raw, and, on a
+//! mixed-length workload, the padding ratio and RSS growth.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use benches::{Latencies, Rng, load, machine, metric, rss_mib, text_of_length};
+use clap::Parser;
+use e2e::Process;
+use serde_json::{Value, json};
+use shared::ModelDir;
+use shared::session::{InferenceSession, SessionOptions};
+use shared::tokenize::{Encoded, InputType, TextTokenizer};
+
+#[derive(Parser)]
+struct Args {
+    /// Model directory to bench.
+    #[arg(long, default_value = "models/bench/e5-large-shaped-int8")]
+    model: PathBuf,
+    /// Concurrency levels of the HTTP load.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
+    concurrency: Vec<usize>,
+    /// Requests per concurrency level and round (short queries, 10-30 tokens).
+    #[arg(long, default_value_t = 128)]
+    requests: usize,
+    /// Raw-engine batch sizes to try.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,16,32")]
+    raw_batches: Vec<usize>,
+    /// Rounds of raw engine then service.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Requests of the mixed-length workload (5-400 tokens), 0 to skip.
+    #[arg(long, default_value_t = 300)]
+    mixed_requests: usize,
+    /// Concurrency of the mixed-length workload.
+    #[arg(long, default_value_t = 32)]
+    mixed_concurrency: usize,
+    /// Skip the raw engine (e.g. for an RSS-only run).
+    #[arg(long)]
+    skip_raw: bool,
+    /// Extra arguments for embed-service, as one string: --service-args "--max-padding-ratio 0.1"
+    #[arg(long, allow_hyphen_values = true, default_value = "")]
+    service_args: String,
+    /// Only replay batch shapes logged by the service (`RUST_LOG=shared::batcher=debug`, lines
+    /// reduced to "size longest real ms") on the raw engine and compare the times.
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// Median of a list of figures (NaN when empty).
+fn median(values: &[f64]) -> f64 {
+    Latencies::new(values.to_vec()).median()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let model = e2e::root().join(&args.model);
+    let dir = ModelDir::open(&model)?;
+    let tokenizer = TextTokenizer::load(&dir.tokenizer_path(), &dir.config)?;
+    let threads = std::thread::available_parallelism()?.get();
+    println!("# embed bench: {} on {}", dir.name(), machine());
+
+    let mut rng = Rng::new(42);
+    let short: Vec<String> = (0..256)
+        .map(|_| text_of_length(&tokenizer, InputType::Query, rng.range(10, 30), &mut rng))
+        .collect();
+    let encoded: Vec<Encoded> = short
+        .iter()
+        .map(|t| tokenizer.encode(t, InputType::Query).unwrap())
+        .collect();
+    let mean_tokens = encoded.iter().map(Encoded::len).sum::<usize>() as f64 / encoded.len() as f64;
+    println!(
+        "short queries: 10-30 tokens, mean {mean_tokens:.1}; intra-op threads {threads}; {} rounds; service args: {}",
+        args.rounds, args.service_args
+    );
+
+    if let Some(path) = &args.replay {
+        let options = SessionOptions {
+            intra_threads: threads,
+            spinning: true,
+        };
+        return replay(InferenceSession::load(&dir, tokenizer.pad_id(), options)?, path);
+    }
+
+    let mut raw = if args.skip_raw {
+        None
+    } else {
+        let options = SessionOptions {
+            intra_threads: threads,
+            spinning: true,
+        };
+        Some(RawEngine::new(
+            InferenceSession::load(&dir, tokenizer.pad_id(), options)?,
+            &encoded,
+        ))
+    };
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    let model_arg = model.to_str().unwrap().to_string();
+    let mut service_args = vec!["--host", "127.0.0.1", "--port", "0", "--model-dir", &model_arg];
+    service_args.extend(args.service_args.split_whitespace());
+    let service = Process::start(
+        "embed-service",
+        &service_args,
+        &[("RUST_LOG", "warn,embed_service=info")],
+    );
+    runtime.block_on(service.wait_ready(Duration::from_secs(600)));
+    let url = service.url("/embed");
+    let bodies: Vec<Value> = short
+        .iter()
+        .cycle()
+        .take(args.requests)
+        .map(|t| json!({"text": t}))
+        .collect();
+    runtime.block_on(load(&url, &bodies[..8], 2));
+    let rss_warm = rss_mib(service.pid());
+
+    let mut levels: BTreeMap<usize, Vec<Level>> = BTreeMap::new();
+    for round in 0..args.rounds {
+        eprintln!("round {}/{}", round + 1, args.rounds);
+        if let Some(raw) = raw.as_mut() {
+            raw.round(&args.raw_batches)?;
+        }
+        for &c in &args.concurrency {
+            let level = runtime.block_on(Level::measure(&service, &bodies, c, mean_tokens))?;
+            levels.entry(c).or_default().push(level);
+        }
+    }
+
+    let (raw_best, raw_single) = match &raw {
+        Some(raw) => raw.report(),
+        None => (f64::NAN, f64::NAN),
+    };
+    println!("\n## embed-service under HTTP load (POST /embed, one short query per request)");
+    println!(
+        "| concurrency | requests | tokens/s | ratio to raw best | p50 ms | p99 ms | errors | mean batch | padding | model busy |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (c, runs) in &levels {
+        let m = |f: fn(&Level) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+        let tps = m(|l| l.tokens_per_s);
+        println!(
+            "| {c} | {} | {tps:.0} | {:.2} | {:.1} | {:.1} | {} | {:.1} | {:.1}% | {:.0}% |",
+            runs.iter().map(|l| l.ok).sum::<usize>(),
+            tps / raw_best,
+            m(|l| l.p50),
+            m(|l| l.p99),
+            runs.iter().map(|l| l.errors).sum::<usize>(),
+            m(|l| l.engine.mean_batch()),
+            m(|l| l.engine.padding_percent()),
+            m(|l| l.busy_percent),
+        );
+        if *c == 1 {
+            println!(
+                "(concurrency 1: p50 minus one raw inference = {:.1} ms)",
+                m(|l| l.p50) - raw_single
+            );
+        }
+    }
+
+    if args.mixed_requests > 0 {
+        runtime.block_on(mixed(&args, &service, &tokenizer, rss_warm))?;
+    }
+    Ok(())
+}
+
+/// The raw engine: one session, batches of sorted (equal-ish length) sequences.
+struct RawEngine {
+    session: InferenceSession,
+    sorted: Vec<Encoded>,
+    /// tokens/s per batch size, one figure per round.
+    rates: BTreeMap<usize, Vec<f64>>,
+    singles_ms: Vec<f64>,
+}
+
+impl RawEngine {
+    fn new(session: InferenceSession, encoded: &[Encoded]) -> Self {
+        let mut sorted = encoded.to_vec();
+        sorted.sort_by_key(Encoded::len);
+        Self {
+            session,
+            sorted,
+            rates: BTreeMap::new(),
+            singles_ms: Vec::new(),
+        }
+    }
+
+    fn round(&mut self, batches: &[usize]) -> anyhow::Result<()> {
+        self.session.run(&[&self.sorted[0]])?;
+        for e in self.sorted.iter().step_by(self.sorted.len() / 8) {
+            let t = Instant::now();
+            self.session.run(&[e])?;
+            self.singles_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        for &b in batches {
+            // Chunks of neighbouring lengths, spread evenly over the whole length range.
+            let chunks: Vec<Vec<&Encoded>> = self.sorted.chunks_exact(b).map(|c| c.iter().collect()).collect();
+            let n = (64 / b).clamp(2, 8).min(chunks.len());
+            let step = chunks.len() / n;
+            let (t, mut tokens) = (Instant::now(), 0);
+            for chunk in chunks.iter().step_by(step).take(n) {
+                self.session.run(chunk)?;
+                tokens += chunk.iter().map(|e| e.len()).sum::<usize>();
+            }
+            self.rates
+                .entry(b)
+                .or_default()
+                .push(tokens as f64 / t.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// Prints the raw figures; returns (best median tokens/s, median single-query ms).
+    fn report(&self) -> (f64, f64) {
+        let single = median(&self.singles_ms);
+        println!("\n## raw engine\none short query alone: median {single:.1} ms");
+        println!("| batch | tokens/s (median) | per round |\n|---|---|---|");
+        let mut best = 0f64;
+        for (b, rates) in &self.rates {
+            let m = median(rates);
+            best = best.max(m);
+            let each: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+            println!("| {b} | {m:.0} | {} |", each.join(", "));
+        }
+        println!("raw best: {best:.0} tokens/s");
+        (best, single)
+    }
+}
+
+/// One concurrency level of one round.
+struct Level {
+    ok: usize,
+    errors: usize,
+    tokens_per_s: f64,
+    p50: f64,
+    p99: f64,
+    busy_percent: f64,
+    engine: EngineDelta,
+}
+
+impl Level {
+    async fn measure(
+        service: &Process,
+        bodies: &[Value],
+        concurrency: usize,
+        mean_tokens: f64,
+    ) -> anyhow::Result<Self> {
+        let before = scrape(service).await?;
+        let r = load(&service.url("/embed"), bodies, concurrency).await;
+        let engine = EngineDelta::between(&before, &scrape(service).await?);
+        let secs = r.elapsed.as_secs_f64();
+        Ok(Self {
+            ok: r.ok,
+            errors: r.errors.len(),
+            tokens_per_s: r.ok as f64 / secs * mean_tokens,
+            p50: r.latencies.median(),
+            p99: r.latencies.percentile(99.0),
+            busy_percent: 100.0 * engine.busy_seconds / secs,
+            engine,
+        })
+    }
+}
+
+async fn scrape(service: &Process) -> anyhow::Result<String> {
+    Ok(reqwest::get(service.url("/metrics")).await?.text().await?)
+}
+
+/// Mixed lengths (5-400 tokens): the padding the batcher leaves, and RSS growth.
+async fn mixed(args: &Args, service: &Process, tokenizer: &TextTokenizer, rss_warm: f64) -> anyhow::Result<()> {
+    let mut rng = Rng::new(7);
+    let longest = 400.min(tokenizer.max_length());
+    let mixed: Vec<Value> = (0..args.mixed_requests.min(512))
+        .map(|_| {
+            let text = text_of_length(tokenizer, InputType::Passage, rng.range(5, longest), &mut rng);
+            json!({"text": text, "input_type": "passage"})
+        })
+        .collect();
+    let bodies: Vec<Value> = mixed.iter().cycle().take(args.mixed_requests).cloned().collect();
+    let before = scrape(service).await?;
+    let r = load(&service.url("/embed"), &bodies, args.mixed_concurrency).await;
+    let engine = EngineDelta::between(&before, &scrape(service).await?);
+    let secs = r.elapsed.as_secs_f64();
+    println!(
+        "\n## mixed lengths (5-{longest} tokens, passages), concurrency {}",
+        args.mixed_concurrency
+    );
+    println!(
+        "requests {} ok, {} errors, {secs:.1} s; real tokens/s {:.0}; {} batches, mean batch {:.1}; model busy {:.0}%",
+        r.ok,
+        r.errors.len(),
+        engine.real_tokens / secs,
+        engine.batches,
+        engine.mean_batch(),
+        100.0 * engine.busy_seconds / secs
+    );
+    println!(
+        "padding ratio (1 - real/padded tokens): {:.1}%",
+        engine.padding_percent()
+    );
+    let rss_after = rss_mib(service.pid());
+    println!(
+        "RSS: after warm-up {rss_warm:.0} MiB; after all the load above {rss_after:.0} MiB ({:+.1}%)",
+        100.0 * (rss_after / rss_warm - 1.0)
+    );
+    Ok(())
+}
+
+/// The engine's own counters over one load run, from two `/metrics` snapshots.
+struct EngineDelta {
+    batches: f64,
+    sequences: f64,
+    real_tokens: f64,
+    padded_tokens: f64,
+    busy_seconds: f64,
+}
+
+impl EngineDelta {
+    fn between(before: &str, after: &str) -> Self {
+        let delta = |name: &str| metric(after, name) - metric(before, name);
+        Self {
+            batches: delta("embed_batch_size_count"),
+            sequences: delta("embed_sequences_total"),
+            real_tokens: delta("embed_real_tokens_total"),
+            padded_tokens: delta("embed_padded_tokens_total"),
+            busy_seconds: delta("embed_inference_duration_seconds_sum"),
+        }
+    }
+
+    fn mean_batch(&self) -> f64 {
+        self.sequences / self.batches
+    }
+
+    fn padding_percent(&self) -> f64 {
+        100.0 * (1.0 - self.real_tokens / self.padded_tokens)
+    }
+}
+
+/// Runs each logged batch shape on the raw engine and compares total time with the service's.
+fn replay(mut session: InferenceSession, path: &std::path::Path) -> anyhow::Result<()> {
+    let shapes: Vec<(usize, usize, f64)> = std::fs::read_to_string(path)?
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                f.first()?.parse().ok()?,
+                f.get(1)?.parse().ok()?,
+                f.get(3)?.parse().ok()?,
+            ))
+        })
+        .collect();
+    let (mut raw_ms, mut service_ms) = (0.0, 0.0);
+    for &(size, longest, ms) in &shapes {
+        let seq = Encoded {
+            ids: vec![5; longest],
+            type_ids: vec![0; longest],
+        };
+        let batch: Vec<&Encoded> = (0..size).map(|_| &seq).collect();
+        let t = Instant::now();
+        session.run(&batch)?;
+        raw_ms += t.elapsed().as_secs_f64() * 1e3;
+        service_ms += ms;
+    }
+    println!(
+        "{} batches: service {service_ms:.0} ms, raw engine on the same shapes {raw_ms:.0} ms, ratio {:.2}",
+        shapes.len(),
+        service_ms / raw_ms
+    );
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! Bench helpers: texts of exact token lengths, an HTTP load driver, latency statistics, process
+//! RSS, and reading counters from `/metrics`. The bench targets print ratios against the raw engine.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shared::tokenize::{InputType, TextTokenizer};
+
+/// A small deterministic generator (xorshift64*), so every run sends the same texts.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
+    }
+}
+
+const WORDS: &[&str] = &[
+    "engineer",
+    "Berlin",
+    "Rust",
+    "search",
+    "ranking",
+    "designer",
+    "Lisbon",
+    "nurse",
+    "teacher",
+    "data",
+    "scientist",
+    "Tokyo",
+    "machine",
+    "learning",
+    "pastry",
+    "chef",
+    "lawyer",
+    "contract",
+    "systems",
+    "Montréal",
+    "Zürich",
+    "Kraków",
+    "vector",
+    "databases",
+    "research",
+    "years",
+    "experience",
+    "with",
+    "and",
+    "in",
+];
+
+/// A text whose tokenization (with `input_type`'s prefix and special tokens) is exactly `tokens`
+/// long, or as close as the word list allows.
+pub fn text_of_length(tokenizer: &TextTokenizer, input_type: InputType, tokens: usize, rng: &mut Rng) -> String {
+    let count = |t: &str| tokenizer.encode(t, input_type).map(|e| e.len()).unwrap_or(0);
+    let mut text = String::new();
+    loop {
+        let word = WORDS[rng.next_u64() as usize % WORDS.len()];
+        let candidate = if text.is_empty() {
+            word.to_string()
+        } else {
+            format!("{text} {word}")
+        };
+        if count(&candidate) > tokens {
+            // Pad with single characters, which are one token each in the fixture vocabularies.
+            while count(&text) < tokens {
+                let longer = format!("{text} a");
+                if count(&longer) > tokens {
+                    break;
+                }
+                text = longer;
+            }
+            return text;
+        }
+        text = candidate;
+        if count(&text) == tokens {
+            return text;
+        }
+    }
+}
+
+/// Latency statistics in milliseconds.
+#[derive(Debug, Clone)]
+pub struct Latencies(Vec<f64>);
+
+impl Latencies {
+    pub fn new(mut ms: Vec<f64>) -> Self {
+        ms.sort_by(f64::total_cmp);
+        Self(ms)
+    }
+
+    pub fn percentile(&self, p: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * (self.0.len() - 1) as f64).round() as usize;
+        self.0[rank]
+    }
+
+    pub fn median(&self) -> f64 {
+        self.percentile(50.0)
+    }
+}
+
+/// What a load run saw.
+#[derive(Debug)]
+pub struct LoadResult {
+    pub elapsed: Duration,
+    pub latencies: Latencies,
+    pub ok: usize,
+    pub errors: Vec<u16>,
+}
+
+/// Sends `bodies` as POSTs to `url` from `concurrency` clients (each a keep-alive connection);
+/// client k sends bodies k, k + concurrency, ... in turn.
+pub async fn load(url: &str, bodies: &[Value], concurrency: usize) -> LoadResult {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..concurrency {
+        let mine: Vec<Value> = bodies.iter().skip(k).step_by(concurrency).cloned().collect();
+        let url = url.to_string();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+            let mut out = Vec::with_capacity(mine.len());
+            for body in mine {
+                let t = Instant::now();
+                let status = match client.post(&url).json(&body).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        status
+                    }
+                    Err(_) => 0,
+                };
+                out.push((status, t.elapsed().as_secs_f64() * 1e3));
+            }
+            out
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = Vec::new();
+    for task in tasks {
+        for (status, ms) in task.await.unwrap() {
+            if status == 200 {
+                latencies.push(ms);
+            } else {
+                errors.push(status);
+            }
+        }
+    }
+    LoadResult {
+        elapsed: started.elapsed(),
+        ok: latencies.len(),
+        latencies: Latencies::new(latencies),
+        errors,
+    }
+}
+
+/// Resident set size of a process, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// The value of an unlabelled metric in Prometheus text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// One line describing this machine, for the record.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let avx512 = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains("avx512f"));
+    format!("{cpu}, {cores} cores{}", if avx512 { ", AVX-512" } else { "" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_sorted_latencies() {
+        let l = Latencies::new(vec![5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!((l.median(), l.percentile(0.0), l.percentile(100.0)), (3.0, 1.0, 5.0));
+    }
+
+    #[test]
+    fn metric_reads_unlabelled_values() {
+        let text = "# HELP x y\nembed_real_tokens_total 42\nembed_real_tokens_total_other 1\n";
+        assert_eq!(metric(text, "embed_real_tokens_total"), 42.0);
+        assert!(metric(text, "missing").is_nan());
+    }
+
+    #[test]
+    fn texts_hit_their_token_length() {
+        let dir = shared::ModelDir::open(shared::runtime::project_root().join("models/fixtures/tiny-e5")).unwrap();
+        let tokenizer = TextTokenizer::load(&dir.tokenizer_path(), &dir.config).unwrap();
+        let mut rng = Rng::new(3);
+        for want in [5, 10, 17, 30, 100] {
+            let text = text_of_length(&tokenizer, InputType::Query, want, &mut rng);
+            assert_eq!(
+                tokenizer.encode(&text, InputType::Query).unwrap().len(),
+                want,
+                "{text:?}"
+            );
+        }
+    }
+}

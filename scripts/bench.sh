@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs one bench in release mode against the full-size bench models (generated if missing).
+#   scripts/bench.sh embed -- --model models/bench/e5-large-shaped-int8
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bench="${1:?usage: scripts/bench.sh <embed> [-- bench args]}"
+shift
+[ "${1:-}" = "--" ] && shift
+scripts/setup.sh >&2
+[ -d models/bench/e5-large-shaped-int8 ] || scripts/make-bench-models.sh >&2
+cargo build --release --locked --workspace --bins >&2
+exec cargo bench --locked -p benches --bench "$bench" -- "$@"
