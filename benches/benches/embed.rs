@@ -72,13 +72,9 @@ fn main() -> anyhow::Result<()> {
     println!("# embed bench: {} on {}", dir.name(), machine());
 
     let mut rng = Rng::new(42);
-    let short: Vec<String> = (0..256)
-        .map(|_| text_of_length(&tokenizer, InputType::Query, rng.range(10, 30), &mut rng))
-        .collect();
-    let encoded: Vec<Encoded> = short
-        .iter()
-        .map(|t| tokenizer.encode(t, InputType::Query).unwrap())
-        .collect();
+    let short: Vec<String> =
+        (0..256).map(|_| text_of_length(&tokenizer, InputType::Query, rng.range(10, 30), &mut rng)).collect();
+    let encoded: Vec<Encoded> = short.iter().map(|t| tokenizer.encode(t, InputType::Query).unwrap()).collect();
     let mean_tokens = encoded.iter().map(Encoded::len).sum::<usize>() as f64 / encoded.len() as f64;
     println!(
         "short queries: 10-30 tokens, mean {mean_tokens:.1}; intra-op threads {threads}; {} rounds; service args: {}",
@@ -86,43 +82,25 @@ fn main() -> anyhow::Result<()> {
     );
 
     if let Some(path) = &args.replay {
-        let options = SessionOptions {
-            intra_threads: threads,
-            spinning: true,
-        };
+        let options = SessionOptions { intra_threads: threads, spinning: true };
         return replay(InferenceSession::load(&dir, tokenizer.pad_id(), options)?, path);
     }
 
     let mut raw = if args.skip_raw {
         None
     } else {
-        let options = SessionOptions {
-            intra_threads: threads,
-            spinning: true,
-        };
-        Some(RawEngine::new(
-            InferenceSession::load(&dir, tokenizer.pad_id(), options)?,
-            &encoded,
-        ))
+        let options = SessionOptions { intra_threads: threads, spinning: true };
+        Some(RawEngine::new(InferenceSession::load(&dir, tokenizer.pad_id(), options)?, &encoded))
     };
 
     let runtime = tokio::runtime::Runtime::new()?;
     let model_arg = model.to_str().unwrap().to_string();
     let mut service_args = vec!["--host", "127.0.0.1", "--port", "0", "--model-dir", &model_arg];
     service_args.extend(args.service_args.split_whitespace());
-    let service = Process::start(
-        "embed-service",
-        &service_args,
-        &[("RUST_LOG", "warn,embed_service=info")],
-    );
+    let service = Process::start("embed-service", &service_args, &[("RUST_LOG", "warn,embed_service=info")]);
     runtime.block_on(service.wait_ready(Duration::from_secs(600)));
     let url = service.url("/embed");
-    let bodies: Vec<Value> = short
-        .iter()
-        .cycle()
-        .take(args.requests)
-        .map(|t| json!({"text": t}))
-        .collect();
+    let bodies: Vec<Value> = short.iter().cycle().take(args.requests).map(|t| json!({"text": t})).collect();
     runtime.block_on(load(&url, &bodies[..8], 2));
     let rss_warm = rss_mib(service.pid());
 
@@ -162,10 +140,7 @@ fn main() -> anyhow::Result<()> {
             m(|l| l.busy_percent),
         );
         if *c == 1 {
-            println!(
-                "(concurrency 1: p50 minus one raw inference = {:.1} ms)",
-                m(|l| l.p50) - raw_single
-            );
+            println!("(concurrency 1: p50 minus one raw inference = {:.1} ms)", m(|l| l.p50) - raw_single);
         }
     }
 
@@ -188,12 +163,7 @@ impl RawEngine {
     fn new(session: InferenceSession, encoded: &[Encoded]) -> Self {
         let mut sorted = encoded.to_vec();
         sorted.sort_by_key(Encoded::len);
-        Self {
-            session,
-            sorted,
-            rates: BTreeMap::new(),
-            singles_ms: Vec::new(),
-        }
+        Self { session, sorted, rates: BTreeMap::new(), singles_ms: Vec::new() }
     }
 
     fn round(&mut self, batches: &[usize]) -> anyhow::Result<()> {
@@ -213,10 +183,7 @@ impl RawEngine {
                 self.session.run(chunk)?;
                 tokens += chunk.iter().map(|e| e.len()).sum::<usize>();
             }
-            self.rates
-                .entry(b)
-                .or_default()
-                .push(tokens as f64 / t.elapsed().as_secs_f64());
+            self.rates.entry(b).or_default().push(tokens as f64 / t.elapsed().as_secs_f64());
         }
         Ok(())
     }
@@ -291,10 +258,7 @@ async fn mixed(args: &Args, service: &Process, tokenizer: &TextTokenizer, rss_wa
     let r = load(&service.url("/embed"), &bodies, args.mixed_concurrency).await;
     let engine = EngineDelta::between(&before, &scrape(service).await?);
     let secs = r.elapsed.as_secs_f64();
-    println!(
-        "\n## mixed lengths (5-{longest} tokens, passages), concurrency {}",
-        args.mixed_concurrency
-    );
+    println!("\n## mixed lengths (5-{longest} tokens, passages), concurrency {}", args.mixed_concurrency);
     println!(
         "requests {} ok, {} errors, {secs:.1} s; real tokens/s {:.0}; {} batches, mean batch {:.1}; model busy {:.0}%",
         r.ok,
@@ -304,10 +268,7 @@ async fn mixed(args: &Args, service: &Process, tokenizer: &TextTokenizer, rss_wa
         engine.mean_batch(),
         100.0 * engine.busy_seconds / secs
     );
-    println!(
-        "padding ratio (1 - real/padded tokens): {:.1}%",
-        engine.padding_percent()
-    );
+    println!("padding ratio (1 - real/padded tokens): {:.1}%", engine.padding_percent());
     let rss_after = rss_mib(service.pid());
     println!(
         "RSS: after warm-up {rss_warm:.0} MiB; after all the load above {rss_after:.0} MiB ({:+.1}%)",
@@ -352,19 +313,12 @@ fn replay(mut session: InferenceSession, path: &std::path::Path) -> anyhow::Resu
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            Some((
-                f.first()?.parse().ok()?,
-                f.get(1)?.parse().ok()?,
-                f.get(3)?.parse().ok()?,
-            ))
+            Some((f.first()?.parse().ok()?, f.get(1)?.parse().ok()?, f.get(3)?.parse().ok()?))
         })
         .collect();
     let (mut raw_ms, mut service_ms) = (0.0, 0.0);
     for &(size, longest, ms) in &shapes {
-        let seq = Encoded {
-            ids: vec![5; longest],
-            type_ids: vec![0; longest],
-        };
+        let seq = Encoded { ids: vec![5; longest], type_ids: vec![0; longest] };
         let batch: Vec<&Encoded> = (0..size).map(|_| &seq).collect();
         let t = Instant::now();
         session.run(&batch)?;

@@ -61,24 +61,21 @@ const WORDS: &[&str] = &[
 ];
 
 /// A text whose tokenization (with `input_type`'s prefix and special tokens) is exactly `tokens`
-/// long, or as close as the word list allows.
+/// long, or as close as the word list allows; never shorter than the prefix and special tokens.
 pub fn text_of_length(tokenizer: &TextTokenizer, input_type: InputType, tokens: usize, rng: &mut Rng) -> String {
     let count = |t: &str| tokenizer.encode(t, input_type).map(|e| e.len()).unwrap_or(0);
     let mut text = String::new();
     loop {
         let word = WORDS[rng.next_u64() as usize % WORDS.len()];
-        let candidate = if text.is_empty() {
-            word.to_string()
-        } else {
-            format!("{text} {word}")
-        };
+        let candidate = if text.is_empty() { word.to_string() } else { format!("{text} {word}") };
         if count(&candidate) > tokens {
-            // Pad with single characters, which are one token each in the fixture vocabularies.
+            // Pad with short endings until the length is reached exactly, or nothing fits.
             while count(&text) < tokens {
-                let longer = format!("{text} a");
-                if count(&longer) > tokens {
+                let Some(longer) =
+                    [" a", "a", "."].iter().map(|end| format!("{text}{end}")).find(|t| count(t) <= tokens)
+                else {
                     break;
-                }
+                };
                 text = longer;
             }
             return text;
@@ -159,12 +156,7 @@ pub async fn load(url: &str, bodies: &[Value], concurrency: usize) -> LoadResult
             }
         }
     }
-    LoadResult {
-        elapsed: started.elapsed(),
-        ok: latencies.len(),
-        latencies: Latencies::new(latencies),
-        errors,
-    }
+    LoadResult { elapsed: started.elapsed(), ok: latencies.len(), latencies: Latencies::new(latencies), errors }
 }
 
 /// Resident set size of a process, in MiB.
@@ -191,10 +183,8 @@ pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
-            c.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-            })
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -224,13 +214,12 @@ mod tests {
         let dir = shared::ModelDir::open(shared::runtime::project_root().join("models/fixtures/tiny-e5")).unwrap();
         let tokenizer = TextTokenizer::load(&dir.tokenizer_path(), &dir.config).unwrap();
         let mut rng = Rng::new(3);
-        for want in [5, 10, 17, 30, 100] {
-            let text = text_of_length(&tokenizer, InputType::Query, want, &mut rng);
-            assert_eq!(
-                tokenizer.encode(&text, InputType::Query).unwrap().len(),
-                want,
-                "{text:?}"
-            );
+        for (input_type, want) in [(InputType::Raw, 5), (InputType::Query, 12), (InputType::Query, 30), (InputType::Passage, 100)] {
+            let text = text_of_length(&tokenizer, input_type, want, &mut rng);
+            assert_eq!(tokenizer.encode(&text, input_type).unwrap().len(), want, "{text:?}");
         }
+        // Nothing is shorter than the prefix and special tokens themselves.
+        let floor = tokenizer.encode("", InputType::Query).unwrap().len();
+        assert_eq!(tokenizer.encode(&text_of_length(&tokenizer, InputType::Query, 3, &mut rng), InputType::Query).unwrap().len(), floor);
     }
 }

@@ -44,8 +44,7 @@ pub struct EngineArgs {
 
 impl EngineArgs {
     pub fn intra_threads(&self) -> usize {
-        self.intra_op_threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        self.intra_op_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     pub fn batcher_config(&self) -> BatcherConfig {
@@ -75,10 +74,7 @@ impl EngineArgs {
             );
         }
         if !(0.0..=1.0).contains(&self.max_padding_ratio) {
-            return Err(format!(
-                "--max-padding-ratio must be within 0..=1, not {}",
-                self.max_padding_ratio
-            ));
+            return Err(format!("--max-padding-ratio must be within 0..=1, not {}", self.max_padding_ratio));
         }
         if self.queue_capacity < largest_request {
             return Err(format!(

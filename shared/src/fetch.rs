@@ -65,9 +65,7 @@ pub fn spec(name: &str) -> Result<ModelSpec, FetchError> {
     let mut all = manifest()?;
     all.remove(name).ok_or_else(|| FetchError::UnknownModel {
         name: name.into(),
-        known: manifest()
-            .map(|m| m.into_keys().collect::<Vec<_>>().join(", "))
-            .unwrap_or_default(),
+        known: manifest().map(|m| m.into_keys().collect::<Vec<_>>().join(", ")).unwrap_or_default(),
     })
 }
 
@@ -113,10 +111,7 @@ pub async fn fetch(name: &str, models_dir: &Path, endpoint: &str) -> Result<Mode
     use hf_hub::{Repo, RepoType};
 
     let spec = spec(name)?;
-    let hub_error = |e: &dyn std::fmt::Display| FetchError::Hub {
-        repo: spec.repo.clone(),
-        message: e.to_string(),
-    };
+    let hub_error = |e: &dyn std::fmt::Display| FetchError::Hub { repo: spec.repo.clone(), message: e.to_string() };
     let cache = models_dir.join(".hf-cache");
     let api = ApiBuilder::new()
         .with_progress(true)
@@ -125,11 +120,7 @@ pub async fn fetch(name: &str, models_dir: &Path, endpoint: &str) -> Result<Mode
         .with_token(std::env::var("HF_TOKEN").ok())
         .build()
         .map_err(|e| hub_error(&e))?;
-    let repo = api.repo(Repo::with_revision(
-        spec.repo.clone(),
-        RepoType::Model,
-        spec.revision.clone(),
-    ));
+    let repo = api.repo(Repo::with_revision(spec.repo.clone(), RepoType::Model, spec.revision.clone()));
     let info: HubInfo = repo
         .info_request()
         .query(&[("blobs", "true")])
@@ -164,24 +155,13 @@ pub async fn fetch(name: &str, models_dir: &Path, endpoint: &str) -> Result<Mode
             file: file.from.clone(),
             message: format!("not in {} at revision {}", spec.repo, spec.revision),
         })?;
-        eprintln!(
-            "fetching {}/{} ({})",
-            spec.repo,
-            file.from,
-            hub.size.map(human_size).unwrap_or_default()
-        );
+        eprintln!("fetching {}/{} ({})", spec.repo, file.from, hub.size.map(human_size).unwrap_or_default());
         let cached = repo.get(&file.from).await.map_err(|e| hub_error(&e))?;
         let target = staging.join(&file.to);
         // A real copy: the hub cache links files, and ONNX Runtime refuses symlinked external data.
         std::fs::copy(&cached, &target).map_err(io(&target))?;
-        let pinned = Expected {
-            size: hub.size,
-            sha256: file.sha256.clone().or(hub.sha256),
-        };
-        verify(&target, &pinned).map_err(|message| FetchError::Verify {
-            file: file.from.clone(),
-            message,
-        })?;
+        let pinned = Expected { size: hub.size, sha256: file.sha256.clone().or(hub.sha256) };
+        verify(&target, &pinned).map_err(|message| FetchError::Verify { file: file.from.clone(), message })?;
     }
     let toml = toml::to_string(&spec.config).map_err(|e| FetchError::Manifest(e.to_string()))?;
     std::fs::write(staging.join("model.toml"), toml).map_err(io(&staging))?;
@@ -246,12 +226,7 @@ mod tests {
         let names: Vec<&str> = all.keys().map(String::as_str).collect();
         assert_eq!(
             names,
-            [
-                "bge-reranker-base",
-                "bge-reranker-base-int8",
-                "multilingual-e5-large",
-                "multilingual-e5-large-int8"
-            ]
+            ["bge-reranker-base", "bge-reranker-base-int8", "multilingual-e5-large", "multilingual-e5-large-int8"]
         );
         let e5 = &all["multilingual-e5-large"];
         assert_eq!(e5.config.kind, ModelKind::Embedding);
@@ -262,10 +237,7 @@ mod tests {
         );
         for spec in all.values() {
             let targets: Vec<&str> = spec.files.iter().map(|f| f.to.as_str()).collect();
-            assert!(
-                targets.contains(&"model.onnx") && targets.contains(&"tokenizer.json"),
-                "{spec:?}"
-            );
+            assert!(targets.contains(&"model.onnx") && targets.contains(&"tokenizer.json"), "{spec:?}");
         }
     }
 
@@ -280,52 +252,17 @@ mod tests {
         let path = std::env::temp_dir().join(format!("fetch-verify-{}", std::process::id()));
         std::fs::write(&path, b"hello").unwrap();
         let sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
-        assert_eq!(
-            verify(
-                &path,
-                &Expected {
-                    size: Some(5),
-                    sha256: Some(sha.into())
-                }
-            ),
-            Ok(())
-        );
-        assert!(
-            verify(
-                &path,
-                &Expected {
-                    size: Some(6),
-                    sha256: None
-                }
-            )
-            .unwrap_err()
-            .contains("size 5")
-        );
-        assert!(
-            verify(
-                &path,
-                &Expected {
-                    size: None,
-                    sha256: Some("00".into())
-                }
-            )
-            .unwrap_err()
-            .contains("sha256")
-        );
+        assert_eq!(verify(&path, &Expected { size: Some(5), sha256: Some(sha.into()) }), Ok(()));
+        assert!(verify(&path, &Expected { size: Some(6), sha256: None }).unwrap_err().contains("size 5"));
+        assert!(verify(&path, &Expected { size: None, sha256: Some("00".into()) }).unwrap_err().contains("sha256"));
         std::fs::remove_file(&path).unwrap();
     }
 
     #[tokio::test]
     async fn an_unreachable_hub_is_a_clear_error_not_a_hang() {
         let dir = std::env::temp_dir().join(format!("fetch-unreachable-{}", std::process::id()));
-        let err = fetch("multilingual-e5-large-int8", &dir, "http://127.0.0.1:9")
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("cannot reach the Hugging Face hub") && err.contains("--model-dir"),
-            "{err}"
-        );
+        let err = fetch("multilingual-e5-large-int8", &dir, "http://127.0.0.1:9").await.unwrap_err().to_string();
+        assert!(err.contains("cannot reach the Hugging Face hub") && err.contains("--model-dir"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -4,10 +4,12 @@
 pub mod batcher;
 pub mod config;
 pub mod embedder;
+pub mod engine;
 pub mod fetch;
 pub mod http;
 pub mod model;
 pub mod pooling;
+pub mod reranker;
 pub mod runtime;
 pub mod session;
 pub mod telemetry;
@@ -15,4 +17,6 @@ pub mod tokenize;
 
 pub use batcher::{Batcher, BatcherError};
 pub use embedder::Embedder;
+pub use engine::EngineError;
 pub use model::{ModelConfig, ModelDir, ModelKind};
+pub use reranker::Reranker;

@@ -14,6 +14,15 @@ pub enum ModelKind {
     Reranker,
 }
 
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embedding => "embedding",
+            Self::Reranker => "reranker",
+        }
+    }
+}
+
 /// `model.toml`, validated: unknown keys are rejected so a typo never silently changes behaviour.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -59,9 +68,7 @@ impl ModelConfig {
                 ("passage_prefix", self.passage_prefix.is_some()),
             ] {
                 if set {
-                    return Err(format!(
-                        "`{key}` applies to embedding models only, not to kind = \"reranker\""
-                    ));
+                    return Err(format!("`{key}` applies to embedding models only, not to kind = \"reranker\""));
                 }
             }
         }
@@ -88,11 +95,7 @@ pub enum ModelError {
     #[error("cannot load ONNX model {path}: {message}")]
     Onnx { path: PathBuf, message: String },
     #[error("ONNX model {path} does not fit a {kind:?} model: {message}")]
-    Graph {
-        path: PathBuf,
-        kind: ModelKind,
-        message: String,
-    },
+    Graph { path: PathBuf, kind: ModelKind, message: String },
 }
 
 /// A model directory whose files exist and whose `model.toml` is valid.
@@ -118,14 +121,9 @@ impl ModelDir {
             return Err(ModelError::SymlinkedData(data));
         }
         let toml_path = path.join("model.toml");
-        let text = std::fs::read_to_string(&toml_path).map_err(|source| ModelError::Read {
-            path: toml_path.clone(),
-            source,
-        })?;
-        let config = parse_config(&text).map_err(|message| ModelError::Config {
-            path: toml_path,
-            message,
-        })?;
+        let text = std::fs::read_to_string(&toml_path)
+            .map_err(|source| ModelError::Read { path: toml_path.clone(), source })?;
+        let config = parse_config(&text).map_err(|message| ModelError::Config { path: toml_path, message })?;
         Ok(Self { path, config })
     }
 
@@ -139,10 +137,7 @@ impl ModelDir {
 
     /// The directory's name, used as the model's name in `/info` and in cache keys.
     pub fn name(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model".into())
+        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
     }
 }
 
@@ -170,10 +165,7 @@ mod tests {
     #[test]
     fn defaults_are_mean_normalized_512() {
         let config = parse_config("kind = \"embedding\"").unwrap();
-        assert_eq!(
-            (config.pooling(), config.normalize(), config.max_length),
-            (Pooling::Mean, true, 512)
-        );
+        assert_eq!((config.pooling(), config.normalize(), config.max_length), (Pooling::Mean, true, 512));
     }
 
     #[test]

@@ -26,10 +26,7 @@ fn candidates(env_path: Option<PathBuf>) -> Vec<PathBuf> {
         return vec![path];
     }
     let mut out = Vec::new();
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf))
-    {
+    if let Some(dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
         out.push(dir.join(LIBRARY_NAME));
         out.push(dir.join("../lib").join(LIBRARY_NAME));
     }
@@ -39,17 +36,12 @@ fn candidates(env_path: Option<PathBuf>) -> Vec<PathBuf> {
 
 /// The workspace this binary was built from (for the project-local default location).
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Resolves the library path without loading it.
 pub fn locate() -> Result<PathBuf, RuntimeError> {
-    let env_path = std::env::var_os("ORT_DYLIB_PATH")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
+    let env_path = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()).map(PathBuf::from);
     let from_env = env_path.is_some();
     let list = candidates(env_path);
     if let Some(found) = list.iter().find(|p| p.is_file()) {
@@ -58,11 +50,7 @@ pub fn locate() -> Result<PathBuf, RuntimeError> {
     if from_env {
         return Err(RuntimeError::EnvPathMissing(list[0].clone()));
     }
-    let searched = list
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let searched = list.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
     Err(RuntimeError::NotFound { searched })
 }
 
@@ -81,17 +69,11 @@ fn state() -> Result<&'static (PathBuf, ort::environment::Environment), RuntimeE
     STATE
         .get_or_init(|| {
             let path = locate()?;
-            let load_error = |message: String| RuntimeError::Load {
-                path: path.clone(),
-                message,
-            };
+            let load_error = |message: String| RuntimeError::Load { path: path.clone(), message };
             let builder = ort::init_from(&path).map_err(|e| load_error(e.to_string()))?;
             // Telemetry off: these services run on closed networks and must not phone home.
-            let env = builder
-                .with_name("semsearch")
-                .with_telemetry(false)
-                .build()
-                .map_err(|e| load_error(e.to_string()))?;
+            let env =
+                builder.with_name("semsearch").with_telemetry(false).build().map_err(|e| load_error(e.to_string()))?;
             Ok((path, env))
         })
         .as_ref()

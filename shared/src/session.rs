@@ -47,10 +47,7 @@ impl InferenceSession {
     /// Loads `model.onnx` and checks that its inputs and first output fit the directory's kind.
     pub fn load(dir: &ModelDir, pad_id: i64, options: SessionOptions) -> Result<Self, ModelError> {
         let path = dir.onnx_path();
-        let onnx_error = |message: String| ModelError::Onnx {
-            path: path.clone(),
-            message,
-        };
+        let onnx_error = |message: String| ModelError::Onnx { path: path.clone(), message };
         let env = crate::runtime::environment().map_err(|e| onnx_error(e.to_string()))?;
         let text = |e: ort::Error<_>| e.to_string();
         let session = Session::builder(env)
@@ -62,60 +59,39 @@ impl InferenceSession {
             // high-water mark of every shape seen, so both are off to keep RSS flat.
             .and_then(|b| b.with_memory_pattern(false).map_err(text))
             .and_then(|b| {
-                b.with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
-                    .map_err(text)
+                b.with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()]).map_err(text)
             })
             .and_then(|mut b| b.commit_from_file(&path).map_err(|e| e.to_string()))
             .map_err(onnx_error)?;
 
-        let graph_error = |message: String| ModelError::Graph {
-            path: path.clone(),
-            kind: dir.config.kind,
-            message,
-        };
+        let graph_error = |message: String| ModelError::Graph { path: path.clone(), kind: dir.config.kind, message };
         let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for required in ["input_ids", "attention_mask"] {
             if !names.contains(&required) {
                 return Err(graph_error(format!("no `{required}` input (inputs: {names:?})")));
             }
         }
-        if let Some(other) = names
-            .iter()
-            .find(|n| !["input_ids", "attention_mask", "token_type_ids"].contains(n))
-        {
+        if let Some(other) = names.iter().find(|n| !["input_ids", "attention_mask", "token_type_ids"].contains(n)) {
             return Err(graph_error(format!("unsupported input `{other}`")));
         }
         let feeds_token_types = names.contains(&"token_type_ids");
 
-        let first = session
-            .outputs()
-            .first()
-            .ok_or_else(|| graph_error("the graph has no output".into()))?;
+        let first = session.outputs().first().ok_or_else(|| graph_error("the graph has no output".into()))?;
         let shape: Vec<i64> = match first.dtype() {
             ValueType::Tensor { shape, .. } => shape.to_vec(),
             other => {
-                return Err(graph_error(format!(
-                    "first output `{}` is not a tensor: {other:?}",
-                    first.name()
-                )));
+                return Err(graph_error(format!("first output `{}` is not a tensor: {other:?}", first.name())));
             }
         };
         let static_last = shape.last().and_then(|&d| usize::try_from(d).ok()).filter(|&d| d > 0);
         let (output, dimension) = match (dir.config.kind, shape.len()) {
-            (ModelKind::Embedding, 3) => (
-                Output::TokenStates {
-                    pooling: dir.config.pooling(),
-                    normalize: dir.config.normalize(),
-                },
-                static_last,
-            ),
+            (ModelKind::Embedding, 3) => {
+                (Output::TokenStates { pooling: dir.config.pooling(), normalize: dir.config.normalize() }, static_last)
+            }
             // A one-wide output is a classifier's logit, not an embedding.
-            (ModelKind::Embedding, 2) if shape[1] != 1 => (
-                Output::Pooled {
-                    normalize: dir.config.normalize(),
-                },
-                static_last,
-            ),
+            (ModelKind::Embedding, 2) if shape[1] != 1 => {
+                (Output::Pooled { normalize: dir.config.normalize() }, static_last)
+            }
             (ModelKind::Reranker, 1) => (Output::Logits, Some(1)),
             (ModelKind::Reranker, 2) if matches!(shape[1], 1 | -1) => (Output::Logits, Some(1)),
             (kind, _) => {
@@ -125,13 +101,7 @@ impl InferenceSession {
                 )));
             }
         };
-        Ok(Self {
-            session,
-            output,
-            feeds_token_types,
-            pad_id,
-            dimension,
-        })
+        Ok(Self { session, output, feeds_token_types, pad_id, dimension })
     }
 
     /// The output dimension when the graph declares it statically.
@@ -160,20 +130,11 @@ impl InferenceSession {
         let shape = [rows, width];
         let error = |e: ort::Error| InferenceError(e.to_string());
         let mut inputs: Vec<(Cow<'_, str>, ort::session::SessionInputValue<'_>)> = vec![
-            (
-                "input_ids".into(),
-                Tensor::from_array((shape, ids)).map_err(error)?.into(),
-            ),
-            (
-                "attention_mask".into(),
-                Tensor::from_array((shape, mask.clone())).map_err(error)?.into(),
-            ),
+            ("input_ids".into(), Tensor::from_array((shape, ids)).map_err(error)?.into()),
+            ("attention_mask".into(), Tensor::from_array((shape, mask.clone())).map_err(error)?.into()),
         ];
         if self.feeds_token_types {
-            inputs.push((
-                "token_type_ids".into(),
-                Tensor::from_array((shape, types)).map_err(error)?.into(),
-            ));
+            inputs.push(("token_type_ids".into(), Tensor::from_array((shape, types)).map_err(error)?.into()));
         }
         let output = self.output;
         let outputs = self.session.run(inputs).map_err(error)?;
@@ -190,11 +151,7 @@ fn read_output(
     width: usize,
     mask: &[i64],
 ) -> Result<Vec<Vec<f32>>, InferenceError> {
-    let unexpected = || {
-        InferenceError(format!(
-            "unexpected output shape {shape:?} for a batch of {rows}x{width}"
-        ))
-    };
+    let unexpected = || InferenceError(format!("unexpected output shape {shape:?} for a batch of {rows}x{width}"));
     match output {
         Output::TokenStates { pooling, normalize } => {
             let dim = match shape {
@@ -264,11 +221,7 @@ mod tests {
     }
 
     fn floats(v: &Value) -> Vec<f32> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect()
+        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
     }
 
     fn ints(v: &Value) -> Vec<i64> {
@@ -287,15 +240,9 @@ mod tests {
             dir.config.pooling = pooling;
         }
         let tokenizer = TextTokenizer::load(&dir.tokenizer_path(), &dir.config).unwrap();
-        let session = InferenceSession::load(
-            &dir,
-            tokenizer.pad_id(),
-            SessionOptions {
-                intra_threads: 1,
-                spinning: true,
-            },
-        )
-        .unwrap();
+        let session =
+            InferenceSession::load(&dir, tokenizer.pad_id(), SessionOptions { intra_threads: 1, spinning: true })
+                .unwrap();
         (session, tokenizer)
     }
 
@@ -310,11 +257,7 @@ mod tests {
         let (mut session, tokenizer) = load("tiny-e5", None);
         let encoded: Vec<Encoded> = cases
             .iter()
-            .map(|c| {
-                tokenizer
-                    .encode(c["text"].as_str().unwrap(), input_type(&c["input_type"]))
-                    .unwrap()
-            })
+            .map(|c| tokenizer.encode(c["text"].as_str().unwrap(), input_type(&c["input_type"])).unwrap())
             .collect();
         for (case, e) in cases.iter().zip(&encoded) {
             assert_eq!(e.ids, ints(&case["ids"]), "token ids of {:?}", case["text"]);
@@ -322,21 +265,13 @@ mod tests {
         // Alone: no padding at all.
         for (case, e) in cases.iter().zip(&encoded) {
             let got = session.run(&[e]).unwrap();
-            assert_close(
-                &got[0],
-                &floats(&case["mean_normalized"]),
-                &format!("alone {:?}", case["input_type"]),
-            );
+            assert_close(&got[0], &floats(&case["mean_normalized"]), &format!("alone {:?}", case["input_type"]));
         }
         // Together: one batch padded to the longest (the truncated long text), so padding must not leak.
         let batch: Vec<&Encoded> = encoded.iter().collect();
         let got = session.run(&batch).unwrap();
         for (case, v) in cases.iter().zip(&got) {
-            assert_close(
-                v,
-                &floats(&case["mean_normalized"]),
-                &format!("batched {:?}", case["text"]),
-            );
+            assert_close(v, &floats(&case["mean_normalized"]), &format!("batched {:?}", case["text"]));
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             assert!((norm - 1.0).abs() < 1e-5, "normalised: {norm}");
         }
@@ -349,11 +284,7 @@ mod tests {
         let cases = golden["cases"].as_array().unwrap();
         let encoded: Vec<Encoded> = cases
             .iter()
-            .map(|c| {
-                tokenizer
-                    .encode(c["text"].as_str().unwrap(), input_type(&c["input_type"]))
-                    .unwrap()
-            })
+            .map(|c| tokenizer.encode(c["text"].as_str().unwrap(), input_type(&c["input_type"])).unwrap())
             .collect();
         let got = session.run(&encoded.iter().collect::<Vec<_>>()).unwrap();
         for (case, v) in cases.iter().zip(&got) {
@@ -366,10 +297,8 @@ mod tests {
         let (mut session, tokenizer) = load(name, None);
         let query = golden["query"].as_str().unwrap();
         let cases = golden["cases"].as_array().unwrap();
-        let encoded: Vec<Encoded> = cases
-            .iter()
-            .map(|c| tokenizer.encode_pair(query, c["document"].as_str().unwrap()).unwrap())
-            .collect();
+        let encoded: Vec<Encoded> =
+            cases.iter().map(|c| tokenizer.encode_pair(query, c["document"].as_str().unwrap()).unwrap()).collect();
         for (case, e) in cases.iter().zip(&encoded) {
             assert_eq!(e.ids, ints(&case["ids"]), "{name}: ids of {:?}", case["document"]);
             assert_eq!(e.type_ids, ints(&case["type_ids"]), "{name}: type ids");
@@ -394,17 +323,10 @@ mod tests {
     fn a_reranker_graph_is_refused_as_an_embedder() {
         let mut dir = ModelDir::open(project_root().join("models/fixtures/tiny-reranker")).unwrap();
         dir.config.kind = ModelKind::Embedding;
-        let err = InferenceSession::load(
-            &dir,
-            1,
-            SessionOptions {
-                intra_threads: 1,
-                spinning: true,
-            },
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        let err = InferenceSession::load(&dir, 1, SessionOptions { intra_threads: 1, spinning: true })
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("cannot use"), "{err}");
     }
 }

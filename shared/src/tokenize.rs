@@ -54,20 +54,12 @@ pub struct TextTokenizer {
 }
 
 fn truncation(max_length: usize, strategy: TruncationStrategy) -> TruncationParams {
-    TruncationParams {
-        direction: TruncationDirection::Right,
-        max_length,
-        strategy,
-        stride: 0,
-    }
+    TruncationParams { direction: TruncationDirection::Right, max_length, strategy, stride: 0 }
 }
 
 impl TextTokenizer {
     pub fn load(path: &Path, config: &ModelConfig) -> Result<Self, ModelError> {
-        let error = |message: String| ModelError::Tokenizer {
-            path: path.to_path_buf(),
-            message,
-        };
+        let error = |message: String| ModelError::Tokenizer { path: path.to_path_buf(), message };
         let mut base = Tokenizer::from_file(path).map_err(|e| error(e.to_string()))?;
         // Padding is the batcher's job (to the batch's longest sequence); the file's own setting
         // would pad every text to a fixed length.
@@ -117,9 +109,7 @@ impl TextTokenizer {
         } else {
             self.longest_first.encode(format!("{prefix}{text}"), true)
         };
-        encoding
-            .map(|e| to_encoded(&e))
-            .map_err(|e| TokenizeError(e.to_string()))
+        encoding.map(|e| to_encoded(&e)).map_err(|e| TokenizeError(e.to_string()))
     }
 
     /// Tokenizes a (query, document) pair with the tokenizer's pair template. The document is
@@ -128,11 +118,9 @@ impl TextTokenizer {
         let pair = (query, document);
         match self.only_second.encode(pair, true) {
             Ok(e) => Ok(to_encoded(&e)),
-            Err(_) => self
-                .longest_first
-                .encode(pair, true)
-                .map(|e| to_encoded(&e))
-                .map_err(|e| TokenizeError(e.to_string())),
+            Err(_) => {
+                self.longest_first.encode(pair, true).map(|e| to_encoded(&e)).map_err(|e| TokenizeError(e.to_string()))
+            }
         }
     }
 }
@@ -141,10 +129,7 @@ fn pad_id(tokenizer: &Tokenizer) -> Option<i64> {
     if let Some(padding) = tokenizer.get_padding() {
         return Some(i64::from(padding.pad_id));
     }
-    ["<pad>", "[PAD]"]
-        .iter()
-        .find_map(|t| tokenizer.token_to_id(t))
-        .map(i64::from)
+    ["<pad>", "[PAD]"].iter().find_map(|t| tokenizer.token_to_id(t)).map(i64::from)
 }
 
 fn to_encoded(e: &tokenizers::Encoding) -> Encoded {
@@ -204,11 +189,7 @@ mod tests {
         let long = tok.encode_pair(query, &"rust engineer in berlin ".repeat(100)).unwrap();
         assert_eq!(long.len(), tok.max_length());
         let query_part = short.type_ids.iter().take_while(|&&t| t == 0).count();
-        assert_eq!(
-            short.ids[..query_part],
-            long.ids[..query_part],
-            "the query is kept whole"
-        );
+        assert_eq!(short.ids[..query_part], long.ids[..query_part], "the query is kept whole");
         assert!(long.type_ids.contains(&1), "BERT pairs mark the document with type 1");
     }
 

@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -24,11 +21,7 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>")
-        .join(name);
+    let path = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").join(name);
     assert!(
         path.is_file(),
         "{} is missing: build the binaries first (`cargo build --workspace --bins`)",
@@ -76,10 +69,7 @@ impl Process {
             _ => {
                 let _ = child.kill();
                 std::thread::sleep(Duration::from_millis(200));
-                panic!(
-                    "{name} did not report a listening address; logs:\n{}",
-                    logs.lock().unwrap().join("\n")
-                );
+                panic!("{name} did not report a listening address; logs:\n{}", logs.lock().unwrap().join("\n"));
             }
         }
     }
@@ -112,11 +102,7 @@ impl Process {
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
         assert!(status.success());
     }
 
@@ -127,11 +113,7 @@ impl Process {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "did not exit within {timeout:?}; logs:\n{}",
-                self.logs()
-            );
+            assert!(Instant::now() < deadline, "did not exit within {timeout:?}; logs:\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -1,9 +1,11 @@
 //! embed-service configuration: every option is a flag and an environment variable.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use shared::config::{EngineArgs, ServeArgs};
+use shared::http::{Listen, ServiceConfig};
 use shared::tokenize::InputType;
 
 /// Multilingual E5 embeddings over HTTP, on ONNX Runtime with dynamic batching.
@@ -38,19 +40,33 @@ pub struct Config {
     pub serve: ServeArgs,
 }
 
-impl Config {
-    /// Rejects settings that cannot work, with one line saying why.
-    pub fn validate(&self) -> Result<(), String> {
+impl ServiceConfig for Config {
+    const NAME: &'static str = "embed-service";
+
+    fn validate(&self) -> Result<(), String> {
         if self.max_client_batch == 0 {
             return Err("--max-client-batch must be at least 1".into());
         }
         self.engine.validate(self.max_client_batch)
+    }
+
+    fn listen(&self) -> Listen {
+        Listen { host: self.host, port: self.port, grace: Duration::from_secs(self.serve.shutdown_grace_secs) }
+    }
+
+    fn serve_args(&self) -> &ServeArgs {
+        &self.serve
+    }
+
+    fn model_source(&self) -> (Option<&Path>, &str, &Path) {
+        (self.model_dir.as_deref(), &self.model, &self.models_dir)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use shared::http::ServiceConfig;
 
     use super::*;
 

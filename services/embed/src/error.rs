@@ -2,9 +2,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use shared::BatcherError;
-use shared::embedder::EmbedError;
 use shared::http::error_response;
+use shared::{BatcherError, EngineError};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
@@ -22,12 +21,12 @@ pub(crate) enum ApiError {
     Internal(String),
 }
 
-impl From<EmbedError> for ApiError {
-    fn from(e: EmbedError) -> Self {
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
         match e {
-            EmbedError::Engine(BatcherError::Overloaded) => Self::Overloaded,
-            EmbedError::Engine(BatcherError::Unavailable(why)) => Self::NotReady(why),
-            EmbedError::Engine(BatcherError::Inference(why)) | EmbedError::Tokenize(why) => Self::Internal(why),
+            EngineError::Batcher(BatcherError::Overloaded) => Self::Overloaded,
+            EngineError::Batcher(BatcherError::Unavailable(why)) => Self::NotReady(why),
+            EngineError::Batcher(BatcherError::Inference(why)) | EngineError::Tokenize(why) => Self::Internal(why),
         }
     }
 }
@@ -47,9 +46,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = error_response(status, code, self.to_string());
         if matches!(self, Self::Overloaded | Self::NotReady(_)) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

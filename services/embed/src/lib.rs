@@ -11,8 +11,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use shared::Embedder;
-use shared::batcher::{BatcherMetrics, Readiness};
-use shared::http::{HttpMetrics, ops_routes};
+use shared::batcher::BatcherMetrics;
+use shared::http::{HttpMetrics, engine_readiness, ops_routes};
 use tokio::sync::watch;
 
 pub use config::Config;
@@ -45,15 +45,7 @@ impl Service {
         batcher_metrics.register(&mut registry);
         let http_metrics = HttpMetrics::register(&mut registry);
         let embedder = Embedder::start(model_dir, &config.engine, batcher_metrics)?;
-        Ok(Self {
-            state: AppState {
-                embedder,
-                config: Arc::new(config),
-            },
-            registry,
-            http_metrics,
-            draining,
-        })
+        Ok(Self { state: AppState { embedder, config: Arc::new(config) }, registry, http_metrics, draining })
     }
 
     pub fn embedder(&self) -> &Embedder {
@@ -63,23 +55,8 @@ impl Service {
 
 /// The router: API routes plus `/health`, `/ready`, `/metrics`.
 pub fn app(service: Service) -> Router {
-    let Service {
-        state,
-        registry,
-        http_metrics,
-        draining,
-    } = service;
-    let readiness = state.embedder.batcher().readiness();
-    let ready = Arc::new(move || {
-        if *draining.borrow() {
-            return Err("shutting down".to_string());
-        }
-        match &*readiness.borrow() {
-            Readiness::Ready => Ok(()),
-            Readiness::Loading => Err("the model is loading".to_string()),
-            Readiness::Failed(why) => Err(format!("the model failed to load: {why}")),
-        }
-    });
+    let Service { state, registry, http_metrics, draining } = service;
+    let ready = engine_readiness(state.embedder.batcher().readiness(), draining);
     let max_body = state.config.serve.max_body_bytes;
     let api = Router::new()
         .route("/embed", post(routes::embed::single))

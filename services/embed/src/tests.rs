@@ -66,21 +66,14 @@ async fn send_raw(app: &Router, uri: &str, content_type: Option<&str>, body: imp
 }
 
 fn vector(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
 }
 
 fn golden_query_vector() -> Vec<f32> {
     let path = shared::runtime::project_root().join("models/fixtures/goldens/tiny-e5.json");
     let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let case = &golden["cases"][0];
-    assert_eq!(
-        (case["text"].as_str(), case["input_type"].as_str()),
-        (Some("Rust engineer in Berlin"), Some("query"))
-    );
+    assert_eq!((case["text"].as_str(), case["input_type"].as_str()), (Some("Rust engineer in Berlin"), Some("query")));
     vector(&case["mean_normalized"])
 }
 
@@ -105,10 +98,7 @@ async fn health_ready_and_info() {
 
     draining.send_replace(true);
     let (status, _, body) = send(&app, "GET", "/ready", None).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready"))
-    );
+    assert_eq!((status, body["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready")));
 }
 
 #[tokio::test]
@@ -117,30 +107,15 @@ async fn embed_matches_the_golden_reference_and_defaults_to_query() {
     let (status, _, body) = send(&app, "POST", "/embed", Some(json!({"text": "Rust engineer in Berlin"}))).await;
     assert_eq!(status, StatusCode::OK);
     assert_close(&vector(&body["embedding"]), &golden_query_vector());
-    let (_, _, raw) = send(
-        &app,
-        "POST",
-        "/embed",
-        Some(json!({"text": "Rust engineer in Berlin", "input_type": "raw"})),
-    )
-    .await;
-    assert_ne!(
-        vector(&raw["embedding"]),
-        vector(&body["embedding"]),
-        "raw adds no prefix"
-    );
+    let (_, _, raw) =
+        send(&app, "POST", "/embed", Some(json!({"text": "Rust engineer in Berlin", "input_type": "raw"}))).await;
+    assert_ne!(vector(&raw["embedding"]), vector(&body["embedding"]), "raw adds no prefix");
 }
 
 #[tokio::test]
 async fn default_input_type_is_configurable() {
     let (app, _) = router_with(&["--intra-op-threads", "1", "--default-input-type", "raw"]).await;
-    let (_, _, default) = send(
-        &app,
-        "POST",
-        "/embed",
-        Some(json!({"text": "query: Rust engineer in Berlin"})),
-    )
-    .await;
+    let (_, _, default) = send(&app, "POST", "/embed", Some(json!({"text": "query: Rust engineer in Berlin"}))).await;
     assert_close(&vector(&default["embedding"]), &golden_query_vector());
 }
 
@@ -148,24 +123,13 @@ async fn default_input_type_is_configurable() {
 async fn batch_keeps_input_order_and_equals_single_calls() {
     let app = router().await;
     let texts = ["short", "", "Инженер-программист из Москвы", &"long text ".repeat(100)];
-    let (status, _, body) = send(
-        &app,
-        "POST",
-        "/embed/batch",
-        Some(json!({"texts": texts, "input_type": "passage"})),
-    )
-    .await;
+    let (status, _, body) =
+        send(&app, "POST", "/embed/batch", Some(json!({"texts": texts, "input_type": "passage"}))).await;
     assert_eq!(status, StatusCode::OK);
     let batch = body["embeddings"].as_array().unwrap();
     assert_eq!(batch.len(), texts.len());
     for (text, got) in texts.iter().zip(batch) {
-        let (_, _, single) = send(
-            &app,
-            "POST",
-            "/embed",
-            Some(json!({"text": text, "input_type": "passage"})),
-        )
-        .await;
+        let (_, _, single) = send(&app, "POST", "/embed", Some(json!({"text": text, "input_type": "passage"}))).await;
         assert_close(&vector(got), &vector(&single["embedding"]));
     }
 }
@@ -173,13 +137,8 @@ async fn batch_keeps_input_order_and_equals_single_calls() {
 #[tokio::test]
 async fn openai_embeddings_float_and_base64() {
     let app = router().await;
-    let (status, _, body) = send(
-        &app,
-        "POST",
-        "/v1/embeddings",
-        Some(json!({"input": "Rust engineer in Berlin", "model": "x"})),
-    )
-    .await;
+    let (status, _, body) =
+        send(&app, "POST", "/v1/embeddings", Some(json!({"input": "Rust engineer in Berlin", "model": "x"}))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["object"], "list");
     assert_eq!(body["model"], "tiny-e5");
@@ -188,86 +147,31 @@ async fn openai_embeddings_float_and_base64() {
     assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 2);
 
     let (_, _, floats) = send(&app, "POST", "/v1/embeddings", Some(json!({"input": ["a", "b"]}))).await;
-    let (_, _, b64) = send(
-        &app,
-        "POST",
-        "/v1/embeddings",
-        Some(json!({"input": ["a", "b"], "encoding_format": "base64"})),
-    )
-    .await;
+    let (_, _, b64) =
+        send(&app, "POST", "/v1/embeddings", Some(json!({"input": ["a", "b"], "encoding_format": "base64"}))).await;
     assert_eq!(b64["data"].as_array().unwrap().len(), 2);
     let encoded = b64["data"][1]["embedding"].as_str().unwrap();
     assert_eq!(encoded.len(), 172, "32 floats = 128 bytes = 172 base64 characters");
-    assert_eq!(
-        encoded,
-        routes::openai::encode_base64_f32(&vector(&floats["data"][1]["embedding"]))
-    );
+    assert_eq!(encoded, routes::openai::encode_base64_f32(&vector(&floats["data"][1]["embedding"])));
 
-    let (status, _, err) = send(
-        &app,
-        "POST",
-        "/v1/embeddings",
-        Some(json!({"input": "x", "dimensions": 1024})),
-    )
-    .await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request"))
-    );
+    let (status, _, err) = send(&app, "POST", "/v1/embeddings", Some(json!({"input": "x", "dimensions": 1024}))).await;
+    assert_eq!((status, err["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
     let (status, _, err) = send(&app, "POST", "/v1/embeddings", Some(json!({"input": [1, 2, 3]}))).await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request"))
-    );
+    assert_eq!((status, err["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
 }
 
 #[tokio::test]
 async fn bad_input_gets_json_errors() {
     let (app, _) = router_with(&["--intra-op-threads", "1", "--max-body-bytes", "4096"]).await;
     let cases = [
-        (
-            json!({"texts": []}),
-            "/embed/batch",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "empty_batch",
-        ),
-        (
-            json!({"texts": vec!["x"; 257]}),
-            "/embed/batch",
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_texts",
-        ),
-        (
-            json!({"texts": "x"}),
-            "/embed/batch",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
-        (
-            json!({"text": 5}),
-            "/embed",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
+        (json!({"texts": []}), "/embed/batch", StatusCode::UNPROCESSABLE_ENTITY, "empty_batch"),
+        (json!({"texts": vec!["x"; 257]}), "/embed/batch", StatusCode::PAYLOAD_TOO_LARGE, "too_many_texts"),
+        (json!({"texts": "x"}), "/embed/batch", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"text": 5}), "/embed", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({}), "/embed", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        (
-            json!({"text": "x", "input_type": "document"}),
-            "/embed",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-        ),
-        (
-            json!({"input": []}),
-            "/v1/embeddings",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "empty_batch",
-        ),
-        (
-            json!({"text": "x".repeat(5000)}),
-            "/embed",
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-        ),
+        (json!({"text": "x", "input_type": "document"}), "/embed", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"input": []}), "/v1/embeddings", StatusCode::UNPROCESSABLE_ENTITY, "empty_batch"),
+        (json!({"text": "x".repeat(5000)}), "/embed", StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
     ];
     for (body, uri, status, code) in cases {
         let (got, _, err) = send(&app, "POST", uri, Some(body.clone())).await;
@@ -275,25 +179,13 @@ async fn bad_input_gets_json_errors() {
         assert!(err["error"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let (status, err) = send_raw(&app, "/embed", Some("application/json"), "{\"text\": ").await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_json"))
-    );
+    assert_eq!((status, err["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_json")));
     let (status, err) = send_raw(&app, "/embed", None, "{\"text\": \"x\"}").await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type"))
-    );
+    assert_eq!((status, err["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
     let (status, _, err) = send(&app, "GET", "/embed", None).await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
-    );
+    assert_eq!((status, err["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
     let (status, _, err) = send(&app, "GET", "/nothing-here", None).await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    assert_eq!((status, err["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 }
 
 #[tokio::test]
@@ -303,12 +195,7 @@ async fn metrics_count_requests_by_matched_route() {
     send(&app, "POST", "/embed/batch", Some(json!({"texts": []}))).await;
     let (status, headers, body) = send(&app, "GET", "/metrics", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(
-        headers[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
     let text = body.as_str().unwrap();
     for needle in [
         r#"embed_http_requests_total{route="/embed",method="POST",status="200"} 1"#,
@@ -329,10 +216,7 @@ async fn metrics_count_requests_by_matched_route() {
 fn overload_and_not_ready_carry_retry_after() {
     for error in [error::ApiError::Overloaded, error::ApiError::NotReady("loading".into())] {
         let response = error.into_response();
-        assert!(matches!(
-            response.status(),
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-        ));
+        assert!(matches!(response.status(), StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE));
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
     let response = error::ApiError::Internal("secret detail".into()).into_response();

@@ -44,42 +44,22 @@ impl BatcherMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register("queue_depth", "Sequences waiting for a batch", self.queue_depth.clone());
         registry.register("batch_size", "Sequences per inference batch", self.batch_size.clone());
-        registry.register(
-            "batch_tokens",
-            "Padded tokens (size x longest) per batch",
-            self.batch_tokens.clone(),
-        );
-        registry.register(
-            "batch_padding_ratio",
-            "Share of padding in each batch",
-            self.padding_ratio.clone(),
-        );
+        registry.register("batch_tokens", "Padded tokens (size x longest) per batch", self.batch_tokens.clone());
+        registry.register("batch_padding_ratio", "Share of padding in each batch", self.padding_ratio.clone());
         registry.register(
             "queue_duration_seconds",
             "Time a sequence waits before its batch runs",
             self.queue_duration.clone(),
         );
-        registry.register(
-            "inference_duration_seconds",
-            "ONNX Runtime time per batch",
-            self.inference_duration.clone(),
-        );
+        registry.register("inference_duration_seconds", "ONNX Runtime time per batch", self.inference_duration.clone());
         registry.register("sequences", "Sequences run through the model", self.items.clone());
-        registry.register(
-            "rejected_sequences",
-            "Sequences refused because the queue was full",
-            self.rejected.clone(),
-        );
+        registry.register("rejected_sequences", "Sequences refused because the queue was full", self.rejected.clone());
         registry.register(
             "cancelled_sequences",
             "Sequences dropped unrun because their caller left",
             self.cancelled.clone(),
         );
-        registry.register(
-            "real_tokens",
-            "Tokens of real text run through the model",
-            self.real_tokens.clone(),
-        );
+        registry.register("real_tokens", "Tokens of real text run through the model", self.real_tokens.clone());
         registry.register(
             "padded_tokens",
             "Tokens run through the model including padding",

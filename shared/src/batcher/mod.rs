@@ -105,10 +105,7 @@ impl Batcher {
         let loaded = Arc::new(AtomicUsize::new(0));
         let output_width = Arc::new(OnceLock::new());
         for n in 0..workers {
-            let worker = Worker {
-                jobs: jobs_rx.clone(),
-                metrics: metrics.clone(),
-            };
+            let worker = Worker { jobs: jobs_rx.clone(), metrics: metrics.clone() };
             let (factory, warmup, ready_tx, loaded) =
                 (factory.clone(), warmup.clone(), ready_tx.clone(), loaded.clone());
             let output_width = output_width.clone();
@@ -181,15 +178,7 @@ impl Batcher {
             .into_iter()
             .map(|encoded| {
                 let (respond, rx) = oneshot::channel();
-                (
-                    Item {
-                        encoded,
-                        respond,
-                        enqueued,
-                        span: tracing::Span::current(),
-                    },
-                    rx,
-                )
+                (Item { encoded, respond, enqueued, span: tracing::Span::current() }, rx)
             })
             .unzip();
         if self.requests.send(items).is_err() {
@@ -198,18 +187,14 @@ impl Batcher {
         }
         let mut out = Vec::with_capacity(n);
         for rx in receivers {
-            out.push(
-                rx.await
-                    .map_err(|_| BatcherError::Unavailable("the inference thread stopped".into()))??,
-            );
+            out.push(rx.await.map_err(|_| BatcherError::Unavailable("the inference thread stopped".into()))??);
         }
         Ok(out)
     }
 
     fn admit(&self, n: usize) -> Result<(), BatcherError> {
-        let admitted = self.queued.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| {
-            (q + n <= self.capacity).then_some(q + n)
-        });
+        let admitted =
+            self.queued.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| (q + n <= self.capacity).then_some(q + n));
         match admitted {
             Ok(q) => {
                 self.metrics.queue_depth.set((q + n) as i64);
@@ -300,15 +285,9 @@ impl Owner {
             for item in &items {
                 span.follows_from(&item.span);
             }
-            if let Err(std_mpsc::SendError(job)) = self.jobs.send(Job {
-                items,
-                _worker: permit,
-                span,
-            }) {
+            if let Err(std_mpsc::SendError(job)) = self.jobs.send(Job { items, _worker: permit, span }) {
                 for item in job.items {
-                    let _ = item
-                        .respond
-                        .send(Err(BatcherError::Unavailable("no inference thread is running".into())));
+                    let _ = item.respond.send(Err(BatcherError::Unavailable("no inference thread is running".into())));
                 }
             }
         }
@@ -348,23 +327,15 @@ impl Worker {
         let real: usize = sequences.iter().map(|e| e.len()).sum();
         let m = &self.metrics;
         for item in &job.items {
-            m.queue_duration
-                .observe(started.duration_since(item.enqueued).as_secs_f64());
+            m.queue_duration.observe(started.duration_since(item.enqueued).as_secs_f64());
         }
         let outputs = model.run(&sequences);
         let elapsed = started.elapsed();
         m.inference_duration.observe(elapsed.as_secs_f64());
-        tracing::debug!(
-            size = job.items.len(),
-            longest,
-            real,
-            ms = elapsed.as_secs_f64() * 1e3,
-            "batch ran"
-        );
+        tracing::debug!(size = job.items.len(), longest, real, ms = elapsed.as_secs_f64() * 1e3, "batch ran");
         m.batch_size.observe(job.items.len() as f64);
         m.batch_tokens.observe((longest * job.items.len()) as f64);
-        m.padding_ratio
-            .observe(packing::padding_ratio(real, job.items.len(), longest));
+        m.padding_ratio.observe(packing::padding_ratio(real, job.items.len(), longest));
         m.items.inc_by(job.items.len() as u64);
         m.real_tokens.inc_by(real as u64);
         m.padded_tokens.inc_by((longest * job.items.len()) as u64);

@@ -27,11 +27,7 @@ pub fn efficiency(real_tokens: usize, count: usize, longest: usize, overhead_tok
 /// Padding share of a batch: 1 - real tokens / padded tokens.
 pub fn padding_ratio(real_tokens: usize, count: usize, longest: usize) -> f64 {
     let padded = count * longest;
-    if padded == 0 {
-        0.0
-    } else {
-        1.0 - real_tokens as f64 / padded as f64
-    }
+    if padded == 0 { 0.0 } else { 1.0 - real_tokens as f64 / padded as f64 }
 }
 
 /// Picks the members of the next batch from queued sequence `lengths`. The `anchor` is always
@@ -75,12 +71,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const LIMITS: BatchLimits = BatchLimits {
-        max_batch_tokens: 64,
-        max_batch_size: 4,
-        max_padding_ratio: 0.2,
-        overhead_tokens: 16,
-    };
+    const LIMITS: BatchLimits =
+        BatchLimits { max_batch_tokens: 64, max_batch_size: 4, max_padding_ratio: 0.2, overhead_tokens: 16 };
 
     #[test]
     fn groups_similar_lengths() {
@@ -91,12 +83,8 @@ mod tests {
 
     #[test]
     fn an_item_that_would_lower_efficiency_waits_for_its_own_kind() {
-        let limits = BatchLimits {
-            max_batch_tokens: 10_000,
-            max_batch_size: 32,
-            max_padding_ratio: 1.0,
-            overhead_tokens: 10,
-        };
+        let limits =
+            BatchLimits { max_batch_tokens: 10_000, max_batch_size: 32, max_padding_ratio: 1.0, overhead_tokens: 10 };
         // 30 alone: 30/40 = 0.75; with a 10 it would be 40/70 = 0.57, so the 10s go together later.
         assert_eq!(select_batch(&[30, 10, 10, 29], 0, limits), vec![0, 3]);
         // Short items gain from company: 10 alone is 10/20, two of them 20/30.

@@ -41,11 +41,7 @@ impl Pending {
 
     /// When the longest-waiting item was queued.
     pub(super) fn oldest(&self) -> Option<Instant> {
-        self.requests
-            .iter()
-            .filter_map(|r| r.items.front())
-            .map(|i| i.enqueued)
-            .min()
+        self.requests.iter().filter_map(|r| r.items.front()).map(|i| i.enqueued).min()
     }
 
     /// Whether enough is queued to fill a batch, so waiting for more would only add latency.
@@ -66,12 +62,7 @@ impl Pending {
 
     fn recount(&mut self) {
         self.len = self.requests.iter().map(|r| r.items.len()).sum();
-        self.tokens = self
-            .requests
-            .iter()
-            .flat_map(|r| &r.items)
-            .map(|i| i.encoded.len())
-            .sum();
+        self.tokens = self.requests.iter().flat_map(|r| &r.items).map(|i| i.encoded.len()).sum();
     }
 
     /// Takes the next batch: anchored on the front request's first item, filled with the queued
@@ -81,27 +72,15 @@ impl Pending {
             return Vec::new();
         }
         // Candidates in rotation order, so earlier requests win ties; the anchor is index 0.
-        let positions: Vec<(usize, usize)> = self
-            .requests
-            .iter()
-            .enumerate()
-            .flat_map(|(r, q)| (0..q.items.len()).map(move |i| (r, i)))
-            .collect();
-        let lengths: Vec<usize> = positions
-            .iter()
-            .map(|&(r, i)| self.requests[r].items[i].encoded.len())
-            .collect();
-        let mut chosen: Vec<(usize, usize)> = select_batch(&lengths, 0, *limits)
-            .into_iter()
-            .map(|k| positions[k])
-            .collect();
+        let positions: Vec<(usize, usize)> =
+            self.requests.iter().enumerate().flat_map(|(r, q)| (0..q.items.len()).map(move |i| (r, i))).collect();
+        let lengths: Vec<usize> = positions.iter().map(|&(r, i)| self.requests[r].items[i].encoded.len()).collect();
+        let mut chosen: Vec<(usize, usize)> =
+            select_batch(&lengths, 0, *limits).into_iter().map(|k| positions[k]).collect();
 
         // Remove from the back of each request's queue first so indices stay valid.
         chosen.sort_unstable_by(|a, b| b.cmp(a));
-        let mut batch: Vec<Item> = chosen
-            .iter()
-            .filter_map(|&(r, i)| self.requests[r].items.remove(i))
-            .collect();
+        let mut batch: Vec<Item> = chosen.iter().filter_map(|&(r, i)| self.requests[r].items.remove(i)).collect();
         batch.reverse();
 
         if let Some(front) = self.requests.pop_front() {
@@ -122,31 +101,16 @@ mod tests {
 
     fn item(len: usize, tag: i64) -> (Item, oneshot::Receiver<super::super::ItemResult>) {
         let (tx, rx) = oneshot::channel();
-        let encoded = Encoded {
-            ids: vec![tag; len],
-            type_ids: vec![0; len],
-        };
-        (
-            Item {
-                encoded,
-                respond: tx,
-                enqueued: Instant::now(),
-                span: tracing::Span::none(),
-            },
-            rx,
-        )
+        let encoded = Encoded { ids: vec![tag; len], type_ids: vec![0; len] };
+        (Item { encoded, respond: tx, enqueued: Instant::now(), span: tracing::Span::none() }, rx)
     }
 
     fn request(lens: &[usize], tag: i64) -> (Vec<Item>, Vec<oneshot::Receiver<super::super::ItemResult>>) {
         lens.iter().map(|&l| item(l, tag)).unzip()
     }
 
-    const LIMITS: BatchLimits = BatchLimits {
-        max_batch_tokens: 1000,
-        max_batch_size: 4,
-        max_padding_ratio: 0.5,
-        overhead_tokens: 16,
-    };
+    const LIMITS: BatchLimits =
+        BatchLimits { max_batch_tokens: 1000, max_batch_size: 4, max_padding_ratio: 0.5, overhead_tokens: 16 };
 
     #[tokio::test]
     async fn a_single_query_is_not_starved_by_a_large_batch() {

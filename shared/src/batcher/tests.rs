@@ -18,27 +18,16 @@ impl Model for RecordingModel {
 }
 
 fn seq(len: usize) -> Encoded {
-    Encoded {
-        ids: vec![5; len],
-        type_ids: vec![0; len],
-    }
+    Encoded { ids: vec![5; len], type_ids: vec![0; len] }
 }
 
 async fn start(max_batch_size: usize, queue_capacity: usize) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
     let batches = Arc::new(Mutex::new(Vec::new()));
     let recorded = batches.clone();
-    let factory: ModelFactory = Arc::new(move || {
-        Ok(Box::new(RecordingModel {
-            batches: recorded.clone(),
-        }) as Box<dyn Model>)
-    });
+    let factory: ModelFactory =
+        Arc::new(move || Ok(Box::new(RecordingModel { batches: recorded.clone() }) as Box<dyn Model>));
     let config = BatcherConfig {
-        limits: BatchLimits {
-            max_batch_tokens: 10_000,
-            max_batch_size,
-            max_padding_ratio: 0.5,
-            overhead_tokens: 16,
-        },
+        limits: BatchLimits { max_batch_tokens: 10_000, max_batch_size, max_padding_ratio: 0.5, overhead_tokens: 16 },
         max_wait: Duration::from_millis(50),
         queue_capacity,
         workers: 1,
@@ -55,11 +44,7 @@ async fn a_lone_item_waits_max_wait_for_company() {
     let started = Instant::now();
     let out = batcher.submit(vec![seq(7)]).await.unwrap();
     assert_eq!(out, vec![vec![7.0]]);
-    assert!(
-        started.elapsed() >= Duration::from_millis(50),
-        "waited {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(50), "waited {:?}", started.elapsed());
     assert_eq!(*batches.lock().unwrap(), vec![1]);
 }
 
@@ -68,16 +53,8 @@ async fn a_full_batch_goes_at_once() {
     let (batcher, batches) = start(4, 100).await;
     let started = Instant::now();
     let out = batcher.submit((1..=4).map(seq).collect()).await.unwrap();
-    assert_eq!(
-        out,
-        vec![vec![1.0], vec![2.0], vec![3.0], vec![4.0]],
-        "outputs keep input order"
-    );
-    assert!(
-        started.elapsed() < Duration::from_millis(50),
-        "no wait: {:?}",
-        started.elapsed()
-    );
+    assert_eq!(out, vec![vec![1.0], vec![2.0], vec![3.0], vec![4.0]], "outputs keep input order");
+    assert!(started.elapsed() < Duration::from_millis(50), "no wait: {:?}", started.elapsed());
     assert_eq!(*batches.lock().unwrap(), vec![4]);
 }
 
@@ -98,10 +75,7 @@ async fn items_arriving_within_max_wait_share_a_batch() {
 #[tokio::test(start_paused = true)]
 async fn a_full_queue_refuses_instead_of_growing() {
     let (batcher, _batches) = start(8, 3).await;
-    assert_eq!(
-        batcher.submit((0..4).map(|_| seq(3)).collect()).await,
-        Err(BatcherError::Overloaded)
-    );
+    assert_eq!(batcher.submit((0..4).map(|_| seq(3)).collect()).await, Err(BatcherError::Overloaded));
     assert_eq!(batcher.queue_depth(), 0, "a refused request leaves nothing queued");
     assert_eq!(batcher.submit((0..3).map(|_| seq(3)).collect()).await.unwrap().len(), 3);
 }
@@ -126,12 +100,7 @@ async fn cancelled_callers_are_dropped_unrun() {
 async fn a_model_that_fails_to_load_reports_it() {
     let factory: ModelFactory = Arc::new(|| Err("no such model".to_string()));
     let config = BatcherConfig {
-        limits: BatchLimits {
-            max_batch_tokens: 100,
-            max_batch_size: 2,
-            max_padding_ratio: 0.5,
-            overhead_tokens: 16,
-        },
+        limits: BatchLimits { max_batch_tokens: 100, max_batch_size: 2, max_padding_ratio: 0.5, overhead_tokens: 16 },
         max_wait: Duration::from_millis(1),
         queue_capacity: 10,
         workers: 1,
@@ -140,8 +109,5 @@ async fn a_model_that_fails_to_load_reports_it() {
     let mut ready = batcher.readiness();
     let state = ready.wait_for(|r| *r != Readiness::Loading).await.unwrap().clone();
     assert_eq!(state, Readiness::Failed("no such model".into()));
-    assert!(matches!(
-        batcher.submit(vec![seq(2)]).await,
-        Err(BatcherError::Unavailable(_))
-    ));
+    assert!(matches!(batcher.submit(vec![seq(2)]).await, Err(BatcherError::Unavailable(_))));
 }

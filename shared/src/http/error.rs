@@ -15,14 +15,7 @@ pub struct ErrorBody {
 }
 
 pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(ErrorBody {
-            error: message.into(),
-            code: code.into(),
-        }),
-    )
-        .into_response()
+    (status, axum::Json(ErrorBody { error: message.into(), code: code.into() })).into_response()
 }
 
 /// `axum::Json`, except that bad bodies come back as [`ErrorBody`] JSON with the right status:
@@ -58,9 +51,5 @@ pub async fn not_found() -> Response {
 }
 
 pub async fn method_not_allowed() -> Response {
-    error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed on this route",
-    )
+    error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
 }

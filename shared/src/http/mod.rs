@@ -2,9 +2,13 @@
 //! `/metrics`), per-route metrics, and serving with graceful shutdown.
 
 pub mod error;
+pub mod main;
 pub mod metrics;
 pub mod server;
 
 pub use error::{ErrorBody, Json, error_response};
+pub use main::{ServiceConfig, run_main};
 pub use metrics::HttpMetrics;
-pub use server::{Readiness, ops_routes, serve, shutdown_signal};
+pub use server::{
+    Listen, Readiness, ServiceError, engine_readiness, ops_routes, run_model_service, serve, shutdown_signal,
+};

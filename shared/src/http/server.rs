@@ -30,10 +30,7 @@ pub fn ops_routes(api: Router, ready: Readiness, registry: Arc<Registry>, http: 
     let ops = Router::new()
         .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready_handler))
-        .route(
-            "/metrics",
-            get(|State(ops): State<Ops>| async move { render(&ops.registry) }),
-        )
+        .route("/metrics", get(|State(ops): State<Ops>| async move { render(&ops.registry) }))
         .with_state(Ops { ready, registry });
     api.merge(ops)
         .fallback(not_found)
@@ -78,10 +75,7 @@ pub async fn serve(
         result = &mut server => return result,
         () = shutdown => {}
     }
-    tracing::info!(
-        grace_secs = grace.as_secs_f64(),
-        "shutting down: draining in-flight requests"
-    );
+    tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: draining in-flight requests");
     draining.send_replace(true);
     stop_tx.send_replace(true);
     match tokio::time::timeout(grace, server).await {
@@ -89,6 +83,74 @@ pub async fn serve(
         Err(_) => {
             tracing::warn!("grace period over with requests still in flight; exiting");
             Ok(())
+        }
+    }
+}
+
+/// `/ready` of a model service: ready once its engine is loaded and warmed up, not while draining.
+pub fn engine_readiness(
+    engine: watch::Receiver<crate::batcher::Readiness>,
+    draining: watch::Receiver<bool>,
+) -> Readiness {
+    use crate::batcher::Readiness as Engine;
+    Arc::new(move || {
+        if *draining.borrow() {
+            return Err("shutting down".to_string());
+        }
+        match &*engine.borrow() {
+            Engine::Ready => Ok(()),
+            Engine::Loading => Err("the model is loading".to_string()),
+            Engine::Failed(why) => Err(format!("the model failed to load: {why}")),
+        }
+    })
+}
+
+/// Where and how a model service listens.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub host: std::net::IpAddr,
+    pub port: u16,
+    pub grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error("the model failed to load: {0}")]
+    ModelFailed(String),
+}
+
+/// Runs a model service: binds, logs `listening addr=...`, builds the app with `build` (given the
+/// draining flag; it returns the router and the engine's readiness), serves until SIGINT/SIGTERM
+/// and drains. Fails if the model fails to load.
+pub async fn run_model_service<E>(
+    listen: Listen,
+    build: impl FnOnce(watch::Receiver<bool>) -> Result<(Router, watch::Receiver<crate::batcher::Readiness>), E>,
+) -> Result<(), ServiceError>
+where
+    ServiceError: From<E>,
+{
+    let addr = format!("{}:{}", listen.host, listen.port);
+    let listener = TcpListener::bind((listen.host, listen.port))
+        .await
+        .map_err(|source| ServiceError::Bind { addr: addr.clone(), source })?;
+    let (draining_tx, draining_rx) = watch::channel(false);
+    let (app, mut readiness) = build(draining_rx)?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let server = serve(listener, app, shutdown_signal(), listen.grace, draining_tx);
+    use crate::batcher::Readiness as Engine;
+    tokio::select! {
+        result = server => Ok(result?),
+        state = readiness.wait_for(|r| matches!(r, Engine::Failed(_))) => {
+            match state.as_deref() {
+                Ok(Engine::Failed(why)) => Err(ServiceError::ModelFailed(why.clone())),
+                _ => Err(ServiceError::ModelFailed("the inference threads stopped".into())),
+            }
         }
     }
 }

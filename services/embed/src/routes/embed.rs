@@ -37,10 +37,7 @@ pub(crate) async fn single(
 ) -> Result<axum::Json<EmbedResponse>, ApiError> {
     let input_type = request.input_type.unwrap_or(state.config.default_input_type);
     let mut out = state.embedder.embed(vec![request.text], input_type).await?;
-    let embedding = out
-        .vectors
-        .pop()
-        .ok_or_else(|| ApiError::Internal("no vector returned".into()))?;
+    let embedding = out.vectors.pop().ok_or_else(|| ApiError::Internal("no vector returned".into()))?;
     Ok(axum::Json(EmbedResponse { embedding }))
 }
 
@@ -52,9 +49,7 @@ pub(crate) async fn batch(
     check_batch_size(request.texts.len(), state.config.max_client_batch)?;
     let input_type = request.input_type.unwrap_or(state.config.default_input_type);
     let out = state.embedder.embed(request.texts, input_type).await?;
-    Ok(axum::Json(BatchResponse {
-        embeddings: out.vectors,
-    }))
+    Ok(axum::Json(BatchResponse { embeddings: out.vectors }))
 }
 
 pub(crate) fn check_batch_size(got: usize, max: usize) -> Result<(), ApiError> {

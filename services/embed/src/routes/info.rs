@@ -7,10 +7,7 @@ use crate::AppState;
 use crate::error::ApiError;
 
 pub(crate) async fn info(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    let dimension = state
-        .embedder
-        .dimension()
-        .ok_or_else(|| ApiError::NotReady("the model is loading".into()))?;
+    let dimension = state.embedder.dimension().ok_or_else(|| ApiError::NotReady("the model is loading".into()))?;
     let info = state.embedder.info();
     let config = &state.config;
     Ok(axum::Json(json!({

@@ -77,9 +77,7 @@ pub(crate) async fn embeddings(
     if let (Some(asked), Some(dim)) = (request.dimensions, state.embedder.dimension())
         && asked != dim
     {
-        return Err(ApiError::InvalidRequest(format!(
-            "this model's embeddings have {dim} dimensions, not {asked}"
-        )));
+        return Err(ApiError::InvalidRequest(format!("this model's embeddings have {dim} dimensions, not {asked}")));
     }
     let input_type = request.input_type.unwrap_or(state.config.default_input_type);
     let out = state.embedder.embed(texts, input_type).await?;
@@ -91,21 +89,14 @@ pub(crate) async fn embeddings(
         .map(|(index, v)| Datum {
             object: "embedding",
             index,
-            embedding: if base64 {
-                Vector::Base64(encode_base64_f32(&v))
-            } else {
-                Vector::Float(v)
-            },
+            embedding: if base64 { Vector::Base64(encode_base64_f32(&v)) } else { Vector::Float(v) },
         })
         .collect();
     Ok(axum::Json(EmbeddingsResponse {
         object: "list",
         data,
-        model: state.embedder.info().model.clone(),
-        usage: Usage {
-            prompt_tokens: out.tokens,
-            total_tokens: out.tokens,
-        },
+        model: state.embedder.name().to_string(),
+        usage: Usage { prompt_tokens: out.tokens, total_tokens: out.tokens },
     }))
 }
 

@@ -1,0 +1,4 @@
+//! One module per route group.
+
+pub(crate) mod info;
+pub(crate) mod rerank;

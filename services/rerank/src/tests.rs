@@ -1,0 +1,182 @@
+//! Router tests: the real app on the tiny fixture cross-encoders, driven with `oneshot`.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use axum::response::IntoResponse;
+use clap::Parser;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use shared::batcher::Readiness;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use super::*;
+
+fn project(path: &str) -> std::path::PathBuf {
+    shared::runtime::project_root().join(path)
+}
+
+async fn router_with(fixture: &str, args: &[&str]) -> (Router, watch::Sender<bool>) {
+    let mut argv = vec!["rerank-service", "--intra-op-threads", "1"];
+    argv.extend_from_slice(args);
+    let config = Config::try_parse_from(argv).unwrap();
+    let dir = shared::ModelDir::open(project("models/fixtures").join(fixture)).unwrap();
+    let (draining_tx, draining_rx) = watch::channel(false);
+    let service = Service::start(config, &dir, draining_rx).unwrap();
+    let mut ready = service.reranker().batcher().readiness();
+    ready.wait_for(|r| *r == Readiness::Ready).await.unwrap();
+    (app(service), draining_tx)
+}
+
+async fn router() -> Router {
+    router_with("tiny-reranker", &[]).await.0
+}
+
+async fn send(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    let body = match body {
+        Some(json) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(json.to_string())
+        }
+        None => Body::empty(),
+    };
+    let response = app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value)
+}
+
+fn golden(fixture: &str) -> Value {
+    let path = project("models/fixtures/goldens").join(format!("{fixture}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `/rerank` with raw scores reproduces the reference logits, best first.
+async fn check_golden(fixture: &str) {
+    let (app, _) = router_with(fixture, &[]).await;
+    let golden = golden(fixture);
+    let documents: Vec<&str> =
+        golden["cases"].as_array().unwrap().iter().map(|c| c["document"].as_str().unwrap()).collect();
+    let want: Vec<f64> = golden["cases"].as_array().unwrap().iter().map(|c| c["logit"].as_f64().unwrap()).collect();
+    let body = json!({"query": golden["query"], "documents": documents, "raw_scores": true});
+    let (status, out) = send(&app, "POST", "/rerank", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(results.len(), documents.len());
+    let mut previous = f64::INFINITY;
+    for r in results {
+        let (index, score) = (r["index"].as_u64().unwrap() as usize, r["score"].as_f64().unwrap());
+        assert!((score - want[index]).abs() <= 1e-5, "{fixture}: document {index}: {score} vs {}", want[index]);
+        assert!(score <= previous, "sorted by score, descending");
+        previous = score;
+        assert!(r.get("document").is_none(), "documents only when asked");
+    }
+}
+
+#[tokio::test]
+async fn xlmr_cross_encoder_matches_the_golden_logits() {
+    check_golden("tiny-reranker").await;
+}
+
+#[tokio::test]
+async fn bert_cross_encoder_with_token_types_matches_the_golden_logits() {
+    check_golden("tiny-bert-reranker").await;
+}
+
+#[tokio::test]
+async fn scores_are_sigmoids_and_top_n_and_documents_apply() {
+    let app = router().await;
+    let documents = ["Rust engineer in Berlin", "Chef in Lisbon", "", "Rust engineer in Berlin"];
+    let (_, raw) =
+        send(&app, "POST", "/rerank", Some(json!({"query": "rust", "documents": documents, "raw_scores": true}))).await;
+    let (_, out) = send(
+        &app,
+        "POST",
+        "/rerank",
+        Some(json!({"query": "rust", "documents": documents, "top_n": 2, "return_documents": true})),
+    )
+    .await;
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for (r, raw) in results.iter().zip(raw["results"].as_array().unwrap()) {
+        assert_eq!(r["index"], raw["index"]);
+        let logit = raw["score"].as_f64().unwrap();
+        assert!((r["score"].as_f64().unwrap() - 1.0 / (1.0 + (-logit).exp())).abs() < 1e-6);
+        assert_eq!(r["document"], json!(documents[r["index"].as_u64().unwrap() as usize]));
+    }
+    // Documents 0 and 3 are identical, so they tie and keep their input order.
+    let order: Vec<u64> = raw["results"].as_array().unwrap().iter().map(|r| r["index"].as_u64().unwrap()).collect();
+    let (first, last) = (order.iter().position(|&i| i == 0).unwrap(), order.iter().position(|&i| i == 3).unwrap());
+    assert_eq!(last, first + 1, "equal scores keep input order: {order:?}");
+    let (status, all) =
+        send(&app, "POST", "/rerank", Some(json!({"query": "rust", "documents": documents, "top_n": 50}))).await;
+    assert_eq!(
+        (status, all["results"].as_array().unwrap().len()),
+        (StatusCode::OK, 4),
+        "top_n beyond the list is fine"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_document_is_truncated_not_rejected() {
+    let app = router().await;
+    let huge = "distributed systems engineer ".repeat(2000);
+    let (status, out) =
+        send(&app, "POST", "/rerank", Some(json!({"query": "rust", "documents": [huge, "chef"]}))).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["results"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn bad_input_gets_json_errors() {
+    let (app, _) = router_with("tiny-reranker", &["--max-documents", "3"]).await;
+    let cases = [
+        (json!({"query": "", "documents": ["a"]}), StatusCode::UNPROCESSABLE_ENTITY, "empty_query"),
+        (json!({"query": " \n\t", "documents": ["a"]}), StatusCode::UNPROCESSABLE_ENTITY, "empty_query"),
+        (json!({"query": "q", "documents": []}), StatusCode::UNPROCESSABLE_ENTITY, "empty_documents"),
+        (json!({"query": "q", "documents": ["a", "b", "c", "d"]}), StatusCode::PAYLOAD_TOO_LARGE, "too_many_documents"),
+        (json!({"query": "q", "documents": ["a"], "top_n": 0}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "q", "documents": ["a"], "top_n": -1}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "q", "documents": "a"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": 1, "documents": ["a"]}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"documents": ["a"]}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+    ];
+    for (body, status, code) in cases {
+        let (got, err) = send(&app, "POST", "/rerank", Some(body.clone())).await;
+        assert_eq!((got, err["code"].as_str()), (status, Some(code)), "{body}");
+    }
+    let request = Request::post("/rerank")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"query\""))
+        .unwrap();
+    assert_eq!(app.clone().oneshot(request).await.unwrap().status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn ops_routes_and_metrics() {
+    let (app, draining) = router_with("tiny-reranker", &[]).await;
+    assert_eq!(send(&app, "GET", "/health", None).await, (StatusCode::OK, json!({"status": "ok"})));
+    assert_eq!(send(&app, "GET", "/ready", None).await.0, StatusCode::OK);
+    let (_, info) = send(&app, "GET", "/info", None).await;
+    assert_eq!((info["model"].as_str(), info["limits"]["max_documents"].as_u64()), (Some("tiny-reranker"), Some(1000)));
+    send(&app, "POST", "/rerank", Some(json!({"query": "q", "documents": ["a", "bb", "ccc"]}))).await;
+    let (_, metrics) = send(&app, "GET", "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains(r#"rerank_http_requests_total{route="/rerank",method="POST",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rerank_sequences_total"), "{metrics}");
+    draining.send_replace(true);
+    assert_eq!(send(&app, "GET", "/ready", None).await.0, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[test]
+fn overload_carries_retry_after() {
+    let response = error::ApiError::Overloaded.into_response();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+}
