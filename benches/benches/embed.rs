@@ -97,11 +97,11 @@ fn main() -> anyhow::Result<()> {
     let model_arg = model.to_str().unwrap().to_string();
     let mut service_args = vec!["--host", "127.0.0.1", "--port", "0", "--model-dir", &model_arg];
     service_args.extend(args.service_args.split_whitespace());
-    let service = Process::start("embed-service", &service_args, &[("RUST_LOG", "warn,embed_service=info")]);
+    let service = Process::start("embed-service", &service_args, &[("RUST_LOG", "warn,shared::http=info")]);
     runtime.block_on(service.wait_ready(Duration::from_secs(600)));
     let url = service.url("/embed");
     let bodies: Vec<Value> = short.iter().cycle().take(args.requests).map(|t| json!({"text": t})).collect();
-    runtime.block_on(load(&url, &bodies[..8], 2));
+    runtime.block_on(load(&url, &bodies[..bodies.len().min(8)], 2));
     let rss_warm = rss_mib(service.pid());
 
     let mut levels: BTreeMap<usize, Vec<Level>> = BTreeMap::new();

@@ -214,12 +214,20 @@ mod tests {
         let dir = shared::ModelDir::open(shared::runtime::project_root().join("models/fixtures/tiny-e5")).unwrap();
         let tokenizer = TextTokenizer::load(&dir.tokenizer_path(), &dir.config).unwrap();
         let mut rng = Rng::new(3);
-        for (input_type, want) in [(InputType::Raw, 5), (InputType::Query, 12), (InputType::Query, 30), (InputType::Passage, 100)] {
+        for (input_type, want) in
+            [(InputType::Raw, 5), (InputType::Query, 12), (InputType::Query, 30), (InputType::Passage, 100)]
+        {
             let text = text_of_length(&tokenizer, input_type, want, &mut rng);
             assert_eq!(tokenizer.encode(&text, input_type).unwrap().len(), want, "{text:?}");
         }
         // Nothing is shorter than the prefix and special tokens themselves.
         let floor = tokenizer.encode("", InputType::Query).unwrap().len();
-        assert_eq!(tokenizer.encode(&text_of_length(&tokenizer, InputType::Query, 3, &mut rng), InputType::Query).unwrap().len(), floor);
+        assert_eq!(
+            tokenizer
+                .encode(&text_of_length(&tokenizer, InputType::Query, 3, &mut rng), InputType::Query)
+                .unwrap()
+                .len(),
+            floor
+        );
     }
 }

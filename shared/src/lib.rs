@@ -7,6 +7,7 @@ pub mod embedder;
 pub mod engine;
 pub mod fetch;
 pub mod http;
+pub mod memory;
 pub mod model;
 pub mod pooling;
 pub mod reranker;

@@ -68,7 +68,7 @@ impl Process {
             Ok(Some(addr)) => Self { child, addr, logs },
             _ => {
                 let _ = child.kill();
-                std::thread::sleep(Duration::from_millis(200));
+                let _ = child.wait();
                 panic!("{name} did not report a listening address; logs:\n{}", logs.lock().unwrap().join("\n"));
             }
         }

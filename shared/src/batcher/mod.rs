@@ -307,6 +307,8 @@ struct Worker {
 
 impl Worker {
     fn run(self, mut model: Box<dyn Model>) {
+        let mut trimmer = crate::memory::Trimmer::new(Duration::from_secs(1));
+        trimmer.trim_now(); // after the warm-up, so the resident size starts at the working size
         loop {
             let job = {
                 let jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -317,6 +319,8 @@ impl Worker {
             };
             let span = job.span.clone();
             span.in_scope(|| self.run_job(model.as_mut(), job));
+            // The batch's activation buffers are freed now; hand them back to the OS.
+            trimmer.maybe_trim();
         }
     }
 
