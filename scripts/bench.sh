@@ -4,10 +4,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-bench="${1:?usage: scripts/bench.sh <embed> [-- bench args]}"
+bench="${1:?usage: scripts/bench.sh <embed|rerank> [-- bench args]}"
 shift
 [ "${1:-}" = "--" ] && shift
 scripts/setup.sh >&2
-[ -d models/bench/e5-large-shaped-int8 ] || scripts/make-bench-models.sh >&2
+[ -d models/bench/e5-large-shaped-int8 ] && [ -d models/bench/bge-reranker-base-shaped-int8 ] || scripts/make-bench-models.sh >&2
 cargo build --release --locked --workspace --bins >&2
 exec cargo bench --locked -p benches --bench "$bench" -- "$@"

@@ -63,7 +63,15 @@ const WORDS: &[&str] = &[
 /// A text whose tokenization (with `input_type`'s prefix and special tokens) is exactly `tokens`
 /// long, or as close as the word list allows; never shorter than the prefix and special tokens.
 pub fn text_of_length(tokenizer: &TextTokenizer, input_type: InputType, tokens: usize, rng: &mut Rng) -> String {
-    let count = |t: &str| tokenizer.encode(t, input_type).map(|e| e.len()).unwrap_or(0);
+    text_counted_by(|t| tokenizer.encode(t, input_type).map_or(0, |e| e.len()), tokens, rng)
+}
+
+/// A document whose pair with `query` tokenizes to exactly `tokens` (or as close as possible).
+pub fn document_of_pair_length(tokenizer: &TextTokenizer, query: &str, tokens: usize, rng: &mut Rng) -> String {
+    text_counted_by(|t| tokenizer.encode_pair(query, t).map_or(0, |e| e.len()), tokens, rng)
+}
+
+fn text_counted_by(count: impl Fn(&str) -> usize, tokens: usize, rng: &mut Rng) -> String {
     let mut text = String::new();
     loop {
         let word = WORDS[rng.next_u64() as usize % WORDS.len()];

@@ -2,7 +2,8 @@
 
     python models/tools/make_fixtures.py tiny    # small test fixtures, committed under models/fixtures/
     python models/tools/make_fixtures.py bench   # full-size production shapes with random weights,
-                                                 # fp32 and int8, under models/bench/ (not committed)
+                                                 # fp32 and int8, under models/bench/ (not committed),
+                                                 # and a 2-layer E5-large-width model for memory soaks
 
 Run through `scripts/make-fixtures.sh`, which uses the project's own Python environment.
 """
@@ -130,6 +131,12 @@ def bench(which: list[str]) -> None:
         dst = BENCH / "e5-large-shaped"
         write_model_dir(dst, build(e5, "embedding", seed=11), tok, E5_TOML.format(max_length=512), external=True)
         quantize(dst, BENCH / "e5-large-shaped-int8")
+    if "e5-soak" in which:
+        # E5-large's width with 2 of its 24 layers: the same activation shapes per layer at 1/12
+        # of the compute, for memory soak runs of many thousands of requests.
+        soak = EncoderShape(vocab=250002, hidden=1024, layers=2, heads=16, ffn=4096, max_positions=514)
+        write_model_dir(BENCH / "e5-large-width-2-layers", build(soak, "embedding", seed=13), tok,
+                        E5_TOML.format(max_length=512), external=False)
     if "reranker" in which:
         bge = EncoderShape(vocab=250002, hidden=768, layers=12, heads=12, ffn=3072, max_positions=514)
         dst = BENCH / "bge-reranker-base-shaped"
@@ -141,7 +148,7 @@ def bench(which: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", choices=["tiny", "bench"])
-    parser.add_argument("--only", nargs="*", default=["e5", "reranker"], help="bench models to build")
+    parser.add_argument("--only", nargs="*", default=["e5", "e5-soak", "reranker"], help="bench models to build")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONHASHSEED", "0")
     if args.target == "tiny":

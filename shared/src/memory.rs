@@ -21,8 +21,10 @@ impl Trimmer {
 
     /// Trims now, whatever the interval.
     pub fn trim_now(&mut self) {
+        let started = Instant::now();
         release_free_memory();
         self.last = Instant::now();
+        tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "heap trimmed");
     }
 
     /// Trims if `interval` has passed since the last trim; returns whether it did.
