@@ -113,6 +113,7 @@ impl Batcher {
                 .name(format!("inference-{n}"))
                 .spawn(move || match load_and_warm(&factory, &warmup) {
                     Ok((model, width)) => {
+                        let _failed_if_panicking = FailOnPanic(ready_tx.clone());
                         if let Some(width) = width {
                             let _ = output_width.set(width);
                         }
@@ -209,6 +210,18 @@ impl Batcher {
 }
 
 /// Builds the model and runs the warm-up batches; returns the model and its output width.
+/// Marks the engine failed if an inference thread unwinds, so `/ready` and the process (which
+/// exits on failure, to be restarted) do not go on as if the model could still answer.
+struct FailOnPanic(Arc<watch::Sender<Readiness>>);
+
+impl Drop for FailOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.send_replace(Readiness::Failed("an inference thread panicked".into()));
+        }
+    }
+}
+
 fn load_and_warm(factory: &ModelFactory, warmup: &[Vec<Encoded>]) -> Result<(Box<dyn Model>, Option<usize>), String> {
     let mut model = factory()?;
     let mut width = None;

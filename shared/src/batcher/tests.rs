@@ -111,3 +111,30 @@ async fn a_model_that_fails_to_load_reports_it() {
     assert_eq!(state, Readiness::Failed("no such model".into()));
     assert!(matches!(batcher.submit(vec![seq(2)]).await, Err(BatcherError::Unavailable(_))));
 }
+
+/// Panics on its first batch, as a broken native library might.
+struct PanickingModel;
+
+impl Model for PanickingModel {
+    fn run(&mut self, _batch: &[&Encoded]) -> Result<Vec<Vec<f32>>, String> {
+        panic!("simulated fault in the inference library")
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_inference_thread_fails_the_engine_instead_of_hanging() {
+    let factory: ModelFactory = Arc::new(|| Ok(Box::new(PanickingModel) as Box<dyn Model>));
+    let config = BatcherConfig {
+        limits: BatchLimits { max_batch_tokens: 100, max_batch_size: 2, max_padding_ratio: 0.5, overhead_tokens: 16 },
+        max_wait: Duration::from_millis(1),
+        queue_capacity: 10,
+        workers: 1,
+    };
+    let batcher = Batcher::start(config, factory, Vec::new(), BatcherMetrics::default());
+    let mut ready = batcher.readiness();
+    ready.wait_for(|r| *r == Readiness::Ready).await.unwrap();
+    assert!(matches!(batcher.submit(vec![seq(2)]).await, Err(BatcherError::Unavailable(_))));
+    let state = ready.wait_for(|r| matches!(r, Readiness::Failed(_))).await.unwrap().clone();
+    assert_eq!(state, Readiness::Failed("an inference thread panicked".into()));
+    assert!(matches!(batcher.submit(vec![seq(2)]).await, Err(BatcherError::Unavailable(_))), "no hang afterwards");
+}
