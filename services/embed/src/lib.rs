@@ -7,12 +7,9 @@ mod routes;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use prometheus_client::registry::Registry;
 use shared::Embedder;
-use shared::batcher::BatcherMetrics;
-use shared::http::{HttpMetrics, engine_readiness, ops_routes};
+use shared::http::{ServiceMetrics, engine_readiness, model_router};
 use tokio::sync::watch;
 
 pub use config::Config;
@@ -24,12 +21,11 @@ pub struct AppState {
     config: Arc<Config>,
 }
 
-/// Everything `app` needs, built from the config: the engine (loading in the background), the
-/// metrics registry, and the draining flag that turns `/ready` off at shutdown.
+/// Everything `app` needs: the engine (loading in the background), the metrics, and the
+/// draining flag that turns `/ready` off at shutdown.
 pub struct Service {
     pub state: AppState,
-    pub registry: Registry,
-    pub http_metrics: HttpMetrics,
+    pub metrics: ServiceMetrics,
     pub draining: watch::Receiver<bool>,
 }
 
@@ -40,12 +36,9 @@ impl Service {
         model_dir: &shared::ModelDir,
         draining: watch::Receiver<bool>,
     ) -> Result<Self, shared::model::ModelError> {
-        let mut registry = Registry::with_prefix("embed");
-        let batcher_metrics = BatcherMetrics::default();
-        batcher_metrics.register(&mut registry);
-        let http_metrics = HttpMetrics::register(&mut registry);
-        let embedder = Embedder::start(model_dir, &config.engine, batcher_metrics)?;
-        Ok(Self { state: AppState { embedder, config: Arc::new(config) }, registry, http_metrics, draining })
+        let metrics = ServiceMetrics::new("embed");
+        let embedder = Embedder::start(model_dir, &config.engine, metrics.batcher.clone())?;
+        Ok(Self { state: AppState { embedder, config: Arc::new(config) }, metrics, draining })
     }
 
     pub fn embedder(&self) -> &Embedder {
@@ -55,7 +48,7 @@ impl Service {
 
 /// The router: API routes plus `/health`, `/ready`, `/metrics`.
 pub fn app(service: Service) -> Router {
-    let Service { state, registry, http_metrics, draining } = service;
+    let Service { state, metrics, draining } = service;
     let ready = engine_readiness(state.embedder.batcher().readiness(), draining);
     let max_body = state.config.serve.max_body_bytes;
     let api = Router::new()
@@ -63,9 +56,8 @@ pub fn app(service: Service) -> Router {
         .route("/embed/batch", post(routes::embed::batch))
         .route("/v1/embeddings", post(routes::openai::embeddings))
         .route("/info", get(routes::info::info))
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(max_body));
-    ops_routes(api, ready, Arc::new(registry), http_metrics)
+        .with_state(state);
+    model_router(api, metrics, ready, max_body)
 }
 
 #[cfg(test)]

@@ -212,13 +212,18 @@ async fn metrics_count_requests_by_matched_route() {
     }
 }
 
-#[test]
-fn overload_and_not_ready_carry_retry_after() {
-    for error in [error::ApiError::Overloaded, error::ApiError::NotReady("loading".into())] {
+#[tokio::test]
+async fn engine_failures_map_to_429_503_and_an_opaque_500() {
+    use shared::BatcherError;
+    let engine = |e: BatcherError| error::ApiError::Engine(e.into());
+    for error in [engine(BatcherError::Overloaded), engine(BatcherError::Unavailable("loading".into()))] {
         let response = error.into_response();
         assert!(matches!(response.status(), StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE));
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
-    let response = error::ApiError::Internal("secret detail".into()).into_response();
+    let response = engine(BatcherError::Inference("secret detail".into())).into_response();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains(r#""code":"internal""#) && !body.contains("secret detail"), "{body}");
 }

@@ -1,9 +1,9 @@
 //! The one error type of the rerank-service's API, mapped exhaustively to statuses and codes.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use shared::http::error_response;
-use shared::{BatcherError, EngineError};
+use shared::EngineError;
+use shared::http::{engine_error_response, error_response};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
@@ -15,22 +15,8 @@ pub(crate) enum ApiError {
     TooManyDocuments { got: usize, max: usize },
     #[error("{0}")]
     InvalidRequest(String),
-    #[error("the service is overloaded; retry shortly")]
-    Overloaded,
-    #[error("the model is not ready: {0}")]
-    NotReady(String),
-    #[error("internal error")]
-    Internal(String),
-}
-
-impl From<EngineError> for ApiError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Batcher(BatcherError::Overloaded) => Self::Overloaded,
-            EngineError::Batcher(BatcherError::Unavailable(why)) => Self::NotReady(why),
-            EngineError::Batcher(BatcherError::Inference(why)) | EngineError::Tokenize(why) => Self::Internal(why),
-        }
-    }
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 impl IntoResponse for ApiError {
@@ -40,17 +26,8 @@ impl IntoResponse for ApiError {
             Self::EmptyDocuments => (StatusCode::UNPROCESSABLE_ENTITY, "empty_documents"),
             Self::TooManyDocuments { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_documents"),
             Self::InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-            Self::Overloaded => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
-            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
-            Self::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
+            Self::Engine(e) => return engine_error_response(e),
         };
-        let mut response = error_response(status, code, self.to_string());
-        if matches!(self, Self::Overloaded | Self::NotReady(_)) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
+        error_response(status, code, self.to_string())
     }
 }

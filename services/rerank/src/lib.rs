@@ -7,12 +7,9 @@ mod routes;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use prometheus_client::registry::Registry;
 use shared::Reranker;
-use shared::batcher::BatcherMetrics;
-use shared::http::{HttpMetrics, engine_readiness, ops_routes};
+use shared::http::{ServiceMetrics, engine_readiness, model_router};
 use tokio::sync::watch;
 
 pub use config::Config;
@@ -24,12 +21,11 @@ pub struct AppState {
     config: Arc<Config>,
 }
 
-/// Everything `app` needs: the engine (loading in the background), the metrics registry, and the
+/// Everything `app` needs: the engine (loading in the background), the metrics, and the
 /// draining flag that turns `/ready` off at shutdown.
 pub struct Service {
     pub state: AppState,
-    pub registry: Registry,
-    pub http_metrics: HttpMetrics,
+    pub metrics: ServiceMetrics,
     pub draining: watch::Receiver<bool>,
 }
 
@@ -40,12 +36,9 @@ impl Service {
         model_dir: &shared::ModelDir,
         draining: watch::Receiver<bool>,
     ) -> Result<Self, shared::model::ModelError> {
-        let mut registry = Registry::with_prefix("rerank");
-        let batcher_metrics = BatcherMetrics::default();
-        batcher_metrics.register(&mut registry);
-        let http_metrics = HttpMetrics::register(&mut registry);
-        let reranker = Reranker::start(model_dir, &config.engine, batcher_metrics)?;
-        Ok(Self { state: AppState { reranker, config: Arc::new(config) }, registry, http_metrics, draining })
+        let metrics = ServiceMetrics::new("rerank");
+        let reranker = Reranker::start(model_dir, &config.engine, metrics.batcher.clone())?;
+        Ok(Self { state: AppState { reranker, config: Arc::new(config) }, metrics, draining })
     }
 
     pub fn reranker(&self) -> &Reranker {
@@ -55,15 +48,14 @@ impl Service {
 
 /// The router: API routes plus `/health`, `/ready`, `/metrics`.
 pub fn app(service: Service) -> Router {
-    let Service { state, registry, http_metrics, draining } = service;
+    let Service { state, metrics, draining } = service;
     let ready = engine_readiness(state.reranker.batcher().readiness(), draining);
     let max_body = state.config.serve.max_body_bytes;
     let api = Router::new()
         .route("/rerank", post(routes::rerank::rerank))
         .route("/info", get(routes::info::info))
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(max_body));
-    ops_routes(api, ready, Arc::new(registry), http_metrics)
+        .with_state(state);
+    model_router(api, metrics, ready, max_body)
 }
 
 #[cfg(test)]

@@ -176,7 +176,7 @@ async fn ops_routes_and_metrics() {
 
 #[test]
 fn overload_carries_retry_after() {
-    let response = error::ApiError::Overloaded.into_response();
+    let response = error::ApiError::Engine(shared::BatcherError::Overloaded.into()).into_response();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()[header::RETRY_AFTER], "1");
 }

@@ -53,3 +53,30 @@ pub async fn not_found() -> Response {
 pub async fn method_not_allowed() -> Response {
     error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
 }
+
+/// The response for an engine failure, the same in every service: 429 when the queue is full and
+/// 503 while the model is loading or stopped (both with `Retry-After`), 500 for inference faults
+/// (the detail is logged, not returned).
+pub fn engine_error_response(error: &crate::EngineError) -> Response {
+    use crate::{BatcherError, EngineError};
+    let retry = |mut response: Response| {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        response
+    };
+    match error {
+        EngineError::Batcher(BatcherError::Overloaded) => retry(error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "overloaded",
+            "the service is overloaded; retry shortly",
+        )),
+        EngineError::Batcher(BatcherError::Unavailable(why)) => retry(error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("the model is not ready: {why}"),
+        )),
+        EngineError::Batcher(BatcherError::Inference(detail)) | EngineError::Tokenize(detail) => {
+            tracing::error!(%detail, "internal error");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        }
+    }
+}

@@ -6,9 +6,10 @@ pub mod main;
 pub mod metrics;
 pub mod server;
 
-pub use error::{ErrorBody, Json, error_response};
+pub use error::{ErrorBody, Json, engine_error_response, error_response};
 pub use main::{ServiceConfig, run_main};
 pub use metrics::HttpMetrics;
 pub use server::{
-    Listen, Readiness, ServiceError, engine_readiness, ops_routes, run_model_service, serve, shutdown_signal,
+    Listen, Readiness, ServiceError, ServiceMetrics, engine_readiness, model_router, ops_routes, run_model_service,
+    serve, shutdown_signal,
 };

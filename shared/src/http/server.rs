@@ -87,6 +87,30 @@ pub async fn serve(
     }
 }
 
+/// The metrics a model service exports, all under its prefix (`embed_...`, `rerank_...`).
+pub struct ServiceMetrics {
+    pub registry: Registry,
+    pub batcher: crate::batcher::BatcherMetrics,
+    pub http: HttpMetrics,
+}
+
+impl ServiceMetrics {
+    pub fn new(prefix: &str) -> Self {
+        let mut registry = Registry::with_prefix(prefix);
+        let batcher = crate::batcher::BatcherMetrics::default();
+        batcher.register(&mut registry);
+        let http = HttpMetrics::register(&mut registry);
+        Self { registry, batcher, http }
+    }
+}
+
+/// A model service's whole router: its API routes under the body limit, plus `/health`,
+/// `/ready` and `/metrics`.
+pub fn model_router(api: Router, metrics: ServiceMetrics, ready: Readiness, max_body_bytes: usize) -> Router {
+    let api = api.layer(axum::extract::DefaultBodyLimit::max(max_body_bytes));
+    ops_routes(api, ready, Arc::new(metrics.registry), metrics.http)
+}
+
 /// `/ready` of a model service: ready once its engine is loaded and warmed up, not while draining.
 pub fn engine_readiness(
     engine: watch::Receiver<crate::batcher::Readiness>,

@@ -37,7 +37,8 @@ pub(crate) async fn single(
 ) -> Result<axum::Json<EmbedResponse>, ApiError> {
     let input_type = request.input_type.unwrap_or(state.config.default_input_type);
     let mut out = state.embedder.embed(vec![request.text], input_type).await?;
-    let embedding = out.vectors.pop().ok_or_else(|| ApiError::Internal("no vector returned".into()))?;
+    let missing = || ApiError::Engine(shared::BatcherError::Inference("no vector returned".into()).into());
+    let embedding = out.vectors.pop().ok_or_else(missing)?;
     Ok(axum::Json(EmbedResponse { embedding }))
 }
 

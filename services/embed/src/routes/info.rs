@@ -7,7 +7,8 @@ use crate::AppState;
 use crate::error::ApiError;
 
 pub(crate) async fn info(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    let dimension = state.embedder.dimension().ok_or_else(|| ApiError::NotReady("the model is loading".into()))?;
+    let loading = || ApiError::Engine(shared::BatcherError::Unavailable("the model is loading".into()).into());
+    let dimension = state.embedder.dimension().ok_or_else(loading)?;
     let info = state.embedder.info();
     let config = &state.config;
     Ok(axum::Json(json!({
