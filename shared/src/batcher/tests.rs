@@ -17,6 +17,16 @@ impl Model for RecordingModel {
     }
 }
 
+/// One inference thread, a roomy token budget, and the given size cap, queue and max wait.
+fn config(max_batch_size: usize, queue_capacity: usize, max_wait_ms: u64) -> BatcherConfig {
+    BatcherConfig {
+        limits: BatchLimits { max_batch_tokens: 10_000, max_batch_size, max_padding_ratio: 0.5, overhead_tokens: 16 },
+        max_wait: Duration::from_millis(max_wait_ms),
+        queue_capacity,
+        workers: 1,
+    }
+}
+
 fn seq(len: usize) -> Encoded {
     Encoded { ids: vec![5; len], type_ids: vec![0; len] }
 }
@@ -26,13 +36,8 @@ async fn start(max_batch_size: usize, queue_capacity: usize) -> (Batcher, Arc<Mu
     let recorded = batches.clone();
     let factory: ModelFactory =
         Arc::new(move || Ok(Box::new(RecordingModel { batches: recorded.clone() }) as Box<dyn Model>));
-    let config = BatcherConfig {
-        limits: BatchLimits { max_batch_tokens: 10_000, max_batch_size, max_padding_ratio: 0.5, overhead_tokens: 16 },
-        max_wait: Duration::from_millis(50),
-        queue_capacity,
-        workers: 1,
-    };
-    let batcher = Batcher::start(config, factory, Vec::new(), BatcherMetrics::default());
+    let batcher =
+        Batcher::start(config(max_batch_size, queue_capacity, 50), factory, Vec::new(), BatcherMetrics::default());
     let mut ready = batcher.readiness();
     ready.wait_for(|r| *r == Readiness::Ready).await.unwrap();
     (batcher, batches)
@@ -99,13 +104,7 @@ async fn cancelled_callers_are_dropped_unrun() {
 #[tokio::test]
 async fn a_model_that_fails_to_load_reports_it() {
     let factory: ModelFactory = Arc::new(|| Err("no such model".to_string()));
-    let config = BatcherConfig {
-        limits: BatchLimits { max_batch_tokens: 100, max_batch_size: 2, max_padding_ratio: 0.5, overhead_tokens: 16 },
-        max_wait: Duration::from_millis(1),
-        queue_capacity: 10,
-        workers: 1,
-    };
-    let batcher = Batcher::start(config, factory, Vec::new(), BatcherMetrics::default());
+    let batcher = Batcher::start(config(2, 10, 1), factory, Vec::new(), BatcherMetrics::default());
     let mut ready = batcher.readiness();
     let state = ready.wait_for(|r| *r != Readiness::Loading).await.unwrap().clone();
     assert_eq!(state, Readiness::Failed("no such model".into()));
@@ -124,13 +123,7 @@ impl Model for PanickingModel {
 #[tokio::test]
 async fn a_panicking_inference_thread_fails_the_engine_instead_of_hanging() {
     let factory: ModelFactory = Arc::new(|| Ok(Box::new(PanickingModel) as Box<dyn Model>));
-    let config = BatcherConfig {
-        limits: BatchLimits { max_batch_tokens: 100, max_batch_size: 2, max_padding_ratio: 0.5, overhead_tokens: 16 },
-        max_wait: Duration::from_millis(1),
-        queue_capacity: 10,
-        workers: 1,
-    };
-    let batcher = Batcher::start(config, factory, Vec::new(), BatcherMetrics::default());
+    let batcher = Batcher::start(config(2, 10, 1), factory, Vec::new(), BatcherMetrics::default());
     let mut ready = batcher.readiness();
     ready.wait_for(|r| *r == Readiness::Ready).await.unwrap();
     assert!(matches!(batcher.submit(vec![seq(2)]).await, Err(BatcherError::Unavailable(_))));
