@@ -102,6 +102,7 @@ fn main() -> anyhow::Result<()> {
     let url = service.url("/embed");
     let bodies: Vec<Value> = short.iter().cycle().take(args.requests).map(|t| json!({"text": t})).collect();
     runtime.block_on(load(&url, &bodies[..bodies.len().min(8)], 2));
+    std::thread::sleep(Duration::from_secs(3));
     let rss_warm = rss_mib(service.pid());
 
     let mut levels: BTreeMap<usize, Vec<Level>> = BTreeMap::new();
@@ -289,9 +290,11 @@ async fn mixed(args: &Args, service: &Process, tokenizer: &TextTokenizer, rss_wa
         100.0 * engine.busy_seconds / secs
     );
     println!("padding ratio (1 - real/padded tokens): {:.1}%", engine.padding_percent());
+    // At rest: give the service the couple of idle seconds in which it trims its heap.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_after = rss_mib(service.pid());
     println!(
-        "RSS: after warm-up {rss_warm:.0} MiB; after all the load above {rss_after:.0} MiB ({:+.1}%)",
+        "RSS at rest: after warm-up {rss_warm:.0} MiB; after all the load above {rss_after:.0} MiB ({:+.1}%)",
         100.0 * (rss_after / rss_warm - 1.0)
     );
     Ok(())

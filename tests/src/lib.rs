@@ -101,6 +101,24 @@ impl Process {
         panic!("not ready within {timeout:?}; logs:\n{}", self.logs());
     }
 
+    /// Polls `/metrics` until the unlabelled metric `name` reads `value` (e.g. a queue depth).
+    pub async fn wait_for_metric(&self, name: &str, value: f64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::get(self.url("/metrics")).await {
+                last = r.text().await.unwrap_or_default();
+                let current =
+                    last.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok());
+                if current == Some(value) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{name} never reached {value} within {timeout:?}; last scrape:\n{last}");
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
         assert!(status.success());

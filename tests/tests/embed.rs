@@ -91,7 +91,7 @@ async fn overload_is_refused_with_429_and_the_service_recovers() {
         let (client, url, texts) = (client.clone(), service.url("/embed/batch"), texts.clone());
         async move { post(&client, url, json!({"texts": texts})).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    service.wait_for_metric("embed_queue_depth", 40.0, Duration::from_secs(10)).await;
     let response = client.post(service.url("/embed/batch")).json(&json!({"texts": texts})).send().await.unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
@@ -110,14 +110,14 @@ async fn overload_is_refused_with_429_and_the_service_recovers() {
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits() {
     // A lone request waits --max-wait-ms for company, which keeps it in flight long enough.
-    let mut service = start(&["--max-wait-ms", "1500"]);
+    let mut service = start(&["--max-wait-ms", "3000"]);
     service.wait_ready(Duration::from_secs(30)).await;
     let client = reqwest::Client::new();
     let in_flight = tokio::spawn({
         let (client, url) = (client.clone(), service.url("/embed"));
         async move { post(&client, url, json!({"text": "in flight"})).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    service.wait_for_metric("embed_queue_depth", 1.0, Duration::from_secs(10)).await;
     service.signal("TERM");
     let (status, body) = in_flight.await.unwrap();
     assert_eq!(status, 200, "the in-flight request completes: {body}");

@@ -86,14 +86,14 @@ async fn a_bert_style_cross_encoder_with_token_types_serves() {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits() {
-    let mut service = start("tiny-reranker", &["--max-wait-ms", "1500", "--max-batch-size", "64"]);
+    let mut service = start("tiny-reranker", &["--max-wait-ms", "3000", "--max-batch-size", "64"]);
     service.wait_ready(Duration::from_secs(30)).await;
     let client = reqwest::Client::new();
     let in_flight = tokio::spawn({
         let (client, url) = (client.clone(), service.url("/rerank"));
         async move { post(&client, url, json!({"query": "q", "documents": ["a", "b"]})).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    service.wait_for_metric("rerank_queue_depth", 2.0, Duration::from_secs(10)).await;
     service.signal("TERM");
     let (status, body) = in_flight.await.unwrap();
     assert_eq!(status, 200, "{body}");

@@ -320,20 +320,31 @@ struct Worker {
 
 impl Worker {
     fn run(self, mut model: Box<dyn Model>) {
-        let mut trimmer = crate::memory::Trimmer::new(Duration::from_secs(1));
-        trimmer.trim_now(); // after the warm-up, so the resident size starts at the working size
+        // Freed activation buffers go back to the OS: after warm-up, at most once a second under
+        // load, and whenever the thread has been idle for a second since its last batch.
+        const IDLE: Duration = Duration::from_secs(1);
+        let mut trimmer = crate::memory::Trimmer::new(IDLE);
+        trimmer.trim_now();
+        let mut untrimmed = false;
         loop {
-            let job = {
+            let next = {
                 let jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                match jobs.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
+                jobs.recv_timeout(IDLE)
+            };
+            let job = match next {
+                Ok(job) => job,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    if untrimmed {
+                        trimmer.trim_now();
+                        untrimmed = false;
+                    }
+                    continue;
                 }
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             };
             let span = job.span.clone();
             span.in_scope(|| self.run_job(model.as_mut(), job));
-            // The batch's activation buffers are freed now; hand them back to the OS.
-            trimmer.maybe_trim();
+            untrimmed = !trimmer.maybe_trim();
         }
     }
 
