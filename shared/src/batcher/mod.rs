@@ -42,7 +42,8 @@ pub enum BatcherError {
     Inference(String),
 }
 
-/// Where the engine is in its life: loading, serving, or failed to load.
+/// Where the engine is in its life: loading, serving, or failed (to load, or later, if an
+/// inference thread dies).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Readiness {
     Loading,

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::error::{error_response, method_not_allowed, not_found};
 use super::metrics::{HttpMetrics, render, track};
+use crate::batcher::Readiness as EngineReadiness;
 
 /// Whether a service can take traffic; `Err` carries the reason shown by `/ready`.
 pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
@@ -65,10 +66,9 @@ pub async fn serve(
     grace: Duration,
     draining: watch::Sender<bool>,
 ) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut stop_wait = stop_rx.clone();
+    let (stop_tx, mut stop_rx) = watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_wait.wait_for(|s| *s).await;
+        let _ = stop_rx.wait_for(|s| *s).await;
     });
     let mut server = std::pin::pin!(server.into_future());
     tokio::select! {
@@ -112,19 +112,15 @@ pub fn model_router(api: Router, metrics: ServiceMetrics, ready: Readiness, max_
 }
 
 /// `/ready` of a model service: ready once its engine is loaded and warmed up, not while draining.
-pub fn engine_readiness(
-    engine: watch::Receiver<crate::batcher::Readiness>,
-    draining: watch::Receiver<bool>,
-) -> Readiness {
-    use crate::batcher::Readiness as Engine;
+pub fn engine_readiness(engine: watch::Receiver<EngineReadiness>, draining: watch::Receiver<bool>) -> Readiness {
     Arc::new(move || {
         if *draining.borrow() {
             return Err("shutting down".to_string());
         }
         match &*engine.borrow() {
-            Engine::Ready => Ok(()),
-            Engine::Loading => Err("the model is loading".to_string()),
-            Engine::Failed(why) => Err(format!("the model failed to load: {why}")),
+            EngineReadiness::Ready => Ok(()),
+            EngineReadiness::Loading => Err("the model is loading".to_string()),
+            EngineReadiness::Failed(why) => Err(format!("the model failed: {why}")),
         }
     })
 }
@@ -145,7 +141,7 @@ pub enum ServiceError {
     Serve(#[from] std::io::Error),
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
-    #[error("the model failed to load: {0}")]
+    #[error("the model failed: {0}")]
     ModelFailed(String),
 }
 
@@ -154,25 +150,23 @@ pub enum ServiceError {
 /// and drains. Fails if the model fails to load.
 pub async fn run_model_service<E>(
     listen: Listen,
-    build: impl FnOnce(watch::Receiver<bool>) -> Result<(Router, watch::Receiver<crate::batcher::Readiness>), E>,
+    build: impl FnOnce(watch::Receiver<bool>) -> Result<(Router, watch::Receiver<EngineReadiness>), E>,
 ) -> Result<(), ServiceError>
 where
     ServiceError: From<E>,
 {
     let addr = format!("{}:{}", listen.host, listen.port);
-    let listener = TcpListener::bind((listen.host, listen.port))
-        .await
-        .map_err(|source| ServiceError::Bind { addr: addr.clone(), source })?;
+    let listener =
+        TcpListener::bind((listen.host, listen.port)).await.map_err(|source| ServiceError::Bind { addr, source })?;
     let (draining_tx, draining_rx) = watch::channel(false);
     let (app, mut readiness) = build(draining_rx)?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let server = serve(listener, app, shutdown_signal(), listen.grace, draining_tx);
-    use crate::batcher::Readiness as Engine;
     tokio::select! {
         result = server => Ok(result?),
-        state = readiness.wait_for(|r| matches!(r, Engine::Failed(_))) => {
+        state = readiness.wait_for(|r| matches!(r, EngineReadiness::Failed(_))) => {
             match state.as_deref() {
-                Ok(Engine::Failed(why)) => Err(ServiceError::ModelFailed(why.clone())),
+                Ok(EngineReadiness::Failed(why)) => Err(ServiceError::ModelFailed(why.clone())),
                 _ => Err(ServiceError::ModelFailed("the inference threads stopped".into())),
             }
         }
