@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use benches::{Latencies, Rng, load, machine, metric, rss_mib, text_of_length};
+use benches::{Latencies, Rng, load, machine, metric, rss_mib, start_service, text_of_length};
 use clap::Parser;
 use e2e::Process;
 use serde_json::{Value, json};
@@ -94,11 +94,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     let runtime = tokio::runtime::Runtime::new()?;
-    let model_arg = model.to_str().unwrap().to_string();
-    let mut service_args = vec!["--host", "127.0.0.1", "--port", "0", "--model-dir", &model_arg];
-    service_args.extend(args.service_args.split_whitespace());
-    let service = Process::start("embed-service", &service_args, &[("RUST_LOG", "warn,shared::http=info")]);
-    runtime.block_on(service.wait_ready(Duration::from_secs(600)));
+    let service = start_service(&runtime, "embed-service", &model, &args.service_args);
     let url = service.url("/embed");
     let bodies: Vec<Value> = short.iter().cycle().take(args.requests).map(|t| json!({"text": t})).collect();
     runtime.block_on(load(&url, &bodies[..bodies.len().min(8)], 2));

@@ -6,11 +6,10 @@
 //!     scripts/bench.sh rerank -- --model models/bench/bge-reranker-base-shaped-int8
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use benches::{Latencies, Rng, document_of_pair_length, load, machine, rss_mib};
+use benches::{Latencies, Rng, document_of_pair_length, load, machine, rss_mib, start_service};
 use clap::Parser;
-use e2e::Process;
 use serde_json::json;
 use shared::ModelDir;
 use shared::session::{InferenceSession, SessionOptions};
@@ -72,11 +71,7 @@ fn main() -> anyhow::Result<()> {
     raw.run(&sorted[..1])?;
 
     let runtime = tokio::runtime::Runtime::new()?;
-    let model_arg = model.to_str().unwrap().to_string();
-    let mut service_args = vec!["--host", "127.0.0.1", "--port", "0", "--model-dir", &model_arg];
-    service_args.extend(args.service_args.split_whitespace());
-    let service = Process::start("rerank-service", &service_args, &[("RUST_LOG", "warn,shared::http=info")]);
-    runtime.block_on(service.wait_ready(Duration::from_secs(600)));
+    let service = start_service(&runtime, "rerank-service", &model, &args.service_args);
     let url = service.url("/rerank");
     let body = json!({"query": QUERY, "documents": documents});
     runtime.block_on(load(&url, std::slice::from_ref(&body), 1));

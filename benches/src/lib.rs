@@ -61,13 +61,17 @@ const WORDS: &[&str] = &[
 ];
 
 /// A text whose tokenization (with `input_type`'s prefix and special tokens) is exactly `tokens`
-/// long, or as close as the word list allows; never shorter than the prefix and special tokens.
+/// long, or as close as the word list allows; never shorter than the prefix and special tokens,
+/// nor longer than the tokenizer's `max_length` (which truncates).
 pub fn text_of_length(tokenizer: &TextTokenizer, input_type: InputType, tokens: usize, rng: &mut Rng) -> String {
+    let tokens = tokens.min(tokenizer.max_length());
     text_counted_by(|t| tokenizer.encode(t, input_type).map_or(0, |e| e.len()), tokens, rng)
 }
 
-/// A document whose pair with `query` tokenizes to exactly `tokens` (or as close as possible).
+/// A document whose pair with `query` tokenizes to exactly `tokens` (or as close as possible),
+/// at most the tokenizer's `max_length`.
 pub fn document_of_pair_length(tokenizer: &TextTokenizer, query: &str, tokens: usize, rng: &mut Rng) -> String {
+    let tokens = tokens.min(tokenizer.max_length());
     text_counted_by(|t| tokenizer.encode_pair(query, t).map_or(0, |e| e.len()), tokens, rng)
 }
 
@@ -186,6 +190,20 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Starts `binary` (a release build) on `model` with the bench's extra arguments (one string),
+/// quiet but for its `listening` line, and waits until it is ready.
+pub fn start_service(
+    runtime: &tokio::runtime::Runtime,
+    binary: &str,
+    model: &std::path::Path,
+    extra: &str,
+) -> e2e::Process {
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let service = e2e::start_model_service(binary, model, &extra, &[("RUST_LOG", "warn,shared::http=info")]);
+    runtime.block_on(service.wait_ready(std::time::Duration::from_secs(600)));
+    service
+}
+
 /// One line describing this machine, for the record.
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -228,7 +246,12 @@ mod tests {
             let text = text_of_length(&tokenizer, input_type, want, &mut rng);
             assert_eq!(tokenizer.encode(&text, input_type).unwrap().len(), want, "{text:?}");
         }
-        // Nothing is shorter than the prefix and special tokens themselves.
+        // Nothing is longer than max_length (truncation) ...
+        let capped = text_of_length(&tokenizer, InputType::Passage, 1000, &mut rng);
+        assert_eq!(tokenizer.encode(&capped, InputType::Passage).unwrap().len(), tokenizer.max_length());
+        let pair = document_of_pair_length(&tokenizer, "who knows rust", 1000, &mut rng);
+        assert_eq!(tokenizer.encode_pair("who knows rust", &pair).unwrap().len(), tokenizer.max_length());
+        // ... nor shorter than the prefix and special tokens themselves.
         let floor = tokenizer.encode("", InputType::Query).unwrap().len();
         assert_eq!(
             tokenizer

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -142,6 +142,22 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts a model service on 127.0.0.1, port 0, serving `model` (a model directory), with `extra`
+/// arguments appended.
+pub fn start_model_service(binary: &str, model: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Process {
+    let model = model.to_str().expect("a UTF-8 model path");
+    let mut args = vec!["--host", "127.0.0.1", "--port", "0", "--model-dir", model];
+    args.extend_from_slice(extra);
+    Process::start(binary, &args, envs)
+}
+
+/// POSTs `body` as JSON; returns the status and the JSON answer.
+pub async fn post_json(client: &reqwest::Client, url: String, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let response = client.post(url).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
 }
 
 /// Runs a binary to completion (for start-up failures) and returns its status and stderr.

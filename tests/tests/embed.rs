@@ -2,21 +2,11 @@
 
 use std::time::Duration;
 
-use e2e::{Process, fixture, run_to_exit};
+use e2e::{Process, fixture, post_json as post, run_to_exit, start_model_service};
 use serde_json::{Value, json};
 
 fn start(extra: &[&str]) -> Process {
-    let model = fixture("tiny-e5");
-    let mut args =
-        vec!["--host", "127.0.0.1", "--port", "0", "--model-dir", model.to_str().unwrap(), "--intra-op-threads", "1"];
-    args.extend_from_slice(extra);
-    Process::start("embed-service", &args, &[])
-}
-
-async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
-    let response = client.post(url).json(&body).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    start_model_service("embed-service", &fixture("tiny-e5"), &[&["--intra-op-threads", "1"], extra].concat(), &[])
 }
 
 #[tokio::test]

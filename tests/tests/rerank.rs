@@ -2,21 +2,11 @@
 
 use std::time::Duration;
 
-use e2e::{Process, fixture, run_to_exit};
+use e2e::{Process, fixture, post_json as post, run_to_exit, start_model_service};
 use serde_json::{Value, json};
 
 fn start(model: &str, extra: &[&str]) -> Process {
-    let model = fixture(model);
-    let mut args =
-        vec!["--host", "127.0.0.1", "--port", "0", "--model-dir", model.to_str().unwrap(), "--intra-op-threads", "1"];
-    args.extend_from_slice(extra);
-    Process::start("rerank-service", &args, &[])
-}
-
-async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
-    let response = client.post(url).json(&body).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    start_model_service("rerank-service", &fixture(model), &[&["--intra-op-threads", "1"], extra].concat(), &[])
 }
 
 #[tokio::test]
