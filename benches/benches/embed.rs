@@ -12,11 +12,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use benches::{Latencies, Rng, load, machine, metric, rss_mib, start_service, text_of_length};
+use benches::{Latencies, Rng, load, median, metric, open_model, rss_mib, start_service, text_of_length};
 use clap::Parser;
 use e2e::Process;
 use serde_json::{Value, json};
-use shared::ModelDir;
 use shared::session::{InferenceSession, SessionOptions};
 use shared::tokenize::{Encoded, InputType, TextTokenizer};
 
@@ -58,18 +57,10 @@ struct Args {
     bench: bool,
 }
 
-/// Median of a list of figures (NaN when empty).
-fn median(values: &[f64]) -> f64 {
-    Latencies::new(values.to_vec()).median()
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let model = e2e::root().join(&args.model);
-    let dir = ModelDir::open(&model)?;
-    let tokenizer = TextTokenizer::load(&dir.tokenizer_path(), &dir.config)?;
+    let (model, dir, tokenizer) = open_model("embed", &args.model)?;
     let threads = std::thread::available_parallelism()?.get();
-    println!("# embed bench: {} on {}", dir.name(), machine());
 
     let mut rng = Rng::new(42);
     let short: Vec<String> =

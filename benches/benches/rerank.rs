@@ -8,12 +8,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use benches::{Latencies, Rng, document_of_pair_length, load, machine, rss_mib, start_service};
+use benches::{Rng, document_of_pair_length, load, median, open_model, rss_mib, start_service};
 use clap::Parser;
 use serde_json::json;
-use shared::ModelDir;
 use shared::session::{InferenceSession, SessionOptions};
-use shared::tokenize::{Encoded, TextTokenizer};
+use shared::tokenize::Encoded;
 
 #[derive(Parser)]
 struct Args {
@@ -42,17 +41,10 @@ struct Args {
 
 const QUERY: &str = "senior rust engineer in berlin with search experience";
 
-fn median(values: &[f64]) -> f64 {
-    Latencies::new(values.to_vec()).median()
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let model = e2e::root().join(&args.model);
-    let dir = ModelDir::open(&model)?;
-    let tokenizer = TextTokenizer::load(&dir.tokenizer_path(), &dir.config)?;
+    let (model, dir, tokenizer) = open_model("rerank", &args.model)?;
     let threads = std::thread::available_parallelism()?.get();
-    println!("# rerank bench: {} on {}", dir.name(), machine());
 
     let mut rng = Rng::new(11);
     let documents: Vec<String> =

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use shared::ModelDir;
 use shared::tokenize::{InputType, TextTokenizer};
 
 /// A small deterministic generator (xorshift64*), so every run sends the same texts.
@@ -97,6 +98,24 @@ fn text_counted_by(count: impl Fn(&str) -> usize, tokens: usize, rng: &mut Rng) 
             return text;
         }
     }
+}
+
+/// The model directory at `path` (relative to the workspace root) and its tokenizer; prints the
+/// bench's title line with the machine.
+pub fn open_model(
+    bench: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<(std::path::PathBuf, ModelDir, TextTokenizer)> {
+    let path = e2e::root().join(path);
+    let dir = ModelDir::open(&path)?;
+    let tokenizer = TextTokenizer::load(&dir.tokenizer_path(), &dir.config)?;
+    println!("# {bench} bench: {} on {}", dir.name(), machine());
+    Ok((path, dir, tokenizer))
+}
+
+/// Median of a list of figures (NaN when empty).
+pub fn median(values: &[f64]) -> f64 {
+    Latencies::new(values.to_vec()).median()
 }
 
 /// Latency statistics in milliseconds.

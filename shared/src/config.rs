@@ -1,7 +1,7 @@
 //! Command-line/environment options shared by the services: the batching engine, serving, and
 //! where a model comes from.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::batcher::{BatchLimits, BatcherConfig};
@@ -107,9 +107,4 @@ pub async fn resolve_model(model_dir: Option<&Path>, name: &str, models_dir: &Pa
         Some(dir) => Ok(ModelDir::open(dir)?),
         None => crate::fetch::ensure(name, models_dir).await,
     }
-}
-
-/// Where fetched models live unless `--models-dir` says otherwise.
-pub fn default_models_dir() -> PathBuf {
-    PathBuf::from("models")
 }

@@ -63,10 +63,12 @@ pub fn parse_manifest(text: &str) -> Result<BTreeMap<String, ModelSpec>, FetchEr
 
 pub fn spec(name: &str) -> Result<ModelSpec, FetchError> {
     let mut all = manifest()?;
-    all.remove(name).ok_or_else(|| FetchError::UnknownModel {
-        name: name.into(),
-        known: manifest().map(|m| m.into_keys().collect::<Vec<_>>().join(", ")).unwrap_or_default(),
-    })
+    match all.remove(name) {
+        Some(spec) => Ok(spec),
+        None => {
+            Err(FetchError::UnknownModel { name: name.into(), known: all.into_keys().collect::<Vec<_>>().join(", ") })
+        }
+    }
 }
 
 /// What the hub says a file should be.
