@@ -1,0 +1,180 @@
+//! search-gateway configuration: every option is a flag and an environment variable.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shared::config::{EngineArgs, ServeArgs};
+
+/// Semantic search: cache -> embed the query -> vector top-N -> rerank -> cache. Without
+/// EMBED_URL/RERANK_URL/QDRANT_URL/REDIS_URL it runs everything in this process (ONNX Runtime
+/// engines, qdrant-edge under --data-dir, an in-process cache).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "search-gateway", version, about, long_about = None)]
+pub struct Config {
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// Port to listen on (0 picks a free port, printed at start-up).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    #[command(flatten)]
+    pub backends: Backends,
+    /// Collection searched when a request names none.
+    #[arg(long, env = "DEFAULT_COLLECTION", default_value = "profiles")]
+    pub default_collection: String,
+    /// Largest `candidates` a search may ask for.
+    #[arg(long, env = "MAX_CANDIDATES", default_value_t = 200)]
+    pub max_candidates: usize,
+    /// Longest accepted query, in bytes.
+    #[arg(long, env = "MAX_QUERY_BYTES", default_value_t = 4096)]
+    pub max_query_bytes: usize,
+    /// Most documents in one upsert request.
+    #[arg(long, env = "MAX_UPSERT_DOCUMENTS", default_value_t = 1000)]
+    pub max_upsert_documents: usize,
+    /// Seconds a search result stays cached.
+    #[arg(long, env = "CACHE_TTL_SECS", default_value_t = 3600)]
+    pub cache_ttl_secs: u64,
+    /// Seconds a query embedding stays cached (embeddings survive re-ingest).
+    #[arg(long, env = "EMBEDDING_CACHE_TTL_SECS", default_value_t = 86_400)]
+    pub embedding_cache_ttl_secs: u64,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Where the engines, the vector store and the cache live. Shared by the server and `ingest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Backends {
+    /// embed-service base URL (e.g. http://embed-service:5555); unset = in-process engine.
+    #[arg(long, env = "EMBED_URL")]
+    pub embed_url: Option<String>,
+    /// rerank-service base URL (e.g. http://rerank-service:5556); unset = in-process engine.
+    #[arg(long, env = "RERANK_URL")]
+    pub rerank_url: Option<String>,
+    /// The in-process embedder's model directory; wins over --embed-model.
+    #[arg(long, env = "EMBED_MODEL_DIR")]
+    pub embed_model_dir: Option<PathBuf>,
+    /// The in-process embedder's model name from models/models.toml, fetched on first use.
+    #[arg(long, env = "EMBED_MODEL", default_value = "multilingual-e5-large")]
+    pub embed_model: String,
+    /// The in-process reranker's model directory; wins over --rerank-model.
+    #[arg(long, env = "RERANK_MODEL_DIR")]
+    pub rerank_model_dir: Option<PathBuf>,
+    /// The in-process reranker's model name from models/models.toml, fetched on first use.
+    #[arg(long, env = "RERANK_MODEL", default_value = "bge-reranker-base")]
+    pub rerank_model: String,
+    /// Where named models are kept.
+    #[arg(long, env = "MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
+    /// Qdrant server gRPC URL (e.g. http://qdrant:6334); unset = qdrant-edge under --data-dir.
+    #[arg(long, env = "QDRANT_URL")]
+    pub qdrant_url: Option<String>,
+    /// Qdrant API key.
+    #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
+    pub qdrant_api_key: Option<String>,
+    /// qdrant-edge storage (one process owns it).
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Redis URL, password included (redis://:PASSWORD@redis:6379/0); unset = in-process cache.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Milliseconds a Redis command may take before the cache is skipped.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 100)]
+    pub redis_timeout_ms: u64,
+    /// Size of the in-process cache, in MiB.
+    #[arg(long, env = "CACHE_MAX_MIB", default_value_t = 256)]
+    pub cache_max_mib: u64,
+    /// Milliseconds embedding a query (or an upsert chunk) may take.
+    #[arg(long, env = "EMBED_TIMEOUT_MS", default_value_t = 30_000)]
+    pub embed_timeout_ms: u64,
+    /// Milliseconds reranking may take before the search falls back to vector order.
+    #[arg(long, env = "RERANK_TIMEOUT_MS", default_value_t = 15_000)]
+    pub rerank_timeout_ms: u64,
+    /// Milliseconds a Qdrant server call may take.
+    #[arg(long, env = "QDRANT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub qdrant_timeout_ms: u64,
+    /// Retries of a remote engine call answered 429/503 (Retry-After is honoured).
+    #[arg(long, env = "UPSTREAM_RETRIES", default_value_t = 2)]
+    pub upstream_retries: u32,
+    /// In-process engines' batching (both engines use these).
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+impl Backends {
+    pub fn embed_timeout(&self) -> Duration {
+        Duration::from_millis(self.embed_timeout_ms)
+    }
+
+    pub fn rerank_timeout(&self) -> Duration {
+        Duration::from_millis(self.rerank_timeout_ms)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.embed_timeout_ms == 0 || self.rerank_timeout_ms == 0 || self.redis_timeout_ms == 0 {
+            return Err("--embed-timeout-ms, --rerank-timeout-ms and --redis-timeout-ms must be at least 1".into());
+        }
+        self.engine.validate(1)
+    }
+}
+
+impl ServerArgs {
+    pub fn validate(&self) -> Result<(), String> {
+        crate::store::validate_collection_name(&self.default_collection)
+            .map_err(|e| format!("--default-collection: {e}"))?;
+        if self.max_candidates == 0 || self.max_upsert_documents == 0 || self.max_query_bytes == 0 {
+            return Err("--max-candidates, --max-upsert-documents and --max-query-bytes must be at least 1".into());
+        }
+        if self.backends.embed_url.is_none() && self.backends.engine.queue_capacity < self.max_upsert_documents {
+            return Err(format!(
+                "--queue-capacity ({}) is smaller than --max-upsert-documents ({}), whose texts queue at once",
+                self.backends.engine.queue_capacity, self.max_upsert_documents
+            ));
+        }
+        self.backends.validate()
+    }
+
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_secs)
+    }
+
+    pub fn embedding_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.embedding_cache_ttl_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_mode() {
+        let config = Config::try_parse_from(["search-gateway"]).unwrap();
+        let s = &config.server;
+        assert_eq!((s.port, s.max_candidates, s.cache_ttl_secs), (8080, 200, 3600));
+        let b = &s.backends;
+        assert!(b.embed_url.is_none() && b.rerank_url.is_none() && b.qdrant_url.is_none() && b.redis_url.is_none());
+        assert_eq!(b.data_dir, PathBuf::from("data"));
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn impossible_settings_are_refused() {
+        let bad = |args: &[&str]| {
+            let config = Config::try_parse_from([&["search-gateway"], args].concat()).unwrap();
+            config.server.validate().unwrap_err()
+        };
+        assert!(bad(&["--default-collection", "../x"]).contains("--default-collection"));
+        assert!(bad(&["--max-candidates", "0"]).contains("--max-candidates"));
+        assert!(bad(&["--rerank-timeout-ms", "0"]).contains("--rerank-timeout-ms"));
+        assert!(bad(&["--queue-capacity", "10"]).contains("--queue-capacity"));
+    }
+}

@@ -1,0 +1,217 @@
+//! The two model roles the gateway needs, each with an in-process implementation (the shared
+//! engines) and a remote one (embed-service / rerank-service over HTTP).
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shared::tokenize::InputType;
+use shared::{BatcherError, Embedder, EngineError, Reranker};
+
+use crate::remote::RemoteService;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a dependency (engine, vector store) could not answer.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum UpstreamError {
+    #[error("the {0} is overloaded")]
+    Overloaded(&'static str),
+    #[error("the {0} is unavailable: {1}")]
+    Unavailable(&'static str, String),
+    #[error("the {0} did not answer in time")]
+    Timeout(&'static str),
+    #[error("the {0} failed: {1}")]
+    Failed(&'static str, String),
+}
+
+impl UpstreamError {
+    fn from_engine(service: &'static str, error: EngineError) -> Self {
+        match error {
+            EngineError::Batcher(BatcherError::Overloaded) => Self::Overloaded(service),
+            EngineError::Batcher(BatcherError::Unavailable(why)) => Self::Unavailable(service, why),
+            EngineError::Batcher(BatcherError::Inference(why)) | EngineError::Tokenize(why) => {
+                Self::Failed(service, why)
+            }
+        }
+    }
+}
+
+/// Turns texts into vectors.
+pub trait Embed: Send + Sync {
+    /// The model's name (part of every cache key).
+    fn model(&self) -> String;
+    /// Vectors in input order, with the prefix of `input_type`, within `budget`.
+    fn embed(
+        &self,
+        texts: Vec<String>,
+        input_type: InputType,
+        budget: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Vec<f32>>, UpstreamError>>;
+}
+
+/// Scores documents against a query.
+pub trait Rerank: Send + Sync {
+    fn model(&self) -> String;
+    /// Relevance scores in (0, 1), in document order, within `budget`.
+    fn score(
+        &self,
+        query: String,
+        documents: Vec<String>,
+        budget: Duration,
+    ) -> BoxFuture<'_, Result<Vec<f32>, UpstreamError>>;
+}
+
+const EMBEDDER: &str = "embedder";
+const RERANKER: &str = "reranker";
+
+/// Runs `work` within `budget`; dropping it on timeout cancels its queued batcher items.
+async fn within<T>(
+    service: &'static str,
+    budget: Duration,
+    work: impl Future<Output = Result<T, EngineError>>,
+) -> Result<T, UpstreamError> {
+    match tokio::time::timeout(budget, work).await {
+        Ok(result) => result.map_err(|e| UpstreamError::from_engine(service, e)),
+        Err(_) => Err(UpstreamError::Timeout(service)),
+    }
+}
+
+impl Embed for Embedder {
+    fn model(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn embed(
+        &self,
+        texts: Vec<String>,
+        input_type: InputType,
+        budget: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Vec<f32>>, UpstreamError>> {
+        Box::pin(
+            async move { within(EMBEDDER, budget, Embedder::embed(self, texts, input_type)).await.map(|e| e.vectors) },
+        )
+    }
+}
+
+impl Rerank for Reranker {
+    fn model(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn score(
+        &self,
+        query: String,
+        documents: Vec<String>,
+        budget: Duration,
+    ) -> BoxFuture<'_, Result<Vec<f32>, UpstreamError>> {
+        Box::pin(async move {
+            let scored = within(RERANKER, budget, Reranker::score(self, query, documents)).await?;
+            Ok(scored.logits.into_iter().map(shared::reranker::sigmoid).collect())
+        })
+    }
+}
+
+/// embed-service over HTTP.
+pub struct RemoteEmbedder {
+    service: RemoteService,
+}
+
+impl RemoteEmbedder {
+    pub fn new(service: RemoteService) -> Self {
+        Self { service }
+    }
+}
+
+#[derive(Serialize)]
+struct EmbedBatchRequest<'a> {
+    texts: &'a [String],
+    input_type: InputType,
+}
+
+#[derive(Deserialize)]
+struct EmbedBatchResponse {
+    embeddings: Vec<Vec<f32>>,
+}
+
+impl Embed for RemoteEmbedder {
+    fn model(&self) -> String {
+        self.service.model_name()
+    }
+
+    fn embed(
+        &self,
+        texts: Vec<String>,
+        input_type: InputType,
+        budget: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Vec<f32>>, UpstreamError>> {
+        Box::pin(async move {
+            let request = EmbedBatchRequest { texts: &texts, input_type };
+            let response: EmbedBatchResponse = self.service.post("/embed/batch", &request, budget).await?;
+            if response.embeddings.len() != texts.len() {
+                return Err(UpstreamError::Failed(
+                    EMBEDDER,
+                    format!("{} embeddings for {} texts", response.embeddings.len(), texts.len()),
+                ));
+            }
+            Ok(response.embeddings)
+        })
+    }
+}
+
+/// rerank-service over HTTP.
+pub struct RemoteReranker {
+    service: RemoteService,
+}
+
+impl RemoteReranker {
+    pub fn new(service: RemoteService) -> Self {
+        Self { service }
+    }
+}
+
+#[derive(Serialize)]
+struct RerankRequest<'a> {
+    query: &'a str,
+    documents: &'a [String],
+    return_documents: bool,
+}
+
+#[derive(Deserialize)]
+struct RerankResponse {
+    results: Vec<RerankResult>,
+}
+
+#[derive(Deserialize)]
+struct RerankResult {
+    index: usize,
+    score: f32,
+}
+
+impl Rerank for RemoteReranker {
+    fn model(&self) -> String {
+        self.service.model_name()
+    }
+
+    fn score(
+        &self,
+        query: String,
+        documents: Vec<String>,
+        budget: Duration,
+    ) -> BoxFuture<'_, Result<Vec<f32>, UpstreamError>> {
+        Box::pin(async move {
+            let request = RerankRequest { query: &query, documents: &documents, return_documents: false };
+            let response: RerankResponse = self.service.post("/rerank", &request, budget).await?;
+            let mut scores = vec![f32::NAN; documents.len()];
+            for result in response.results {
+                if let Some(slot) = scores.get_mut(result.index) {
+                    *slot = result.score;
+                }
+            }
+            if scores.iter().any(|s| s.is_nan()) {
+                return Err(UpstreamError::Failed(RERANKER, "the response does not score every document".into()));
+            }
+            Ok(scores)
+        })
+    }
+}

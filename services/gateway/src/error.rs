@@ -1,0 +1,68 @@
+//! The gateway's API errors, mapped exhaustively to statuses and codes.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use shared::http::error_response;
+
+use crate::engines::UpstreamError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    BadFilter(String),
+    #[error("no collection named {0:?}")]
+    UnknownCollection(String),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(collection) => Self::UnknownCollection(collection),
+            StoreError::BadFilter(why) => Self::BadFilter(why),
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry_after = matches!(
+            self,
+            Self::Upstream(UpstreamError::Overloaded(_) | UpstreamError::Unavailable(..))
+                | Self::Store(StoreError::Unavailable(_))
+        );
+        let (status, code) = match &self {
+            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            Self::BadFilter(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_filter"),
+            Self::UnknownCollection(_) => (StatusCode::NOT_FOUND, "unknown_collection"),
+            Self::Upstream(UpstreamError::Overloaded(_)) => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
+            Self::Upstream(UpstreamError::Unavailable(service, _)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                if *service == "reranker" { "reranker_unavailable" } else { "embedder_unavailable" },
+            ),
+            Self::Upstream(UpstreamError::Timeout(_)) => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+            Self::Upstream(UpstreamError::Failed(..)) => (StatusCode::BAD_GATEWAY, "upstream_error"),
+            Self::Store(StoreError::Unavailable(_)) => (StatusCode::SERVICE_UNAVAILABLE, "vector_store_unavailable"),
+            Self::Store(StoreError::Dimension { .. }) => (StatusCode::CONFLICT, "dimension_mismatch"),
+            Self::Store(_) | Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "internal error");
+            return error_response(status, code, "internal error");
+        }
+        let mut response = error_response(status, code, self.to_string());
+        if retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

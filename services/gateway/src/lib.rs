@@ -1,0 +1,71 @@
+//! search-gateway: cache -> embed the query -> vector top-N -> rerank -> cache, with every
+//! dependency either in process (the default, one command to start) or a real server.
+
+pub mod cache;
+pub mod config;
+pub mod documents;
+pub mod engines;
+pub mod error;
+pub mod flight;
+pub mod metrics;
+pub mod remote;
+pub mod routes;
+pub mod search;
+pub mod serve;
+pub mod store;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use config::Config;
+
+use crate::cache::CacheLayer;
+use crate::engines::{Embed, Rerank, UpstreamError};
+use crate::error::ApiError;
+use crate::flight::Flights;
+use crate::metrics::GatewayMetrics;
+use crate::search::Limits;
+use crate::store::VectorStore;
+
+/// Everything a search or a write needs; shared by the handlers.
+pub struct Gateway {
+    pub embedder: Arc<dyn Embed>,
+    pub reranker: Arc<dyn Rerank>,
+    pub store: Arc<dyn VectorStore>,
+    pub cache: CacheLayer,
+    pub metrics: GatewayMetrics,
+    pub limits: Limits,
+    flights: Flights<Result<Arc<search::Computed>, ApiError>>,
+    last_fallback_log: Mutex<Option<Instant>>,
+}
+
+impl Gateway {
+    pub fn new(
+        embedder: Arc<dyn Embed>,
+        reranker: Arc<dyn Rerank>,
+        store: Arc<dyn VectorStore>,
+        cache: CacheLayer,
+        metrics: GatewayMetrics,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            embedder,
+            reranker,
+            store,
+            cache,
+            metrics,
+            limits,
+            flights: Flights::default(),
+            last_fallback_log: Mutex::default(),
+        }
+    }
+
+    /// Logs a rerank fallback at most every 10 s (a down reranker would otherwise flood the log).
+    fn log_rerank_fallback(&self, error: &UpstreamError) {
+        let mut last = self.last_fallback_log.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            *last = Some(Instant::now());
+            tracing::warn!(%error, "reranking failed; serving vector order");
+        }
+    }
+}

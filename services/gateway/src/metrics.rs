@@ -1,0 +1,82 @@
+//! The gateway's own metrics (`gateway_...`): stage durations, cache outcomes, rerank outcomes,
+//! cache and dependency errors.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Labels {
+    kind: String,
+}
+
+type Counters = Family<Labels, Counter>;
+
+#[derive(Clone)]
+pub struct GatewayMetrics {
+    stage_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    searches: Counters,
+    reranks: Counters,
+    cache_errors: Counters,
+    dependency_errors: Counters,
+}
+
+fn stage_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self {
+            stage_duration: Family::new_with_constructor(stage_histogram as fn() -> Histogram),
+            searches: Counters::default(),
+            reranks: Counters::default(),
+            cache_errors: Counters::default(),
+            dependency_errors: Counters::default(),
+        }
+    }
+}
+
+fn inc(family: &Counters, kind: &str) {
+    family.get_or_create(&Labels { kind: kind.to_string() }).inc();
+}
+
+impl GatewayMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "search_stage_duration_seconds",
+            "Time per search stage (kind: cache, embed, search, rerank, total)",
+            self.stage_duration.clone(),
+        );
+        registry.register("searches", "Searches by cache outcome (kind: hit, miss, bypass)", self.searches.clone());
+        registry.register("reranks", "Rerank outcomes (kind: applied, skipped, fallback)", self.reranks.clone());
+        registry.register("cache_errors", "Cache operations that failed (kind: operation)", self.cache_errors.clone());
+        registry.register(
+            "dependency_errors",
+            "Failed calls to dependencies (kind: embedder, reranker, vector_store)",
+            self.dependency_errors.clone(),
+        );
+    }
+
+    pub fn stage(&self, stage: &str, seconds: f64) {
+        self.stage_duration.get_or_create(&Labels { kind: stage.to_string() }).observe(seconds);
+    }
+
+    pub fn search(&self, cache: &str) {
+        inc(&self.searches, cache);
+    }
+
+    pub fn rerank(&self, outcome: &str) {
+        inc(&self.reranks, outcome);
+    }
+
+    pub fn cache_error(&self, operation: &str) {
+        inc(&self.cache_errors, operation);
+    }
+
+    pub fn dependency_error(&self, dependency: &str) {
+        inc(&self.dependency_errors, dependency);
+    }
+}

@@ -1,0 +1,139 @@
+//! A model service over HTTP: one pooled client, a time budget per call, and bounded retries on
+//! 429/503 that honour `Retry-After` without overrunning the budget.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use crate::engines::UpstreamError;
+
+/// The longest pause between two attempts, whatever `Retry-After` says.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct RemoteService {
+    role: &'static str,
+    base: Arc<str>,
+    client: reqwest::Client,
+    retries: u32,
+    /// The model's name from `GET /info`, once it has answered.
+    model: Arc<OnceLock<String>>,
+}
+
+impl RemoteService {
+    /// `role` names the dependency in errors ("embedder", "reranker").
+    pub fn new(role: &'static str, base: &str, retries: u32) -> Result<Self, String> {
+        let base = base.trim_end_matches('/');
+        reqwest::Url::parse(base).map_err(|e| format!("invalid {role} URL {base:?}: {e}"))?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self { role, base: base.into(), client, retries, model: Arc::default() })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The model's name as the service reports it, or its URL until it has been asked.
+    pub fn model_name(&self) -> String {
+        self.model.get().cloned().unwrap_or_else(|| self.base.to_string())
+    }
+
+    /// Asks `GET /info` for the model name (used in cache keys); quiet on failure.
+    pub async fn learn_model_name(&self) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Info {
+            model: String,
+        }
+        let url = format!("{}/info", self.base);
+        let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(2), self.client.get(url).send()).await else {
+            return false;
+        };
+        match response.error_for_status() {
+            Ok(response) => match response.json::<Info>().await {
+                Ok(info) => {
+                    let _ = self.model.set(info.model);
+                    true
+                }
+                Err(_) => false,
+            },
+            Err(_) => false,
+        }
+    }
+
+    /// POSTs `body` as JSON to `path` and decodes the answer, all within `budget`.
+    pub async fn post<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        budget: Duration,
+    ) -> Result<R, UpstreamError> {
+        let deadline = Instant::now() + budget;
+        let url = format!("{}{path}", self.base);
+        let mut attempt = 0;
+        loop {
+            let call = async {
+                let response = self.client.post(&url).json(body).send().await?;
+                let status = response.status();
+                let retry_after = retry_after(&response);
+                if status.is_success() {
+                    return Ok(Ok(response.json::<R>().await?));
+                }
+                let detail = response.text().await.unwrap_or_default();
+                Ok(Err((status, retry_after, detail)))
+            };
+            let outcome: Result<Result<R, _>, reqwest::Error> =
+                tokio::time::timeout_at(deadline, call).await.map_err(|_| UpstreamError::Timeout(self.role))?;
+            let (status, pause, detail) = match outcome {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(failure)) => failure,
+                Err(e) if e.is_timeout() => return Err(UpstreamError::Timeout(self.role)),
+                Err(e) if e.is_decode() => return Err(UpstreamError::Failed(self.role, e.to_string())),
+                Err(e) => return Err(UpstreamError::Unavailable(self.role, error_chain(&e))),
+            };
+            let retryable = matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE);
+            let pause = pause.unwrap_or(Duration::from_millis(100)).min(MAX_RETRY_PAUSE);
+            if retryable && attempt < self.retries && Instant::now() + pause < deadline {
+                attempt += 1;
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            return Err(match status {
+                StatusCode::TOO_MANY_REQUESTS => UpstreamError::Overloaded(self.role),
+                StatusCode::SERVICE_UNAVAILABLE => UpstreamError::Unavailable(self.role, message(&detail)),
+                StatusCode::GATEWAY_TIMEOUT => UpstreamError::Timeout(self.role),
+                _ => UpstreamError::Failed(self.role, format!("HTTP {status}: {}", message(&detail))),
+            });
+        }
+    }
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+/// The `error` field of a service's JSON error body, or the body itself.
+fn message(body: &str) -> String {
+    serde_json::from_str::<shared::http::ErrorBody>(body).map(|e| e.error).unwrap_or_else(|_| body.to_string())
+}
+
+/// reqwest's errors say "error sending request"; the cause ("connection refused") is below.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

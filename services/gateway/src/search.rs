@@ -1,0 +1,383 @@
+//! `POST /search`: cache -> embed the query -> vector top-N -> rerank -> cache.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use shared::tokenize::InputType;
+
+use crate::Gateway;
+use crate::cache::Generation;
+use crate::error::ApiError;
+use crate::store::{Found, SearchFilter, validate_collection_name};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    pub query: String,
+    #[serde(default)]
+    pub collection: Option<String>,
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+    #[serde(default)]
+    pub filter: Option<Value>,
+    #[serde(default = "default_true")]
+    pub rerank: bool,
+    #[serde(default)]
+    pub cache: CacheMode,
+}
+
+fn default_top_k() -> usize {
+    10
+}
+
+fn default_candidates() -> usize {
+    50
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `use`: read and write the cache; `bypass`: neither; `refresh`: recompute and write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    #[default]
+    Use,
+    Bypass,
+    Refresh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RerankStatus {
+    Applied,
+    Skipped,
+    Fallback,
+}
+
+impl RerankStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Skipped => "skipped",
+            Self::Fallback => "fallback",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+    Bypass,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    pub id: String,
+    pub score: f32,
+    pub vector_score: f32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rerank_score: Option<f32>,
+    pub payload: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub cache: f64,
+    pub embed: f64,
+    pub search: f64,
+    pub rerank: f64,
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    pub hits: Vec<Hit>,
+    pub rerank: RerankStatus,
+    pub cache: CacheStatus,
+    pub timings_ms: Timings,
+}
+
+/// What is cached: the result without its timings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Computed {
+    hits: Vec<Hit>,
+    rerank: RerankStatus,
+    #[serde(skip)]
+    timings: Timings,
+}
+
+/// A request that passed validation.
+#[derive(Debug, Clone)]
+struct Search {
+    query: String,
+    collection: String,
+    top_k: usize,
+    candidates: usize,
+    filter: Option<SearchFilter>,
+    rerank: bool,
+    mode: CacheMode,
+}
+
+/// Trims and collapses runs of whitespace: queries that differ only there are the same search.
+pub fn normalize_query(query: &str) -> String {
+    query.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn validate(gateway: &Gateway, request: SearchRequest) -> Result<Search, ApiError> {
+    let limits = &gateway.limits;
+    let query = normalize_query(&request.query);
+    if query.is_empty() {
+        return Err(ApiError::Invalid("`query` must not be empty".into()));
+    }
+    if query.len() > limits.max_query_bytes {
+        return Err(ApiError::Invalid(format!(
+            "`query` is {} bytes; the limit is {} (--max-query-bytes)",
+            query.len(),
+            limits.max_query_bytes
+        )));
+    }
+    let collection = request.collection.unwrap_or_else(|| limits.default_collection.clone());
+    validate_collection_name(&collection).map_err(ApiError::Invalid)?;
+    if request.top_k == 0 {
+        return Err(ApiError::Invalid("`top_k` must be at least 1".into()));
+    }
+    if request.candidates > limits.max_candidates {
+        return Err(ApiError::Invalid(format!(
+            "`candidates` is {}; the limit is {} (--max-candidates)",
+            request.candidates, limits.max_candidates
+        )));
+    }
+    if request.top_k > request.candidates {
+        return Err(ApiError::Invalid(format!(
+            "`top_k` ({}) must not exceed `candidates` ({})",
+            request.top_k, request.candidates
+        )));
+    }
+    let filter = request.filter.as_ref().map(SearchFilter::parse).transpose().map_err(ApiError::BadFilter)?;
+    Ok(Search {
+        query,
+        collection,
+        top_k: request.top_k,
+        candidates: request.candidates,
+        filter,
+        rerank: request.rerank,
+        mode: request.cache,
+    })
+}
+
+fn hex_sha256(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.len().to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Everything that changes a result is in its key, the collection's generation included.
+fn result_key(gateway: &Gateway, search: &Search, generation: u64) -> String {
+    let numbers = format!("{}:{}:{}:{generation}", search.top_k, search.candidates, search.rerank);
+    let hash = hex_sha256(&[
+        &search.query,
+        &search.collection,
+        &numbers,
+        search.filter.as_ref().map_or("", SearchFilter::canonical),
+        &gateway.embedder.model(),
+        &if search.rerank { gateway.reranker.model() } else { String::new() },
+    ]);
+    format!("sg:v1:search:{}:{hash}", search.collection)
+}
+
+fn millis(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+pub async fn search(gateway: &Arc<Gateway>, request: SearchRequest) -> Result<SearchResponse, ApiError> {
+    let started = Instant::now();
+    let search = validate(gateway, request)?;
+    let cache_started = Instant::now();
+    let key = match search.mode {
+        CacheMode::Bypass => None,
+        CacheMode::Use | CacheMode::Refresh => match gateway.cache.generation(&search.collection).await {
+            Generation::Known(generation) => Some(result_key(gateway, &search, generation)),
+            Generation::Unknown => None,
+        },
+    };
+    if let (CacheMode::Use, Some(key)) = (search.mode, &key)
+        && let Some(bytes) = gateway.cache.get(key).await
+        && let Ok(cached) = serde_json::from_slice::<Computed>(&bytes)
+    {
+        let cache = millis(cache_started);
+        let timings = Timings { cache, total: millis(started), ..Timings::default() };
+        gateway.metrics.search("hit");
+        gateway.metrics.stage("cache", cache / 1000.0);
+        return Ok(SearchResponse {
+            hits: cached.hits,
+            rerank: cached.rerank,
+            cache: CacheStatus::Hit,
+            timings_ms: timings,
+        });
+    }
+    let cache_ms = millis(cache_started);
+    let status = if key.is_some() { CacheStatus::Miss } else { CacheStatus::Bypass };
+    let computed = match (search.mode, key) {
+        // Identical concurrent misses are computed once.
+        (CacheMode::Use, Some(key)) => {
+            let work = compute(gateway.clone(), search, Some(key.clone()));
+            gateway.flights.run(key, work).await.unwrap_or(Err(ApiError::Internal))?
+        }
+        (_, key) => compute(gateway.clone(), search, key).await?,
+    };
+    let timings = Timings { cache: cache_ms, total: millis(started), ..computed.timings };
+    gateway.metrics.search(match status {
+        CacheStatus::Miss => "miss",
+        _ => "bypass",
+    });
+    gateway.metrics.stage("cache", cache_ms / 1000.0);
+    gateway.metrics.stage("total", timings.total / 1000.0);
+    Ok(SearchResponse { hits: computed.hits.clone(), rerank: computed.rerank, cache: status, timings_ms: timings })
+}
+
+/// Embeds, searches, reranks, and caches the result under `key` (unless reranking fell back).
+async fn compute(gateway: Arc<Gateway>, search: Search, key: Option<String>) -> Result<Arc<Computed>, ApiError> {
+    let use_embedding_cache = search.mode != CacheMode::Bypass;
+    let embed_started = Instant::now();
+    let vector = embed_query(&gateway, &search.query, use_embedding_cache).await.inspect_err(|_| {
+        gateway.metrics.dependency_error("embedder");
+    })?;
+    let embed = millis(embed_started);
+
+    let search_started = Instant::now();
+    let found =
+        gateway.store.search(&search.collection, vector, search.candidates, search.filter.as_ref()).await.inspect_err(
+            |e| {
+                if matches!(e, crate::store::StoreError::Unavailable(_) | crate::store::StoreError::Failed(_)) {
+                    gateway.metrics.dependency_error("vector_store");
+                }
+            },
+        )?;
+    let search_ms = millis(search_started);
+
+    let rerank_started = Instant::now();
+    let (hits, rerank) = rerank(&gateway, &search, found).await;
+    let rerank_ms = millis(rerank_started);
+    gateway.metrics.rerank(rerank.as_str());
+    gateway.metrics.stage("embed", embed / 1000.0);
+    gateway.metrics.stage("search", search_ms / 1000.0);
+    gateway.metrics.stage("rerank", rerank_ms / 1000.0);
+
+    let timings = Timings { embed, search: search_ms, rerank: rerank_ms, ..Timings::default() };
+    let computed = Computed { hits, rerank, timings };
+    // A fallback result is not cached: the next search should get the reranked one.
+    if let Some(key) = key
+        && rerank != RerankStatus::Fallback
+        && let Ok(bytes) = serde_json::to_vec(&computed)
+    {
+        gateway.cache.set(&key, bytes, gateway.limits.cache_ttl).await;
+    }
+    Ok(Arc::new(computed))
+}
+
+/// The query's vector, from the embedding cache when it has it.
+async fn embed_query(gateway: &Gateway, query: &str, use_cache: bool) -> Result<Vec<f32>, ApiError> {
+    let model = gateway.embedder.model();
+    let key = format!("sg:v1:qemb:{}", hex_sha256(&[&model, query]));
+    if use_cache
+        && let Some(bytes) = gateway.cache.get(&key).await
+        && !bytes.is_empty()
+        && bytes.len() % 4 == 0
+    {
+        return Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+    }
+    let mut vectors =
+        gateway.embedder.embed(vec![query.to_string()], InputType::Query, gateway.limits.embed_timeout).await?;
+    let vector = vectors.pop().ok_or(ApiError::Internal)?;
+    if use_cache {
+        let bytes = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+        gateway.cache.set(&key, bytes, gateway.limits.embedding_cache_ttl).await;
+    }
+    Ok(vector)
+}
+
+/// The best `top_k` hits: by rerank score when reranking works, else in vector order.
+async fn rerank(gateway: &Gateway, search: &Search, found: Vec<Found>) -> (Vec<Hit>, RerankStatus) {
+    let vector_order = |found: Vec<Found>| -> Vec<Hit> {
+        found
+            .into_iter()
+            .take(search.top_k)
+            .map(|f| Hit { id: f.id, score: f.score, vector_score: f.score, rerank_score: None, payload: f.payload })
+            .collect()
+    };
+    if !search.rerank || found.is_empty() {
+        return (vector_order(found), RerankStatus::Skipped);
+    }
+    let documents = found.iter().map(|f| f.text.clone().unwrap_or_default()).collect();
+    let budget = gateway.limits.rerank_timeout;
+    match gateway.reranker.score(search.query.clone(), documents, budget).await {
+        Ok(scores) => {
+            let order = shared::reranker::rank(&scores);
+            let mut found: Vec<Option<Found>> = found.into_iter().map(Some).collect();
+            let hits = order
+                .into_iter()
+                .take(search.top_k)
+                .filter_map(|i| {
+                    let f = found[i].take()?;
+                    let score = scores[i];
+                    Some(Hit { id: f.id, score, vector_score: f.score, rerank_score: Some(score), payload: f.payload })
+                })
+                .collect();
+            (hits, RerankStatus::Applied)
+        }
+        Err(error) => {
+            gateway.metrics.dependency_error("reranker");
+            gateway.log_rerank_fallback(&error);
+            (vector_order(found), RerankStatus::Fallback)
+        }
+    }
+}
+
+/// Limits and budgets of the search path.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub default_collection: String,
+    pub max_candidates: usize,
+    pub max_query_bytes: usize,
+    pub max_upsert_documents: usize,
+    pub cache_ttl: Duration,
+    pub embedding_cache_ttl: Duration,
+    pub embed_timeout: Duration,
+    pub rerank_timeout: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_normalized_by_whitespace_only() {
+        assert_eq!(normalize_query("  Rust \t engineer\nParis "), "Rust engineer Paris");
+        assert_eq!(normalize_query("Ünïcode  ok"), "Ünïcode ok");
+        assert_eq!(normalize_query(" \n "), "");
+    }
+
+    #[test]
+    fn key_parts_cannot_run_into_each_other() {
+        assert_ne!(hex_sha256(&["ab", "c"]), hex_sha256(&["a", "bc"]));
+    }
+
+    #[test]
+    fn requests_take_the_contract_defaults() {
+        let request: SearchRequest = serde_json::from_str(r#"{"query": "x"}"#).unwrap();
+        assert_eq!((request.top_k, request.candidates, request.rerank, request.cache), (10, 50, true, CacheMode::Use));
+        assert!(serde_json::from_str::<SearchRequest>(r#"{"query": "x", "topk": 3}"#).is_err(), "typos are refused");
+    }
+}

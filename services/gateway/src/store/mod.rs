@@ -1,0 +1,197 @@
+//! The vector store: qdrant-edge in process (the default) or a Qdrant server over gRPC. Both keep
+//! the same point layout, so the same filter finds the same documents in either.
+//!
+//! A document becomes one point: its id is a UUIDv5 of the caller's id, its vector the passage
+//! embedding, its payload the caller's payload plus three reserved keys (below).
+
+mod edge;
+mod filter;
+mod qdrant;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub use edge::EdgeStore;
+pub use filter::SearchFilter;
+pub use qdrant::QdrantStore;
+
+use crate::engines::BoxFuture;
+
+/// Payload key holding the caller's document id.
+pub const ID_KEY: &str = "_doc_id";
+/// Payload key holding the document text (what the reranker reads).
+pub const TEXT_KEY: &str = "_text";
+/// Payload key holding the SHA-256 of the text (ingest skips unchanged documents).
+pub const HASH_KEY: &str = "_text_hash";
+
+/// Namespace of point ids: UUIDv5(namespace, document id).
+const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_4c1e_8a7b_4c53_9d0e_5ab4_1f3e_2c77);
+
+/// The point id of a document id; the same on every run and in both backends.
+pub fn point_id(document_id: &str) -> Uuid {
+    Uuid::new_v5(&POINT_NAMESPACE, document_id.as_bytes())
+}
+
+pub fn text_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A document ready to be stored.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub id: String,
+    pub text: String,
+    pub payload: Map<String, Value>,
+    pub vector: Vec<f32>,
+}
+
+impl Point {
+    /// The stored payload: the caller's keys plus the reserved ones.
+    fn stored_payload(&self) -> Map<String, Value> {
+        let mut payload = self.payload.clone();
+        payload.insert(ID_KEY.into(), Value::String(self.id.clone()));
+        payload.insert(TEXT_KEY.into(), Value::String(self.text.clone()));
+        payload.insert(HASH_KEY.into(), Value::String(text_hash(&self.text)));
+        payload
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub id: String,
+    pub score: f32,
+    pub text: Option<String>,
+    pub payload: Map<String, Value>,
+}
+
+impl Found {
+    /// Splits a stored payload back into the document id, text and the caller's payload. Points
+    /// written by other tools (no reserved keys) keep their point id.
+    fn from_stored(point_id: String, score: f32, mut payload: Map<String, Value>) -> Self {
+        let id = match payload.remove(ID_KEY) {
+            Some(Value::String(id)) => id,
+            _ => point_id,
+        };
+        let text = match payload.remove(TEXT_KEY) {
+            Some(Value::String(text)) => Some(text),
+            _ => None,
+        };
+        payload.remove(HASH_KEY);
+        Self { id, score, text, payload }
+    }
+}
+
+/// `(document id, text hash)` of a stored payload, if it has both (for incremental ingest).
+fn id_and_hash(payload: &Map<String, Value>) -> Option<(String, String)> {
+    match (payload.get(ID_KEY), payload.get(HASH_KEY)) {
+        (Some(Value::String(id)), Some(Value::String(hash))) => Some((id.clone(), hash.clone())),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub points_count: u64,
+    pub dimension: usize,
+    pub distance: &'static str,
+    pub backend: &'static str,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum StoreError {
+    #[error("no collection named {0:?}")]
+    NotFound(String),
+    #[error("collection {collection:?} holds {expected}-dimensional vectors, not {got}")]
+    Dimension { collection: String, expected: usize, got: usize },
+    #[error("{0}")]
+    BadFilter(String),
+    #[error("the vector store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the vector store failed: {0}")]
+    Failed(String),
+}
+
+/// What the gateway needs of a vector store.
+pub trait VectorStore: Send + Sync {
+    fn backend(&self) -> &'static str;
+    /// The `limit` nearest points by cosine similarity, best first, with their payloads.
+    fn search<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: Vec<f32>,
+        limit: usize,
+        filter: Option<&'a SearchFilter>,
+    ) -> BoxFuture<'a, Result<Vec<Found>, StoreError>>;
+    /// Inserts or replaces points; creates the collection (cosine, the vectors' dimension) first
+    /// if it does not exist.
+    fn upsert<'a>(&'a self, collection: &'a str, points: Vec<Point>) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Removes a document; removing one that is not there is not an error.
+    fn delete<'a>(&'a self, collection: &'a str, document_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn info<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<CollectionInfo, StoreError>>;
+    /// The stored text hash of each of `document_ids` that exists (for incremental ingest).
+    fn text_hashes<'a>(
+        &'a self,
+        collection: &'a str,
+        document_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<std::collections::HashMap<String, String>, StoreError>>;
+}
+
+/// Collection names become directory names (qdrant-edge) and URL segments: keep them plain.
+pub fn validate_collection_name(name: &str) -> Result<(), String> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if name.is_empty() || name.len() > 64 || !name.chars().all(plain) || name.starts_with('-') {
+        return Err(format!(
+            "invalid collection name {name:?}: use 1-64 characters from A-Z, a-z, 0-9, '_' and '-', not starting with '-'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn point_ids_are_deterministic_and_distinct() {
+        assert_eq!(point_id("profile-1"), point_id("profile-1"));
+        assert_ne!(point_id("profile-1"), point_id("profile-2"));
+        assert_eq!(point_id("profile-1").get_version_num(), 5);
+    }
+
+    #[test]
+    fn stored_payload_round_trips_to_the_callers_payload() {
+        let point = Point {
+            id: "p1".into(),
+            text: "hello".into(),
+            payload: json!({"city": "Paris"}).as_object().unwrap().clone(),
+            vector: vec![1.0],
+        };
+        let stored = point.stored_payload();
+        assert_eq!(stored[HASH_KEY], json!(text_hash("hello")));
+        let found = Found::from_stored("uuid".into(), 0.5, stored);
+        assert_eq!((found.id.as_str(), found.text.as_deref()), ("p1", Some("hello")));
+        assert_eq!(Value::Object(found.payload), json!({"city": "Paris"}));
+    }
+
+    #[test]
+    fn foreign_points_keep_their_point_id() {
+        let found = Found::from_stored("42".into(), 0.1, json!({"name": "x"}).as_object().unwrap().clone());
+        assert_eq!((found.id.as_str(), found.text), ("42", None));
+    }
+
+    #[test]
+    fn collection_names_are_plain() {
+        for good in ["profiles", "a", "people_2024-v1"] {
+            assert!(validate_collection_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "../x", "a/b", "-x", "é", &"x".repeat(65)] {
+            assert!(validate_collection_name(bad).is_err(), "{bad}");
+        }
+    }
+}
