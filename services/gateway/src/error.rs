@@ -9,6 +9,10 @@ use crate::store::StoreError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
+    #[error("`query` must not be empty")]
+    EmptyQuery,
+    #[error("{0}")]
+    TooMany(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -41,6 +45,8 @@ impl IntoResponse for ApiError {
                 | Self::Store(StoreError::Unavailable(_))
         );
         let (status, code) = match &self {
+            Self::EmptyQuery => (StatusCode::UNPROCESSABLE_ENTITY, "empty_query"),
+            Self::TooMany(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_documents"),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             Self::BadFilter(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_filter"),
             Self::UnknownCollection(_) => (StatusCode::NOT_FOUND, "unknown_collection"),

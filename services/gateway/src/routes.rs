@@ -48,7 +48,7 @@ async fn upsert(
         return Err(ApiError::Invalid("`documents` must hold at least one document".into()));
     }
     if count > max {
-        return Err(ApiError::Invalid(format!(
+        return Err(ApiError::TooMany(format!(
             "{count} documents in one request; the limit is {max} (--max-upsert-documents)"
         )));
     }

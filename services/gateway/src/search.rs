@@ -21,8 +21,9 @@ pub struct SearchRequest {
     pub collection: Option<String>,
     #[serde(default = "default_top_k")]
     pub top_k: usize,
-    #[serde(default = "default_candidates")]
-    pub candidates: usize,
+    /// Default: 50, or --max-candidates if lower.
+    #[serde(default)]
+    pub candidates: Option<usize>,
     #[serde(default)]
     pub filter: Option<Value>,
     #[serde(default = "default_true")]
@@ -35,9 +36,7 @@ fn default_top_k() -> usize {
     10
 }
 
-fn default_candidates() -> usize {
-    50
-}
+const DEFAULT_CANDIDATES: usize = 50;
 
 fn default_true() -> bool {
     true
@@ -136,7 +135,7 @@ fn validate(gateway: &Gateway, request: SearchRequest) -> Result<Search, ApiErro
     let limits = &gateway.limits;
     let query = normalize_query(&request.query);
     if query.is_empty() {
-        return Err(ApiError::Invalid("`query` must not be empty".into()));
+        return Err(ApiError::EmptyQuery);
     }
     if query.len() > limits.max_query_bytes {
         return Err(ApiError::Invalid(format!(
@@ -147,19 +146,20 @@ fn validate(gateway: &Gateway, request: SearchRequest) -> Result<Search, ApiErro
     }
     let collection = request.collection.unwrap_or_else(|| limits.default_collection.clone());
     validate_collection_name(&collection).map_err(ApiError::Invalid)?;
+    let candidates = request.candidates.unwrap_or(DEFAULT_CANDIDATES.min(limits.max_candidates));
     if request.top_k == 0 {
         return Err(ApiError::Invalid("`top_k` must be at least 1".into()));
     }
-    if request.candidates > limits.max_candidates {
+    if candidates > limits.max_candidates {
         return Err(ApiError::Invalid(format!(
-            "`candidates` is {}; the limit is {} (--max-candidates)",
-            request.candidates, limits.max_candidates
+            "`candidates` is {candidates}; the limit is {} (--max-candidates)",
+            limits.max_candidates
         )));
     }
-    if request.top_k > request.candidates {
+    if request.top_k > candidates {
         return Err(ApiError::Invalid(format!(
-            "`top_k` ({}) must not exceed `candidates` ({})",
-            request.top_k, request.candidates
+            "`top_k` ({}) must not exceed `candidates` ({candidates})",
+            request.top_k
         )));
     }
     let filter = request.filter.as_ref().map(SearchFilter::parse).transpose().map_err(ApiError::BadFilter)?;
@@ -167,7 +167,7 @@ fn validate(gateway: &Gateway, request: SearchRequest) -> Result<Search, ApiErro
         query,
         collection,
         top_k: request.top_k,
-        candidates: request.candidates,
+        candidates,
         filter,
         rerank: request.rerank,
         mode: request.cache,
@@ -377,7 +377,10 @@ mod tests {
     #[test]
     fn requests_take_the_contract_defaults() {
         let request: SearchRequest = serde_json::from_str(r#"{"query": "x"}"#).unwrap();
-        assert_eq!((request.top_k, request.candidates, request.rerank, request.cache), (10, 50, true, CacheMode::Use));
+        assert_eq!(
+            (request.top_k, request.candidates, request.rerank, request.cache),
+            (10, None, true, CacheMode::Use)
+        );
         assert!(serde_json::from_str::<SearchRequest>(r#"{"query": "x", "topk": 3}"#).is_err(), "typos are refused");
     }
 }

@@ -62,6 +62,10 @@ fn store_error(e: QdrantError) -> StoreError {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
                 StoreError::Unavailable(status.message().to_string())
             }
+            // qdrant-client reports a refused connection as an internal error.
+            tonic::Code::Internal if status.message().contains("Failed to connect") => {
+                StoreError::Unavailable(status.message().to_string())
+            }
             tonic::Code::InvalidArgument => StoreError::BadFilter(status.message().to_string()),
             _ => StoreError::Failed(e.to_string()),
         },
