@@ -77,7 +77,13 @@ async fn embedded_mode_searches_caches_and_invalidates() {
     gw.wait_ready(READY).await;
     let client = reqwest::Client::new();
     let out = upsert(&client, &gw, "profiles", profiles()).await;
-    assert_eq!(out, json!({"collection": "profiles", "upserted": 6}));
+    assert_eq!(out, json!({"collection": "profiles", "upserted": 6, "unchanged": 0}));
+    let again = upsert(&client, &gw, "profiles", profiles()).await;
+    assert_eq!(
+        (again["upserted"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(6)),
+        "unchanged documents are skipped"
+    );
     let info: Value = client.get(gw.url("/collections/profiles")).send().await.unwrap().json().await.unwrap();
     assert_eq!(
         info,

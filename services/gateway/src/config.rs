@@ -10,10 +10,18 @@ use shared::config::{EngineArgs, ServeArgs};
 /// EMBED_URL/RERANK_URL/QDRANT_URL/REDIS_URL it runs everything in this process (ONNX Runtime
 /// engines, qdrant-edge under --data-dir, an in-process cache).
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "search-gateway", version, about, long_about = None)]
+#[command(name = "search-gateway", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Index a JSONL file of documents into a collection (in process, or through a gateway).
+    Ingest(crate::ingest::IngestArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,13 +1,18 @@
-//! Writing documents: embed the texts (passage prefix), upsert the points, bump the collection's
-//! cache generation. Used by the HTTP routes and by `ingest`.
+//! Writing documents: skip the unchanged ones, embed the rest (passage prefix), upsert the
+//! points, bump the collection's cache generation. Used by the HTTP routes and by `ingest`.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use shared::tokenize::InputType;
 
-use crate::Gateway;
+use crate::cache::CacheLayer;
+use crate::engines::Embed;
 use crate::error::ApiError;
-use crate::store::{HASH_KEY, ID_KEY, Point, TEXT_KEY, validate_collection_name};
+use crate::metrics::GatewayMetrics;
+use crate::store::{HASH_KEY, ID_KEY, Point, TEXT_KEY, VectorStore, content_hash, validate_collection_name};
 
 /// Texts per embedding call (embed-service accepts 256 per request by default).
 pub const EMBED_CHUNK: usize = 64;
@@ -29,12 +34,15 @@ impl Document {
         if self.id.is_empty() || self.id.len() > MAX_ID_BYTES {
             return Err(format!("document ids must be 1-{MAX_ID_BYTES} bytes long"));
         }
-        if let Some(key) =
-            self.payload.iter().flat_map(|p| p.keys()).find(|k| [ID_KEY, TEXT_KEY, HASH_KEY].contains(&k.as_str()))
-        {
+        let reserved = [ID_KEY, TEXT_KEY, HASH_KEY];
+        if let Some(key) = self.payload.iter().flat_map(|p| p.keys()).find(|k| reserved.contains(&k.as_str())) {
             return Err(format!("payload key {key:?} is reserved (document {:?})", self.id));
         }
         Ok(())
+    }
+
+    fn hash(&self) -> String {
+        content_hash(&self.text, self.payload.as_ref().unwrap_or(&Map::new()))
     }
 }
 
@@ -44,50 +52,78 @@ pub struct UpsertRequest {
     pub documents: Vec<Document>,
 }
 
-/// Embeds and stores `documents` (later duplicates of an id win), then invalidates the
-/// collection's cached results. Returns how many distinct documents were written.
-pub async fn upsert(gateway: &Gateway, collection: &str, documents: Vec<Document>) -> Result<usize, ApiError> {
-    validate_collection_name(collection).map_err(ApiError::Invalid)?;
-    let mut unique: Vec<Document> = Vec::with_capacity(documents.len());
-    let mut position = std::collections::HashMap::new();
-    for document in documents {
-        document.validate().map_err(ApiError::Invalid)?;
-        match position.get(&document.id) {
-            Some(&i) => unique[i] = document,
-            None => {
-                position.insert(document.id.clone(), unique.len());
-                unique.push(document);
-            }
-        }
-    }
-    let mut points = Vec::with_capacity(unique.len());
-    for chunk in unique.chunks(EMBED_CHUNK) {
-        let texts = chunk.iter().map(|d| d.text.clone()).collect();
-        let vectors = gateway
-            .embedder
-            .embed(texts, InputType::Passage, gateway.limits.embed_timeout)
-            .await
-            .inspect_err(|_| gateway.metrics.dependency_error("embedder"))?;
-        points.extend(chunk.iter().zip(vectors).map(|(d, vector)| Point {
-            id: d.id.clone(),
-            text: d.text.clone(),
-            payload: d.payload.clone().unwrap_or_default(),
-            vector,
-        }));
-    }
-    let written = points.len();
-    let result = gateway.store.upsert(collection, points).await;
-    // Bumped even after a failure: part of the batch may have been written.
-    gateway.cache.bump(collection).await;
-    result?;
-    Ok(written)
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Upserted {
+    /// Documents embedded and written.
+    pub upserted: usize,
+    /// Documents already stored with the same text and payload, left as they were.
+    pub unchanged: usize,
 }
 
-pub async fn delete(gateway: &Gateway, collection: &str, id: &str) -> Result<(), ApiError> {
-    validate_collection_name(collection).map_err(ApiError::Invalid)?;
-    let result = gateway.store.delete(collection, id).await;
-    if result.is_ok() {
-        gateway.cache.bump(collection).await;
+/// What writing needs; borrowed from the gateway, or built by `ingest`.
+pub struct Writer<'a> {
+    pub embedder: &'a dyn Embed,
+    pub store: &'a dyn VectorStore,
+    pub cache: &'a CacheLayer,
+    pub metrics: &'a GatewayMetrics,
+    pub embed_timeout: Duration,
+}
+
+impl Writer<'_> {
+    /// Embeds and stores `documents` (a later duplicate of an id wins), skipping those stored
+    /// unchanged, then invalidates the collection's cached results.
+    pub async fn upsert(&self, collection: &str, documents: Vec<Document>) -> Result<Upserted, ApiError> {
+        validate_collection_name(collection).map_err(ApiError::Invalid)?;
+        let mut unique: Vec<Document> = Vec::with_capacity(documents.len());
+        let mut position = HashMap::new();
+        for document in documents {
+            document.validate().map_err(ApiError::Invalid)?;
+            match position.get(&document.id) {
+                Some(&i) => unique[i] = document,
+                None => {
+                    position.insert(document.id.clone(), unique.len());
+                    unique.push(document);
+                }
+            }
+        }
+        let ids: Vec<String> = unique.iter().map(|d| d.id.clone()).collect();
+        let stored = self.store.content_hashes(collection, &ids).await?;
+        let total = unique.len();
+        unique.retain(|d| stored.get(&d.id) != Some(&d.hash()));
+        let unchanged = total - unique.len();
+        if unique.is_empty() {
+            return Ok(Upserted { upserted: 0, unchanged });
+        }
+        let mut points = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(EMBED_CHUNK) {
+            let texts = chunk.iter().map(|d| d.text.clone()).collect();
+            let vectors = self
+                .embedder
+                .embed(texts, InputType::Passage, self.embed_timeout)
+                .await
+                .inspect_err(|_| self.metrics.dependency_error("embedder"))?;
+            points.extend(chunk.iter().zip(vectors).map(|(d, vector)| Point {
+                id: d.id.clone(),
+                text: d.text.clone(),
+                payload: d.payload.clone().unwrap_or_default(),
+                vector,
+            }));
+        }
+        let upserted = points.len();
+        let result = self.store.upsert(collection, points).await;
+        // Bumped even after a failure: part of the batch may have been written.
+        self.cache.bump(collection).await;
+        result?;
+        Ok(Upserted { upserted, unchanged })
     }
-    Ok(result?)
+
+    pub async fn delete(&self, collection: &str, id: &str) -> Result<(), ApiError> {
+        validate_collection_name(collection).map_err(ApiError::Invalid)?;
+        let result = self.store.delete(collection, id).await;
+        if result.is_ok() {
+            self.cache.bump(collection).await;
+        }
+        Ok(result?)
+    }
 }

@@ -7,6 +7,7 @@ pub mod documents;
 pub mod engines;
 pub mod error;
 pub mod flight;
+pub mod ingest;
 pub mod metrics;
 pub mod remote;
 pub mod routes;
@@ -57,6 +58,17 @@ impl Gateway {
             limits,
             flights: Flights::default(),
             last_fallback_log: Mutex::default(),
+        }
+    }
+
+    /// Writes documents with this gateway's engines, store and cache.
+    pub fn writer(&self) -> documents::Writer<'_> {
+        documents::Writer {
+            embedder: self.embedder.as_ref(),
+            store: self.store.as_ref(),
+            cache: &self.cache,
+            metrics: &self.metrics,
+            embed_timeout: self.limits.embed_timeout,
         }
     }
 

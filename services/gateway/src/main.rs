@@ -1,15 +1,24 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use search_gateway::Config;
+use search_gateway::config::{Command, Config};
+use search_gateway::ingest::{self, IngestError};
 
 /// `EX_USAGE`: the configuration cannot work.
 const EXIT_USAGE: u8 = 64;
+/// `EX_DATAERR`: `ingest --strict` met a bad line.
+const EXIT_DATA: u8 = 65;
+/// The shell's code for a process stopped by SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let config = Config::parse();
     shared::telemetry::init(config.server.serve.log_json);
-    if let Err(why) = config.server.validate() {
+    let valid = match &config.command {
+        None => config.server.validate(),
+        Some(Command::Ingest(args)) => args.validate(),
+    };
+    if let Err(why) = valid {
         eprintln!("search-gateway: invalid configuration: {why}");
         return ExitCode::from(EXIT_USAGE);
     }
@@ -20,11 +29,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(search_gateway::serve::run(config.server)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("search-gateway: {e}");
-            ExitCode::FAILURE
-        }
+    match config.command {
+        None => match runtime.block_on(search_gateway::serve::run(config.server)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("search-gateway: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Ingest(args)) => match runtime.block_on(ingest::run(args)) {
+            Ok(summary) if summary.interrupted => ExitCode::from(EXIT_INTERRUPTED),
+            Ok(summary) if summary.failed > 0 => ExitCode::FAILURE,
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e @ IngestError::Strict { .. }) => {
+                eprintln!("search-gateway ingest: {e}");
+                ExitCode::from(EXIT_DATA)
+            }
+            Err(e) => {
+                eprintln!("search-gateway ingest: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

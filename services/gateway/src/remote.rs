@@ -76,12 +76,23 @@ impl RemoteService {
         body: &B,
         budget: Duration,
     ) -> Result<R, UpstreamError> {
+        self.send(reqwest::Method::POST, path, body, budget).await
+    }
+
+    /// Sends `body` as JSON to `path` and decodes the answer, all within `budget`.
+    pub async fn send<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+        budget: Duration,
+    ) -> Result<R, UpstreamError> {
         let deadline = Instant::now() + budget;
         let url = format!("{}{path}", self.base);
         let mut attempt = 0;
         loop {
             let call = async {
-                let response = self.client.post(&url).json(body).send().await?;
+                let response = self.client.request(method.clone(), &url).json(body).send().await?;
                 let status = response.status();
                 let retry_after = retry_after(&response);
                 if status.is_success() {
@@ -100,7 +111,8 @@ impl RemoteService {
                 Err(e) => return Err(UpstreamError::Unavailable(self.role, error_chain(&e))),
             };
             let retryable = matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE);
-            let pause = pause.unwrap_or(Duration::from_millis(100)).min(MAX_RETRY_PAUSE);
+            // Retry-After when given, else exponential backoff from 100 ms.
+            let pause = pause.unwrap_or(Duration::from_millis(100 << attempt.min(4))).min(MAX_RETRY_PAUSE);
             if retryable && attempt < self.retries && Instant::now() + pause < deadline {
                 attempt += 1;
                 tokio::time::sleep(pause).await;

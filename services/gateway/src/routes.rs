@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use shared::http::Json;
 
 use crate::Gateway;
-use crate::documents::{self, UpsertRequest};
+use crate::documents::UpsertRequest;
 use crate::error::ApiError;
 use crate::search::{SearchRequest, SearchResponse};
 
@@ -52,14 +52,14 @@ async fn upsert(
             "{count} documents in one request; the limit is {max} (--max-upsert-documents)"
         )));
     }
-    let upserted = documents::upsert(&gateway, &name, request.documents).await?;
-    Ok(axum::Json(json!({"collection": name, "upserted": upserted})))
+    let done = gateway.writer().upsert(&name, request.documents).await?;
+    Ok(axum::Json(json!({"collection": name, "upserted": done.upserted, "unchanged": done.unchanged})))
 }
 
 async fn remove(
     State(gateway): State<Arc<Gateway>>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    documents::delete(&gateway, &name, &id).await?;
+    gateway.writer().delete(&name, &id).await?;
     Ok(axum::Json(json!({"collection": name, "id": id, "deleted": true})))
 }

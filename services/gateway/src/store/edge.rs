@@ -193,7 +193,7 @@ impl VectorStore for EdgeStore {
         })
     }
 
-    fn text_hashes<'a>(
+    fn content_hashes<'a>(
         &'a self,
         collection: &'a str,
         document_ids: &'a [String],

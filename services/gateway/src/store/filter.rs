@@ -18,7 +18,7 @@ impl SearchFilter {
     pub fn parse(json: &Value) -> Result<Self, String> {
         let parsed: Filter = serde_json::from_value(json.clone()).map_err(|e| format!("invalid filter: {e}"))?;
         let mut canonical = String::new();
-        write_sorted(json, &mut canonical);
+        super::canonical_json(json, &mut canonical);
         Ok(Self { parsed, canonical })
     }
 
@@ -30,38 +30,6 @@ impl SearchFilter {
     /// (qdrant-edge supports them).
     pub fn to_grpc(&self) -> Result<grpc::Filter, String> {
         filter(&self.parsed)
-    }
-}
-
-/// JSON with object keys sorted (maps may keep insertion order), so that equal filters print
-/// equally whatever their key order.
-fn write_sorted(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by_key(|(k, _)| k.as_str());
-            out.push('{');
-            for (i, (key, value)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_sorted(value, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_sorted(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
     }
 }
 

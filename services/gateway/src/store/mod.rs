@@ -22,8 +22,8 @@ use crate::engines::BoxFuture;
 pub const ID_KEY: &str = "_doc_id";
 /// Payload key holding the document text (what the reranker reads).
 pub const TEXT_KEY: &str = "_text";
-/// Payload key holding the SHA-256 of the text (ingest skips unchanged documents).
-pub const HASH_KEY: &str = "_text_hash";
+/// Payload key holding the SHA-256 of the text and payload (unchanged documents are skipped).
+pub const HASH_KEY: &str = "_content_hash";
 
 /// Namespace of point ids: UUIDv5(namespace, document id).
 const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_4c1e_8a7b_4c53_9d0e_5ab4_1f3e_2c77);
@@ -33,9 +33,47 @@ pub fn point_id(document_id: &str) -> Uuid {
     Uuid::new_v5(&POINT_NAMESPACE, document_id.as_bytes())
 }
 
-pub fn text_hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// What identifies a document's stored content: its text and its payload (canonical JSON).
+pub fn content_hash(text: &str, payload: &Map<String, Value>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(text.len().to_le_bytes());
+    hasher.update(text.as_bytes());
+    let mut json = String::new();
+    canonical_json(&Value::Object(payload.clone()), &mut json);
+    hasher.update(json.as_bytes());
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// JSON with object keys sorted (maps may keep insertion order), so that equal values print
+/// equally whatever their key order.
+pub fn canonical_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by_key(|(k, _)| k.as_str());
+            out.push('{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical_json(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 /// A document ready to be stored.
@@ -53,7 +91,7 @@ impl Point {
         let mut payload = self.payload.clone();
         payload.insert(ID_KEY.into(), Value::String(self.id.clone()));
         payload.insert(TEXT_KEY.into(), Value::String(self.text.clone()));
-        payload.insert(HASH_KEY.into(), Value::String(text_hash(&self.text)));
+        payload.insert(HASH_KEY.into(), Value::String(content_hash(&self.text, &self.payload)));
         payload
     }
 }
@@ -132,8 +170,8 @@ pub trait VectorStore: Send + Sync {
     /// Removes a document; removing one that is not there is not an error.
     fn delete<'a>(&'a self, collection: &'a str, document_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     fn info<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<CollectionInfo, StoreError>>;
-    /// The stored text hash of each of `document_ids` that exists (for incremental ingest).
-    fn text_hashes<'a>(
+    /// The stored content hash of each of `document_ids` that exists (to skip unchanged ones).
+    fn content_hashes<'a>(
         &'a self,
         collection: &'a str,
         document_ids: &'a [String],
@@ -173,10 +211,19 @@ mod tests {
             vector: vec![1.0],
         };
         let stored = point.stored_payload();
-        assert_eq!(stored[HASH_KEY], json!(text_hash("hello")));
+        assert_eq!(stored[HASH_KEY], json!(content_hash("hello", &point.payload)));
         let found = Found::from_stored("uuid".into(), 0.5, stored);
         assert_eq!((found.id.as_str(), found.text.as_deref()), ("p1", Some("hello")));
         assert_eq!(Value::Object(found.payload), json!({"city": "Paris"}));
+    }
+
+    #[test]
+    fn content_hashes_see_text_and_payload_but_not_key_order() {
+        let payload = |v: Value| v.as_object().unwrap().clone();
+        let a = content_hash("t", &payload(json!({"x": 1, "y": [1, {"b": 2, "a": 1}]})));
+        assert_eq!(a, content_hash("t", &payload(json!({"y": [1, {"a": 1, "b": 2}], "x": 1}))));
+        assert_ne!(a, content_hash("t", &payload(json!({"x": 2, "y": [1, {"b": 2, "a": 1}]}))));
+        assert_ne!(a, content_hash("u", &payload(json!({"x": 1, "y": [1, {"b": 2, "a": 1}]}))));
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl VectorStore for QdrantStore {
         })
     }
 
-    fn text_hashes<'a>(
+    fn content_hashes<'a>(
         &'a self,
         collection: &'a str,
         document_ids: &'a [String],
