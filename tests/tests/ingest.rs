@@ -145,7 +145,7 @@ async fn an_interrupted_job_resumes_where_it_stopped() {
     let data = TempDir::new("ingest-resume-data");
     let input = write_corpus(&dir, "corpus.jsonl", 20_000, "");
     let embed = fixture("tiny-e5");
-    let mut child = Command::new(binary("search-gateway"))
+    let child = Command::new(binary("search-gateway"))
         .args(["ingest", "--collection", "people", "--input", input.to_str().unwrap(), "--data-dir", data.to_str()])
         .args(["--embed-model-dir", embed.to_str().unwrap(), "--intra-op-threads", "1", "--batch-size", "32"])
         .env("RUST_LOG", "warn")
