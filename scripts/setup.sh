@@ -23,12 +23,9 @@ fi
 
 lib=.ort/lib/libonnxruntime.so
 if [ ! -f "$lib" ] || [ "$(cat .ort/lib/.source 2>/dev/null)" != "$want" ]; then
-    src="$(.venv/bin/python -c 'import glob, onnxruntime, os; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so.*")))[-1])')"
-    mkdir -p .ort/lib
-    # A real copy, not a symlink: the library must survive the venv being rebuilt.
-    cp "$src" "$lib.tmp" && mv "$lib.tmp" "$lib"
+    # The same script the Docker images use: the library out of the pinned onnxruntime wheel.
+    scripts/install-ort.sh .venv/bin/python .ort/lib
     echo "$want" > .ort/lib/.source
-    echo "setup: ONNX Runtime library at $lib (from $(basename "$src"))"
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then

@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shared::config::{EngineArgs, ServeArgs};
-use shared::http::{Listen, ServiceConfig};
+use shared::http::{Listen, ServiceCommand, ServiceConfig};
 use shared::tokenize::InputType;
 
 /// Multilingual E5 embeddings over HTTP, on ONNX Runtime with dynamic batching.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "embed-service", version, about, long_about = None)]
+#[command(name = "embed-service", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<ServiceCommand>,
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]
     pub host: IpAddr,
@@ -60,6 +62,10 @@ impl ServiceConfig for Config {
 
     fn model_source(&self) -> (Option<&Path>, &str, &Path) {
         (self.model_dir.as_deref(), &self.model, &self.models_dir)
+    }
+
+    fn command(&self) -> Option<&ServiceCommand> {
+        self.command.as_ref()
     }
 }
 

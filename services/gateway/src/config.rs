@@ -21,7 +21,11 @@ pub struct Config {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Index a JSONL file of documents into a collection (in process, or through a gateway).
-    Ingest(crate::ingest::IngestArgs),
+    Ingest(Box<crate::ingest::IngestArgs>),
+    /// Exit 0 if the gateway on this machine answers 200 on /ready, else 1.
+    Healthcheck(shared::http::HealthcheckArgs),
+    /// Download the in-process engines' models (--embed-model, --rerank-model) and exit.
+    Fetch,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use search_gateway::config::{Command, Config};
 use search_gateway::ingest::{self, IngestError};
+use shared::config::resolve_model;
 
 /// `EX_USAGE`: the configuration cannot work.
 const EXIT_USAGE: u8 = 64;
@@ -17,6 +18,8 @@ fn main() -> ExitCode {
     let valid = match &config.command {
         None => config.server.validate(),
         Some(Command::Ingest(args)) => args.validate(),
+        Some(Command::Healthcheck(args)) => return shared::http::healthcheck(args, config.server.port),
+        Some(Command::Fetch) => Ok(()),
     };
     if let Err(why) = valid {
         eprintln!("search-gateway: invalid configuration: {why}");
@@ -30,6 +33,21 @@ fn main() -> ExitCode {
         }
     };
     match config.command {
+        Some(Command::Healthcheck(_)) => unreachable!("answered above"),
+        Some(Command::Fetch) => {
+            let b = &config.server.backends;
+            let fetch = async {
+                resolve_model(b.embed_model_dir.as_deref(), &b.embed_model, &b.models_dir).await?;
+                resolve_model(b.rerank_model_dir.as_deref(), &b.rerank_model, &b.models_dir).await
+            };
+            match runtime.block_on(fetch) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("search-gateway: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => match runtime.block_on(search_gateway::serve::run(config.server)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -37,7 +55,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Ingest(args)) => match runtime.block_on(ingest::run(args)) {
+        Some(Command::Ingest(args)) => match runtime.block_on(ingest::run(*args)) {
             Ok(summary) if summary.interrupted => ExitCode::from(EXIT_INTERRUPTED),
             Ok(summary) if summary.failed > 0 => ExitCode::FAILURE,
             Ok(_) => ExitCode::SUCCESS,

@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shared::config::{EngineArgs, ServeArgs};
-use shared::http::{Listen, ServiceConfig};
+use shared::http::{Listen, ServiceCommand, ServiceConfig};
 
 /// BGE cross-encoder reranking over HTTP, on ONNX Runtime with dynamic batching.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "rerank-service", version, about, long_about = None)]
+#[command(name = "rerank-service", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<ServiceCommand>,
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]
     pub host: IpAddr,
@@ -55,6 +57,10 @@ impl ServiceConfig for Config {
 
     fn model_source(&self) -> (Option<&Path>, &str, &Path) {
         (self.model_dir.as_deref(), &self.model, &self.models_dir)
+    }
+
+    fn command(&self) -> Option<&ServiceCommand> {
+        self.command.as_ref()
     }
 }
 

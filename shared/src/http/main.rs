@@ -27,6 +27,8 @@ pub trait ServiceConfig: clap::Parser + std::fmt::Debug {
     fn serve_args(&self) -> &ServeArgs;
     /// `--model-dir`, `--model` and `--models-dir`.
     fn model_source(&self) -> (Option<&Path>, &str, &Path);
+    /// The subcommand given instead of serving, if any.
+    fn command(&self) -> Option<&super::ServiceCommand>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,29 @@ pub fn run_main<C: ServiceConfig>(
 ) -> ExitCode {
     let config = C::parse();
     crate::telemetry::init(config.serve_args().log_json);
+    let fetch_only = match config.command() {
+        Some(super::ServiceCommand::Healthcheck(args)) => return super::healthcheck(args, config.listen().port),
+        Some(super::ServiceCommand::Fetch) => true,
+        None => false,
+    };
+    if fetch_only {
+        let (model_dir, model, models_dir) = config.model_source();
+        let fetched = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(StartError::Tokio)
+            .and_then(|rt| Ok(rt.block_on(resolve_model(model_dir, model, models_dir))?));
+        return match fetched {
+            Ok(dir) => {
+                println!("{}", dir.path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", C::NAME);
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(why) = config.validate() {
         eprintln!("{}: invalid configuration: {why}", C::NAME);
         return ExitCode::from(EXIT_USAGE);

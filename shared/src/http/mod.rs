@@ -2,11 +2,13 @@
 //! `/metrics`), per-route metrics, and serving with graceful shutdown.
 
 pub mod error;
+pub mod health;
 pub mod main;
 pub mod metrics;
 pub mod server;
 
 pub use error::{ErrorBody, Json, engine_error_response, error_response};
+pub use health::{HealthcheckArgs, ServiceCommand, healthcheck};
 pub use main::{ServiceConfig, run_main};
 pub use metrics::HttpMetrics;
 pub use server::{
