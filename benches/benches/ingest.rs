@@ -1,0 +1,106 @@
+//! ingest bench: `search-gateway ingest` in process (embedder + qdrant-edge) on the full-size
+//! E5-large-shaped model, against the raw engine embedding the same texts at its best batch
+//! shape (length-sorted, the best of several batch sizes). Prints documents/s and tokens/s and
+//! the ratio ingest/raw.
+//!
+//!     scripts/bench.sh ingest
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use benches::{Rng, open_model, text_of_length};
+use clap::Parser;
+use e2e::{TempDir, run_to_exit};
+use serde_json::json;
+use shared::session::{InferenceSession, SessionOptions};
+use shared::tokenize::{Encoded, InputType};
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "models/bench/e5-large-shaped-int8")]
+    model: PathBuf,
+    /// Documents to index (20-160 tokens each).
+    #[arg(long, default_value_t = 1000)]
+    documents: usize,
+    /// Raw-engine batch sizes to try on the length-sorted texts.
+    #[arg(long, value_delimiter = ',', default_value = "8,16,32,64")]
+    raw_batches: Vec<usize>,
+    /// Extra arguments for `search-gateway ingest`, as one string.
+    #[arg(long, allow_hyphen_values = true, default_value = "")]
+    ingest_args: String,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let (model, dir, tokenizer) = open_model("ingest", &args.model)?;
+    let threads = std::thread::available_parallelism()?.get();
+    let mut rng = Rng::new(17);
+    let texts: Vec<String> = (0..args.documents)
+        .map(|_| text_of_length(&tokenizer, InputType::Passage, rng.range(20, 160), &mut rng))
+        .collect();
+    let encoded: Vec<Encoded> =
+        texts.iter().map(|t| tokenizer.encode(t, InputType::Passage)).collect::<Result<_, _>>()?;
+    let tokens: usize = encoded.iter().map(Encoded::len).sum();
+    println!("{} documents, 20-160 tokens each, {tokens} tokens; {threads} intra-op threads", texts.len());
+
+    // The raw engine at its best batch shape.
+    let options = SessionOptions { intra_threads: threads, spinning: true };
+    let mut raw = InferenceSession::load(&dir, tokenizer.pad_id(), options)?;
+    let mut sorted: Vec<&Encoded> = encoded.iter().collect();
+    sorted.sort_by_key(|e| e.len());
+    raw.run(&sorted[..1])?;
+    let mut best = f64::INFINITY;
+    for &b in &args.raw_batches {
+        let t = Instant::now();
+        for chunk in sorted.chunks(b) {
+            raw.run(chunk)?;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!("raw engine, batches of {b:>2} (length-sorted): {secs:.1} s, {:.0} tokens/s", tokens as f64 / secs);
+        best = best.min(secs);
+    }
+    drop(raw);
+
+    // The ingest job on the same texts, in process.
+    let work = TempDir::new("ingest-bench");
+    let input = work.path().join("corpus.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&input)?);
+    for (i, text) in texts.iter().enumerate() {
+        writeln!(file, "{}", json!({"id": format!("doc-{i}"), "text": text, "payload": {"n": i}}))?;
+    }
+    file.flush()?;
+    drop(file);
+    let data = work.path().join("data");
+    let mut ingest = vec!["ingest", "--collection", "bench", "--input", input.to_str().unwrap()];
+    ingest.extend(["--data-dir", data.to_str().unwrap(), "--embed-model-dir", model.to_str().unwrap()]);
+    ingest.extend(args.ingest_args.split_whitespace());
+    let t = Instant::now();
+    let (status, stderr) = run_to_exit("search-gateway", &ingest, &[("RUST_LOG", "warn")]);
+    let wall = t.elapsed().as_secs_f64();
+    anyhow::ensure!(status.success(), "ingest failed:\n{stderr}");
+    let summary = stderr.lines().rev().find(|l| l.starts_with("ingest: done")).unwrap_or_default();
+    println!("{summary}");
+    // The job's own clock starts once the model is loaded and warm (as the raw engine's does).
+    let secs: f64 = summary
+        .split(" in ")
+        .nth(1)
+        .and_then(|rest| rest.split(" s").next())
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no duration in the summary"))?;
+    let raw_rate = args.documents as f64 / best;
+    let ingest_rate = args.documents as f64 / secs;
+    println!("\n| | documents/s | tokens/s | seconds |");
+    println!("|---|---|---|---|");
+    println!("| raw engine, best batch shape | {raw_rate:.1} | {:.0} | {best:.1} |", tokens as f64 / best);
+    println!(
+        "| ingest (read, embed, upsert into qdrant-edge) | {ingest_rate:.1} | {:.0} | {secs:.1} |",
+        tokens as f64 / secs
+    );
+    println!("| ratio ingest/raw | **{:.2}** | | |", ingest_rate / raw_rate);
+    println!("(ingest process wall time including model load and warm-up: {wall:.1} s)");
+    Ok(())
+}
