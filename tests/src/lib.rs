@@ -268,3 +268,15 @@ impl Drop for Redis {
         self.stop();
     }
 }
+
+/// A search-gateway on 127.0.0.1:0 with qdrant-edge in `data` and in-process engines on the tiny
+/// fixtures (one intra-op thread), with `extra` arguments appended (e.g. remote engine URLs,
+/// which win over the fixtures).
+pub fn start_gateway(data: &TempDir, extra: &[&str]) -> Process {
+    let (embed, rerank) = (fixture("tiny-e5"), fixture("tiny-reranker"));
+    let (embed, rerank) = (embed.to_str().unwrap(), rerank.to_str().unwrap());
+    let mut args = vec!["--host", "127.0.0.1", "--port", "0", "--data-dir", data.to_str(), "--intra-op-threads", "1"];
+    args.extend(["--embed-model-dir", embed, "--rerank-model-dir", rerank]);
+    args.extend_from_slice(extra);
+    Process::start("search-gateway", &args, &[])
+}

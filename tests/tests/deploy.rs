@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use e2e::{Process, fixture, root, run_to_exit, start_model_service};
+use e2e::{fixture, root, run_to_exit, start_model_service};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn compose() -> Yaml {
@@ -161,22 +161,7 @@ async fn healthcheck_subcommands_answer_for_the_running_binaries() {
     let rerank = start_model_service("rerank-service", &fixture("tiny-reranker"), &["--intra-op-threads", "1"], &[]);
     let data = e2e::TempDir::new("deploy-health");
     let (embed_url, rerank_url) = (embed.url(""), rerank.url(""));
-    let gateway = Process::start(
-        "search-gateway",
-        &[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--data-dir",
-            data.to_str(),
-            "--embed-url",
-            &embed_url,
-            "--rerank-url",
-            &rerank_url,
-        ],
-        &[],
-    );
+    let gateway = e2e::start_gateway(&data, &["--embed-url", &embed_url, "--rerank-url", &rerank_url]);
     for (binary, process) in [("embed-service", &embed), ("rerank-service", &rerank), ("search-gateway", &gateway)] {
         process.wait_ready(Duration::from_secs(60)).await;
         // As in the images: the port comes from PORT, the rest is the default.

@@ -8,14 +8,8 @@ use serde_json::{Value, json};
 
 const READY: Duration = Duration::from_secs(60);
 
-/// A gateway on 127.0.0.1:0 with in-process engines on the tiny fixtures (unless `extra` names
-/// remote ones) and qdrant-edge in `data`.
 fn gateway(data: &TempDir, extra: &[&str]) -> Process {
-    let (embed, rerank) = (fixture("tiny-e5"), fixture("tiny-reranker"));
-    let mut args = vec!["--host", "127.0.0.1", "--port", "0", "--data-dir", data.to_str(), "--intra-op-threads", "1"];
-    args.extend(["--embed-model-dir", embed.to_str().unwrap(), "--rerank-model-dir", rerank.to_str().unwrap()]);
-    args.extend_from_slice(extra);
-    Process::start("search-gateway", &args, &[])
+    e2e::start_gateway(data, extra)
 }
 
 fn profiles() -> Value {

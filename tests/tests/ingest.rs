@@ -67,22 +67,7 @@ async fn count(gateway: &Process, collection: &str) -> u64 {
 }
 
 fn gateway(data: &TempDir) -> Process {
-    let (embed, rerank) = (fixture("tiny-e5"), fixture("tiny-reranker"));
-    let args = [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--data-dir",
-        data.to_str(),
-        "--intra-op-threads",
-        "1",
-        "--embed-model-dir",
-        embed.to_str().unwrap(),
-        "--rerank-model-dir",
-        rerank.to_str().unwrap(),
-    ];
-    Process::start("search-gateway", &args, &[])
+    e2e::start_gateway(data, &[])
 }
 
 #[tokio::test]
