@@ -191,6 +191,7 @@ pub async fn run(args: IngestArgs) -> Result<Summary, IngestError> {
     let mut strict_failure = None;
     let mut interrupt = std::pin::pin!(shared::http::shutdown_signal());
     let mut reading = true;
+    let mut input_done = false;
     while reading || !writes.is_empty() {
         tokio::select! {
             _ = &mut interrupt, if !summary.interrupted => {
@@ -205,7 +206,10 @@ pub async fn run(args: IngestArgs) -> Result<Summary, IngestError> {
                 });
             }
             item = rx.recv(), if reading && writes.len() < args.concurrency => match item {
-                None => reading = false,
+                None => {
+                    reading = false;
+                    input_done = true;
+                }
                 Some((Item::Bad { line, reason }, bytes)) => {
                     progress.bytes = bytes;
                     summary.bad_lines += 1;
@@ -245,7 +249,8 @@ pub async fn run(args: IngestArgs) -> Result<Summary, IngestError> {
         }
     }
     drop(rx);
-    let read_result = reader.join().expect("the reader thread panicked");
+    // A reader stopped early may be blocked reading stdin: it is left to end with the process.
+    let read_result = if input_done { reader.join().expect("the reader thread panicked") } else { Ok(()) };
     sink.flush();
     progress.finish(&summary);
     if let Some(failure) = strict_failure {
