@@ -196,3 +196,24 @@ async fn through_a_running_gateway_with_cache_invalidation() {
     assert!(!status.success());
     assert_eq!(summary(&stderr).failed, 100, "{stderr}");
 }
+
+#[tokio::test]
+async fn reads_documents_from_stdin() {
+    let dir = TempDir::new("ingest-stdin");
+    let data = TempDir::new("ingest-stdin-data");
+    let corpus = std::fs::read(write_corpus(&dir, "corpus.jsonl", 50, "")).unwrap();
+    let embed = fixture("tiny-e5");
+    let mut child = Command::new(binary("search-gateway"))
+        .args(["ingest", "--collection", "people", "--input", "-", "--data-dir", data.to_str()])
+        .args(["--embed-model-dir", embed.to_str().unwrap(), "--intra-op-threads", "1"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&corpus).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(summary(&stderr), Summary { read: 50, upserted: 50, unchanged: 0, bad: 0, failed: 0 });
+}
