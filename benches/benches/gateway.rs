@@ -31,6 +31,9 @@ struct Args {
     /// Cache-hit searches per cache backend.
     #[arg(long, default_value_t = 500)]
     hits: usize,
+    /// Extra arguments for search-gateway, as one string.
+    #[arg(long, allow_hyphen_values = true, default_value = "")]
+    gateway_args: String,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -88,7 +91,8 @@ fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
 
     // Embedded mode, in-process cache: index, then misses, then hits.
-    let gateway = start_gateway(&runtime, &data, &embed_path, &rerank_path, None);
+    let extra: Vec<&str> = args.gateway_args.split_whitespace().collect();
+    let gateway = start_gateway(&runtime, &data, &embed_path, &rerank_path, None, &extra);
     let t = Instant::now();
     for (i, chunk) in documents.chunks(50).enumerate() {
         let docs: Vec<Value> = chunk
@@ -141,7 +145,7 @@ fn main() -> anyhow::Result<()> {
     drop(gateway);
 
     let redis = Redis::start();
-    let gateway = start_gateway(&runtime, &data, &embed_path, &rerank_path, Some(&redis.url()));
+    let gateway = start_gateway(&runtime, &data, &embed_path, &rerank_path, Some(&redis.url()), &extra);
     let redis_hits = hits(&runtime, &client, &gateway, &queries[0], args.hits)?;
     println!("\ncache-hit search, {} sequential requests (one keep-alive client):", args.hits);
     println!("| cache | client p50 ms | client p99 ms | gateway total p50 ms |");
@@ -163,12 +167,14 @@ fn start_gateway(
     embed: &Path,
     rerank: &Path,
     redis: Option<&str>,
+    extra: &[&str],
 ) -> Process {
     let mut args = vec!["--host", "127.0.0.1", "--port", "0", "--data-dir", data.to_str()];
     args.extend(["--embed-model-dir", embed.to_str().unwrap(), "--rerank-model-dir", rerank.to_str().unwrap()]);
     if let Some(url) = redis {
         args.extend(["--redis-url", url]);
     }
+    args.extend_from_slice(extra);
     let gateway = Process::start("search-gateway", &args, &[("RUST_LOG", "warn,search_gateway::serve=info")]);
     runtime.block_on(gateway.wait_ready(Duration::from_secs(900)));
     gateway
