@@ -50,6 +50,10 @@ pub struct IngestArgs {
     /// Longest accepted text, in bytes; longer documents are bad lines.
     #[arg(long, default_value_t = 100_000)]
     pub max_text_bytes: usize,
+    /// Seconds one batch may take to be embedded and written (batches in flight share the
+    /// engine, so this is far above a single search's budget).
+    #[arg(long, default_value_t = 600)]
+    pub batch_timeout_secs: u64,
     /// Retries of a batch refused with 429/503 by a service (with backoff).
     #[arg(long, default_value_t = 8)]
     pub retries: u32,
@@ -60,8 +64,8 @@ pub struct IngestArgs {
 impl IngestArgs {
     pub fn validate(&self) -> Result<(), String> {
         crate::store::validate_collection_name(&self.collection).map_err(|e| format!("--collection: {e}"))?;
-        if self.batch_size == 0 || self.concurrency == 0 {
-            return Err("--batch-size and --concurrency must be at least 1".into());
+        if self.batch_size == 0 || self.concurrency == 0 || self.batch_timeout_secs == 0 {
+            return Err("--batch-size, --concurrency and --batch-timeout-secs must be at least 1".into());
         }
         if self.gateway_url.is_none() {
             self.backends.validate()?;
@@ -133,7 +137,7 @@ impl Sink {
                 return Err(StartError::EngineFailed("embedder", why.clone()));
             }
         }
-        let embed_timeout = backends.embed_timeout();
+        let embed_timeout = Duration::from_secs(args.batch_timeout_secs);
         Ok(Self::Local { writer: LocalWriter { embedder, store, cache, metrics, embed_timeout, edge } })
     }
 
@@ -187,7 +191,7 @@ pub async fn run(args: IngestArgs) -> Result<Summary, IngestError> {
     let mut progress = Progress::new(total_bytes);
     let mut summary = Summary::default();
     let mut writes: JoinSet<Written> = JoinSet::new();
-    let budget = Duration::from_secs(600);
+    let budget = Duration::from_secs(args.batch_timeout_secs);
     let mut strict_failure = None;
     let mut interrupt = std::pin::pin!(shared::http::shutdown_signal());
     let mut reading = true;
