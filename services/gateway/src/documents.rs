@@ -19,12 +19,12 @@ pub const EMBED_CHUNK: usize = 64;
 /// Longest accepted document id, in bytes.
 const MAX_ID_BYTES: usize = 512;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Document {
     pub id: String,
     pub text: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Map<String, Value>>,
 }
 

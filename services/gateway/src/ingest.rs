@@ -155,9 +155,7 @@ impl Sink {
             }
             Self::Remote { gateway } => {
                 let path = format!("/collections/{collection}/documents");
-                let body = serde_json::json!({ "documents": documents.iter().map(|d| serde_json::json!({
-                    "id": d.id, "text": d.text, "payload": d.payload,
-                })).collect::<Vec<_>>() });
+                let body = serde_json::json!({ "documents": documents });
                 gateway.send(reqwest::Method::PUT, &path, &body, budget).await.map_err(|e| e.to_string())
             }
         }
