@@ -2,7 +2,7 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -42,7 +42,13 @@ fn reject(rejection: JsonRejection) -> Response {
         _ if status == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         _ => "invalid_body",
     };
-    error_response(status, code, rejection.body_text())
+    let mut response = error_response(status, code, rejection.body_text());
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body is left unread, so this connection cannot carry another request:
+        // say so, or a client that pools connections sends its next request into a closing socket.
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Unknown routes get the same JSON shape as every other error.
