@@ -238,7 +238,7 @@ impl Redis {
         let port = self.port.to_string();
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port, "--requirepass", REDIS_PASSWORD])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", "", "--appendonly", "no", "--enable-debug-command", "local"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -250,6 +250,14 @@ impl Redis {
             assert!(Instant::now() < deadline, "redis-server did not start on port {}", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// A redis-cli command for this server, to run later (e.g. on another thread).
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("redis-cli");
+        command.args(["-p", &self.port.to_string(), "-a", REDIS_PASSWORD, "--no-auth-warning"]).args(args);
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        command
     }
 
     /// Runs a command with redis-cli and returns its output.

@@ -29,12 +29,16 @@ fn profiles() -> Value {
 }
 
 async fn upsert(client: &reqwest::Client, gateway: &Process, collection: &str, body: Value) -> Value {
-    let url = gateway.url(&format!("/collections/{collection}/documents"));
-    let response = client.put(url).json(&body).send().await.unwrap();
-    let status = response.status();
-    let out: Value = response.json().await.unwrap();
+    let (status, out) = put(client, gateway.url(&format!("/collections/{collection}/documents")), body).await;
     assert_eq!(status, 200, "{out}");
     out
+}
+
+/// PUTs `body` as JSON; returns the status and the JSON answer.
+async fn put(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
+    let response = client.put(url).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
 }
 
 async fn search(client: &reqwest::Client, gateway: &Process, body: Value) -> Value {
@@ -169,8 +173,10 @@ async fn embedded_mode_searches_caches_and_invalidates() {
         client.post(gw.url("/search")).header("content-type", "application/json").body("{").send().await.unwrap();
     assert_eq!(response.status(), 400);
     let huge = json!({"query": "x".repeat(3 * 1024 * 1024)});
-    let (status, err) = post(&client, gw.url("/search"), huge).await;
-    assert_eq!((status, err["code"].as_str()), (413, Some("payload_too_large")));
+    let response = client.post(gw.url("/search")).json(&huge).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["connection"], "close", "the unread body ends the connection");
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "payload_too_large");
     let upsert_errors = [
         (json!({"documents": []}), 422, "invalid_request"),
         (json!({"documents": vec![json!({"id": "x", "text": "t"}); 11]}), 413, "too_many_documents"),
@@ -179,9 +185,7 @@ async fn embedded_mode_searches_caches_and_invalidates() {
         (json!({"documents": [{"id": "x"}]}), 422, "invalid_request"),
     ];
     for (body, want_status, want_code) in upsert_errors {
-        let response = client.put(gw.url("/collections/profiles/documents")).json(&body).send().await.unwrap();
-        let status = response.status().as_u16();
-        let err: Value = response.json().await.unwrap();
+        let (status, err) = put(&client, gw.url("/collections/profiles/documents"), body.clone()).await;
         assert_eq!((status, err["code"].as_str()), (want_status, Some(want_code)), "{body}: {err}");
     }
     let response = client.get(gw.url("/collections/unknown")).send().await.unwrap();
@@ -314,6 +318,18 @@ async fn over_http_with_redis_and_every_dependency_failing() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // Redis slow (blocked for 2 s): each command gives up after --redis-timeout-ms; served uncached.
+    let blocker = {
+        let mut cli = redis.cli_command(&["DEBUG", "SLEEP", "2"]);
+        std::thread::spawn(move || cli.status())
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let slow = search(&client, &gw, json!({"query": "slow redis", "rerank": false})).await;
+    assert_eq!(slow["cache"], "bypass", "{slow}");
+    assert!(started.elapsed() < Duration::from_millis(1500), "not held up by a slow Redis: {:?}", started.elapsed());
+    assert!(blocker.join().unwrap().unwrap().success(), "DEBUG SLEEP ran");
+
     // Embedder down: 503 with a clear error, nothing cached.
     embed.signal("KILL");
     embed.wait_exit(Duration::from_secs(10));
@@ -321,8 +337,12 @@ async fn over_http_with_redis_and_every_dependency_failing() {
     assert_eq!((status, err["code"].as_str()), (503, Some("embedder_unavailable")), "{err}");
     assert!(err["error"].as_str().unwrap().contains("embedder"), "{err}");
     assert!(!redis.cli(&["KEYS", "sg:v1:search:*"]).is_empty());
-    let response = client.put(gw.url("/collections/profiles/documents")).json(&profiles()).send().await.unwrap();
-    assert_eq!(response.status(), 503);
+    // Writing what is already stored needs no embedding; writing anything new does.
+    let unchanged = upsert(&client, &gw, "profiles", profiles()).await;
+    assert_eq!((unchanged["upserted"].as_u64(), unchanged["unchanged"].as_u64()), (Some(0), Some(6)), "{unchanged}");
+    let changed = json!({"documents": [{"id": "p2", "text": "Pastry chef in Lyon and Paris"}]});
+    let (status, err) = put(&client, gw.url("/collections/profiles/documents"), changed).await;
+    assert_eq!((status, err["code"].as_str()), (503, Some("embedder_unavailable")), "{err}");
 }
 
 #[tokio::test]
@@ -334,8 +354,8 @@ async fn a_qdrant_server_that_is_down_is_a_503() {
     let client = reqwest::Client::new();
     let (status, err) = post(&client, gw.url("/search"), json!({"query": "x"})).await;
     assert_eq!((status, err["code"].as_str()), (503, Some("vector_store_unavailable")), "{err}");
-    let response = client.put(gw.url("/collections/profiles/documents")).json(&profiles()).send().await.unwrap();
-    assert_eq!(response.status(), 503);
+    let (status, err) = put(&client, gw.url("/collections/profiles/documents"), profiles()).await;
+    assert_eq!((status, err["code"].as_str()), (503, Some("vector_store_unavailable")), "{err}");
     let (status, _) = post(&client, gw.url("/search"), json!({"query": "x"})).await;
     assert_eq!(status, 503, "nothing was cached");
 }
