@@ -34,15 +34,21 @@ pub struct EngineArgs {
     #[arg(long, env = "INTRA_OP_THREADS")]
     pub intra_op_threads: Option<usize>,
     /// Whether ONNX Runtime's idle intra-op threads spin-wait (lower latency, but they take CPU
-    /// from tokenization and HTTP on small machines).
-    #[arg(long, env = "INTRA_OP_SPINNING", default_value_t = true, action = clap::ArgAction::Set)]
-    pub intra_op_spinning: bool,
+    /// from tokenization and HTTP on small machines) [default: true; false in search-gateway
+    /// when both engines run in process, where two spinning thread pools slow each other down]
+    #[arg(long, env = "INTRA_OP_SPINNING", action = clap::ArgAction::Set)]
+    pub intra_op_spinning: Option<bool>,
     /// Inference threads, each with its own copy of the model.
     #[arg(long, env = "INFERENCE_WORKERS", default_value_t = 1)]
     pub workers: usize,
 }
 
 impl EngineArgs {
+    /// `--intra-op-spinning` as set, or on.
+    pub fn spinning(&self) -> bool {
+        self.intra_op_spinning.unwrap_or(true)
+    }
+
     pub fn intra_threads(&self) -> usize {
         self.intra_op_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }

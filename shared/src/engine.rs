@@ -50,7 +50,7 @@ impl Engine {
             });
         }
         let tokenizer = Arc::new(TextTokenizer::load(&dir.tokenizer_path(), &dir.config)?);
-        let options = SessionOptions { intra_threads: args.intra_threads(), spinning: args.intra_op_spinning };
+        let options = SessionOptions { intra_threads: args.intra_threads(), spinning: args.spinning() };
         let (model_dir, pad_id) = (dir.clone(), tokenizer.pad_id());
         let factory: ModelFactory = Arc::new(move || {
             InferenceSession::load(&model_dir, pad_id, options)

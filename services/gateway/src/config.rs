@@ -128,6 +128,17 @@ impl Backends {
         Duration::from_millis(self.rerank_timeout_ms)
     }
 
+    /// The server's in-process engine settings. When both engines run in process they share the
+    /// cores, and the spinning threads of the idle one slow the other's runs down about twofold
+    /// (BENCHMARKS.md), so spinning is off there unless asked for.
+    pub fn server_engine_args(&self) -> EngineArgs {
+        let mut engine = self.engine.clone();
+        if self.embed_url.is_none() && self.rerank_url.is_none() {
+            engine.intra_op_spinning.get_or_insert(false);
+        }
+        engine
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.embed_timeout_ms == 0 || self.rerank_timeout_ms == 0 || self.redis_timeout_ms == 0 {
             return Err("--embed-timeout-ms, --rerank-timeout-ms and --redis-timeout-ms must be at least 1".into());
@@ -176,6 +187,18 @@ mod tests {
         assert!(b.embed_url.is_none() && b.rerank_url.is_none() && b.qdrant_url.is_none() && b.redis_url.is_none());
         assert_eq!(b.data_dir, PathBuf::from("data"));
         assert!(s.validate().is_ok());
+        assert!(!b.server_engine_args().spinning(), "two engines in process: no spinning");
+    }
+
+    #[test]
+    fn spinning_is_off_only_for_two_engines_in_process_and_unless_asked_for() {
+        let spinning = |args: &[&str]| {
+            let config = Config::try_parse_from([&["search-gateway"], args].concat()).unwrap();
+            config.server.backends.server_engine_args().spinning()
+        };
+        assert!(spinning(&["--rerank-url", "http://rerank:5556"]), "one engine in process");
+        assert!(spinning(&["--intra-op-spinning", "true"]));
+        assert!(!spinning(&["--embed-url", "http://embed:5555", "--intra-op-spinning", "false"]));
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl Sink {
         let metrics = GatewayMetrics::default();
         let cache = CacheLayer::new(crate::serve::cache(backends)?, metrics.clone());
         let mut registry = Registry::default();
-        let (embedder, readiness) = crate::serve::embedder(backends, &mut registry).await?;
+        let (embedder, readiness) = crate::serve::embedder(backends, &backends.engine, &mut registry).await?;
         if let Some(mut readiness) = readiness {
             let state = readiness.wait_for(|r| !matches!(r, shared::batcher::Readiness::Loading)).await;
             if let Ok(shared::batcher::Readiness::Failed(why)) = state.as_deref() {

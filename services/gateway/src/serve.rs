@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Router;
 use prometheus_client::registry::Registry;
 use shared::batcher::{BatcherMetrics, Readiness as EngineReadiness};
-use shared::config::resolve_model;
+use shared::config::{EngineArgs, resolve_model};
 use shared::http::{HttpMetrics, Readiness, ops_routes, serve, shutdown_signal};
 use shared::{Embedder, Reranker};
 use tokio::net::TcpListener;
@@ -53,6 +53,7 @@ pub struct Parts {
 /// Starts the embedder: embed-service over HTTP, or the in-process engine.
 pub async fn embedder(
     backends: &Backends,
+    engine: &EngineArgs,
     registry: &mut Registry,
 ) -> Result<(Arc<dyn Embed>, Option<watch::Receiver<EngineReadiness>>), StartError> {
     if let Some(url) = &backends.embed_url {
@@ -64,7 +65,7 @@ pub async fn embedder(
     let dir = resolve_model(backends.embed_model_dir.as_deref(), &backends.embed_model, &backends.models_dir).await?;
     let metrics = BatcherMetrics::default();
     metrics.register(registry.sub_registry_with_prefix("embed"));
-    let embedder = Embedder::start(&dir, &backends.engine, metrics)?;
+    let embedder = Embedder::start(&dir, engine, metrics)?;
     tracing::info!(model = %dir.path.display(), "in-process embedder");
     let readiness = embedder.batcher().readiness();
     Ok((Arc::new(embedder), Some(readiness)))
@@ -72,6 +73,7 @@ pub async fn embedder(
 
 async fn reranker(
     backends: &Backends,
+    engine: &EngineArgs,
     registry: &mut Registry,
 ) -> Result<(Arc<dyn Rerank>, Option<watch::Receiver<EngineReadiness>>), StartError> {
     if let Some(url) = &backends.rerank_url {
@@ -83,7 +85,7 @@ async fn reranker(
     let dir = resolve_model(backends.rerank_model_dir.as_deref(), &backends.rerank_model, &backends.models_dir).await?;
     let metrics = BatcherMetrics::default();
     metrics.register(registry.sub_registry_with_prefix("rerank"));
-    let reranker = Reranker::start(&dir, &backends.engine, metrics)?;
+    let reranker = Reranker::start(&dir, engine, metrics)?;
     tracing::info!(model = %dir.path.display(), "in-process reranker");
     let readiness = reranker.batcher().readiness();
     Ok((Arc::new(reranker), Some(readiness)))
@@ -134,8 +136,9 @@ impl Parts {
     pub async fn build(backends: &Backends, registry: &mut Registry) -> Result<Self, StartError> {
         let (store, edge) = store(backends)?;
         let cache = cache(backends)?;
-        let (embedder, embed_ready) = embedder(backends, registry).await?;
-        let (reranker, rerank_ready) = reranker(backends, registry).await?;
+        let engine = backends.server_engine_args();
+        let (embedder, embed_ready) = embedder(backends, &engine, registry).await?;
+        let (reranker, rerank_ready) = reranker(backends, &engine, registry).await?;
         let engines = [("embedder", embed_ready), ("reranker", rerank_ready)]
             .into_iter()
             .filter_map(|(name, ready)| ready.map(|r| (name, r)))
