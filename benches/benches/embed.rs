@@ -5,7 +5,8 @@
 //!
 //! The raw engine and the service take turns for `--rounds` rounds so that both see the same
 //! machine; medians are reported. Prints raw throughput per batch shape, one raw inference's
-//! latency, service throughput and latency per concurrency with the ratio service/raw, and, on a
+//! latency, service throughput (at full concurrency: after the first response and before the
+//! first client runs out of requests) and latency per concurrency with the ratio service/raw, and, on a
 //! mixed-length workload, the padding ratio and RSS growth.
 
 use std::collections::BTreeMap;
@@ -27,7 +28,8 @@ struct Args {
     /// Concurrency levels of the HTTP load.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
     concurrency: Vec<usize>,
-    /// Requests per concurrency level and round (short queries, 10-30 tokens).
+    /// Requests per concurrency level and round (short queries, 10-30 tokens); at least 8 per
+    /// client, so that throughput is measured while every client is busy.
     #[arg(long, default_value_t = 128)]
     requests: usize,
     /// Raw-engine batch sizes to try.
@@ -87,8 +89,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let service = start_service(&runtime, "embed-service", &model, &args.service_args);
     let url = service.url("/embed");
-    let bodies: Vec<Value> = short.iter().cycle().take(args.requests).map(|t| json!({"text": t})).collect();
-    runtime.block_on(load(&url, &bodies[..bodies.len().min(8)], 2));
+    let bodies: Vec<Value> = short.iter().map(|t| json!({"text": t})).collect();
+    let lengths: Vec<usize> = encoded.iter().map(Encoded::len).collect();
+    runtime.block_on(load(&url, &bodies[..8], 2));
     std::thread::sleep(Duration::from_secs(3));
     let rss_warm = rss_mib(service.pid());
 
@@ -109,7 +112,8 @@ fn main() -> anyhow::Result<()> {
             }
         }
         for &c in &args.concurrency {
-            let level = runtime.block_on(Level::measure(&service, &bodies, c, mean_tokens))?;
+            let requests = args.requests.max(8 * c);
+            let level = runtime.block_on(Level::measure(&service, &bodies, &lengths, requests, c))?;
             levels.entry(c).or_default().push(level);
         }
     }
@@ -120,16 +124,17 @@ fn main() -> anyhow::Result<()> {
     };
     println!("\n## embed-service under HTTP load (POST /embed, one short query per request)");
     println!(
-        "| concurrency | requests | tokens/s | ratio to raw best | p50 ms | p99 ms | errors | mean batch | padding | model busy |"
+        "| concurrency | requests | tokens/s (steady) | ratio to raw best | whole run: tokens/s, ratio | p50 ms | p99 ms | errors | mean batch | padding | model busy |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (c, runs) in &levels {
         let m = |f: fn(&Level) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
-        let tps = m(|l| l.tokens_per_s);
+        let (tps, whole) = (m(|l| l.tokens_per_s), m(|l| l.whole_run_tokens_per_s));
         println!(
-            "| {c} | {} | {tps:.0} | {:.2} | {:.1} | {:.1} | {} | {:.1} | {:.1}% | {:.0}% |",
+            "| {c} | {} | {tps:.0} | {:.2} | {whole:.0}, {:.2} | {:.1} | {:.1} | {} | {:.1} | {:.1}% | {:.0}% |",
             runs.iter().map(|l| l.ok).sum::<usize>(),
             tps / raw_best,
+            whole / raw_best,
             m(|l| l.p50),
             m(|l| l.p99),
             runs.iter().map(|l| l.errors).sum::<usize>(),
@@ -218,6 +223,8 @@ struct Level {
     ok: usize,
     errors: usize,
     tokens_per_s: f64,
+    /// Over the whole run, start and tail included.
+    whole_run_tokens_per_s: f64,
     p50: f64,
     p99: f64,
     busy_percent: f64,
@@ -225,20 +232,30 @@ struct Level {
 }
 
 impl Level {
+    /// `requests` requests cycling through `bodies`, whose token counts are `lengths`.
     async fn measure(
         service: &Process,
         bodies: &[Value],
+        lengths: &[usize],
+        requests: usize,
         concurrency: usize,
-        mean_tokens: f64,
     ) -> anyhow::Result<Self> {
+        let sent: Vec<Value> = bodies.iter().cycle().take(requests).cloned().collect();
         let before = scrape(service).await?;
-        let r = load(&service.url("/embed"), bodies, concurrency).await;
+        let r = load(&service.url("/embed"), &sent, concurrency).await;
         let engine = EngineDelta::between(&before, &scrape(service).await?);
         let secs = r.elapsed.as_secs_f64();
         Ok(Self {
             ok: r.ok,
             errors: r.errors.len(),
-            tokens_per_s: r.ok as f64 / secs * mean_tokens,
+            tokens_per_s: r.steady_rate(|body| lengths[body % lengths.len()] as f64),
+            whole_run_tokens_per_s: r
+                .completions
+                .iter()
+                .filter(|c| c.ok)
+                .map(|c| lengths[c.body % lengths.len()] as f64)
+                .sum::<f64>()
+                / secs,
             p50: r.latencies.median(),
             p99: r.latencies.percentile(99.0),
             busy_percent: 100.0 * engine.busy_seconds / secs,

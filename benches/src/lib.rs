@@ -148,6 +148,41 @@ pub struct LoadResult {
     pub latencies: Latencies,
     pub ok: usize,
     pub errors: Vec<u16>,
+    /// Every request, in the order each client sent them.
+    pub completions: Vec<Completion>,
+}
+
+/// One request of a load run.
+#[derive(Debug, Clone, Copy)]
+pub struct Completion {
+    /// Index into the bodies given to [`load`].
+    pub body: usize,
+    pub client: usize,
+    pub ok: bool,
+    /// When the response was complete, from the start of the run.
+    pub done_at: Duration,
+}
+
+impl LoadResult {
+    /// Throughput at full concurrency, in `weight` units per second: what completed after the
+    /// first response and before the first client ran out of requests, over that window. The
+    /// start (the first batch forming) and the tail (fewer clients than `concurrency`, the queue
+    /// draining) are left out. The whole run if that window is empty.
+    pub fn steady_rate(&self, weight: impl Fn(usize) -> f64) -> f64 {
+        let ok = || self.completions.iter().filter(|c| c.ok);
+        let first = ok().map(|c| c.done_at).min();
+        let clients = self.completions.iter().map(|c| c.client).max().map_or(0, |m| m + 1);
+        let end = (0..clients)
+            .filter_map(|k| self.completions.iter().filter(|c| c.client == k).map(|c| c.done_at).max())
+            .min();
+        match (first, end) {
+            (Some(first), Some(end)) if end > first => {
+                let done: f64 = ok().filter(|c| c.done_at > first && c.done_at <= end).map(|c| weight(c.body)).sum();
+                done / (end - first).as_secs_f64()
+            }
+            _ => ok().map(|c| weight(c.body)).sum::<f64>() / self.elapsed.as_secs_f64(),
+        }
+    }
 }
 
 /// Sends `bodies` as POSTs to `url` from `concurrency` clients (each a keep-alive connection);
@@ -156,12 +191,12 @@ pub async fn load(url: &str, bodies: &[Value], concurrency: usize) -> LoadResult
     let started = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..concurrency {
-        let mine: Vec<Value> = bodies.iter().skip(k).step_by(concurrency).cloned().collect();
+        let mine: Vec<(usize, Value)> = bodies.iter().cloned().enumerate().skip(k).step_by(concurrency).collect();
         let url = url.to_string();
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
             let mut out = Vec::with_capacity(mine.len());
-            for body in mine {
+            for (index, body) in mine {
                 let t = Instant::now();
                 let status = match client.post(&url).json(&body).send().await {
                     Ok(r) => {
@@ -171,23 +206,32 @@ pub async fn load(url: &str, bodies: &[Value], concurrency: usize) -> LoadResult
                     }
                     Err(_) => 0,
                 };
-                out.push((status, t.elapsed().as_secs_f64() * 1e3));
+                let completion = Completion { body: index, client: k, ok: status == 200, done_at: started.elapsed() };
+                out.push((completion, status, t.elapsed().as_secs_f64() * 1e3));
             }
             out
         }));
     }
     let mut latencies = Vec::new();
     let mut errors = Vec::new();
+    let mut completions = Vec::new();
     for task in tasks {
-        for (status, ms) in task.await.unwrap() {
-            if status == 200 {
+        for (completion, status, ms) in task.await.unwrap() {
+            if completion.ok {
                 latencies.push(ms);
             } else {
                 errors.push(status);
             }
+            completions.push(completion);
         }
     }
-    LoadResult { elapsed: started.elapsed(), ok: latencies.len(), latencies: Latencies::new(latencies), errors }
+    LoadResult {
+        elapsed: started.elapsed(),
+        ok: latencies.len(),
+        latencies: Latencies::new(latencies),
+        errors,
+        completions,
+    }
 }
 
 /// Resident set size of a process, in MiB.
@@ -245,6 +289,25 @@ mod tests {
     fn percentiles_of_sorted_latencies() {
         let l = Latencies::new(vec![5.0, 1.0, 3.0, 2.0, 4.0]);
         assert_eq!((l.median(), l.percentile(0.0), l.percentile(100.0)), (3.0, 1.0, 5.0));
+    }
+
+    #[test]
+    fn steady_rate_leaves_out_the_first_batch_and_the_tail() {
+        let at = |body, client, ms| Completion { body, client, ok: true, done_at: Duration::from_millis(ms) };
+        // Two clients; client 1 runs out at 300 ms, so 300..400 (one client left) is the tail.
+        let completions = vec![at(0, 0, 100), at(2, 0, 200), at(4, 0, 400), at(1, 1, 100), at(3, 1, 300)];
+        let run = LoadResult {
+            elapsed: Duration::from_millis(400),
+            latencies: Latencies::new(vec![]),
+            ok: 5,
+            errors: vec![],
+            completions,
+        };
+        // Window (100, 300] ms: bodies 2 and 3, weighing 2 and 3 units, in 0.2 s.
+        assert!((run.steady_rate(|body| body as f64) - 25.0).abs() < 1e-9);
+        // A run with one request has no window: everything over the whole run.
+        let single = LoadResult { completions: vec![at(7, 0, 400)], ..run };
+        assert!((single.steady_rate(|_| 1.0) - 2.5).abs() < 1e-9);
     }
 
     #[test]
