@@ -24,7 +24,8 @@ pub struct EngineArgs {
     /// if its padding costs less than running it later in a batch of its own length.
     #[arg(long, env = "BATCH_OVERHEAD_TOKENS", default_value_t = 48)]
     pub batch_overhead_tokens: usize,
-    /// Milliseconds the first queued sequence waits for company while the model is idle.
+    /// Milliseconds the first queued sequence waits for company while the model is idle, if
+    /// requests have recently been arriving less than this far apart (otherwise it runs at once).
     #[arg(long, env = "MAX_WAIT_MS", default_value_t = 2)]
     pub max_wait_ms: u64,
     /// Sequences that may wait at once; more is refused with 429.

@@ -3,8 +3,9 @@
 //!
 //! Callers tokenize first (off the model thread), then [`Batcher::submit`] their sequences. One
 //! owner task drains the queue: when an inference thread is free it forms a batch at once if a
-//! full batch is waiting, or after the oldest item has waited `max_wait`. Admission is bounded:
-//! a full queue refuses work with [`BatcherError::Overloaded`] instead of growing.
+//! full batch is waiting or if requests have been arriving far apart (nobody is coming to share
+//! it), or else after the oldest item has waited `max_wait`. Admission is bounded: a full queue
+//! refuses work with [`BatcherError::Overloaded`] instead of growing.
 
 mod metrics;
 pub mod packing;
@@ -24,7 +25,8 @@ use tokio::time::{Instant, sleep_until};
 #[derive(Debug, Clone, Copy)]
 pub struct BatcherConfig {
     pub limits: BatchLimits,
-    /// How long the first queued item may wait for company when an inference thread is idle.
+    /// How long the first queued item may wait for company when an inference thread is idle
+    /// and requests have recently been arriving less than this far apart.
     pub max_wait: Duration,
     /// Sequences that may wait at once; beyond this, requests are refused (HTTP 429).
     pub queue_capacity: usize,
@@ -247,6 +249,7 @@ struct Owner {
 impl Owner {
     async fn run(mut self) {
         let mut pending = Pending::default();
+        let mut arrivals = Arrivals::default();
         let mut worker: Option<OwnedSemaphorePermit> = None;
         let mut open = true;
         loop {
@@ -260,7 +263,7 @@ impl Owner {
                     return;
                 }
                 match self.requests.recv().await {
-                    Some(items) => pending.push_request(items),
+                    Some(items) => arrivals.push(&mut pending, items, self.config.max_wait),
                     None => open = false,
                 }
                 continue;
@@ -272,22 +275,24 @@ impl Owner {
                         worker = Some(permit.expect("the worker semaphore is never closed"));
                     }
                     items = self.requests.recv(), if open => match items {
-                        Some(items) => pending.push_request(items),
+                        Some(items) => arrivals.push(&mut pending, items, self.config.max_wait),
                         None => open = false,
                     },
                 }
                 continue;
             };
             while let Ok(items) = self.requests.try_recv() {
-                pending.push_request(items);
+                arrivals.push(&mut pending, items, self.config.max_wait);
             }
             let deadline = pending.oldest().map_or_else(Instant::now, |t| t + self.config.max_wait);
-            if open && !pending.can_fill(&self.config.limits) && Instant::now() < deadline {
+            let worth_waiting =
+                open && arrivals.company_likely(self.config.max_wait) && !pending.can_fill(&self.config.limits);
+            if worth_waiting && Instant::now() < deadline {
                 worker = Some(permit);
                 tokio::select! {
                     _ = sleep_until(deadline) => {}
                     items = self.requests.recv() => match items {
-                        Some(items) => pending.push_request(items),
+                        Some(items) => arrivals.push(&mut pending, items, self.config.max_wait),
                         None => open = false,
                     },
                 }
@@ -310,6 +315,35 @@ impl Owner {
     fn dequeued(&self, n: usize) {
         let before = self.queued.fetch_sub(n, Ordering::SeqCst);
         self.metrics.queue_depth.set((before - n) as i64);
+    }
+}
+
+/// How far apart requests have recently arrived, to tell whether a lone item waiting `max_wait`
+/// can expect company. A client sending one request at a time (each after the previous answer)
+/// never brings company within `max_wait`, and waiting would only add to every request's latency;
+/// concurrent clients and bursts arrive close together and share batches.
+#[derive(Default)]
+struct Arrivals {
+    last: Option<Instant>,
+    /// Moving average (weight 1/4 for the newest) of the gaps between requests, each counted as
+    /// at most `8 x max_wait` so that one idle pause is forgotten within a few requests.
+    mean_gap: Option<Duration>,
+}
+
+impl Arrivals {
+    fn push(&mut self, pending: &mut Pending, items: Vec<Item>, max_wait: Duration) {
+        let now = Instant::now();
+        if let Some(last) = self.last {
+            let gap = now.duration_since(last).min(max_wait * 8);
+            self.mean_gap = Some(self.mean_gap.map_or(gap, |mean| (mean * 3 + gap) / 4));
+        }
+        self.last = Some(now);
+        pending.push_request(items);
+    }
+
+    /// With no history yet, yes: the first requests wait as configured.
+    fn company_likely(&self, max_wait: Duration) -> bool {
+        self.mean_gap.is_none_or(|gap| gap <= max_wait)
     }
 }
 

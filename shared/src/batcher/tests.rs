@@ -54,6 +54,35 @@ async fn a_lone_item_waits_max_wait_for_company() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn one_request_at_a_time_is_not_kept_waiting_and_a_burst_waits_again() {
+    let (batcher, batches) = start(8, 100).await;
+    // Requests 200 ms apart (max wait 50 ms): only the first (no history yet) waits for company.
+    let mut waited = Vec::new();
+    for _ in 0..4 {
+        let started = Instant::now();
+        batcher.submit(vec![seq(5)]).await.unwrap();
+        waited.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(waited[0] >= Duration::from_millis(50), "{waited:?}");
+    assert!(waited[1..].iter().all(|w| *w < Duration::from_millis(50)), "{waited:?}");
+
+    // Then requests 5 ms apart: within a few of them, lone items wait and batches form again.
+    let mut callers = Vec::new();
+    for _ in 0..12 {
+        let batcher = batcher.clone();
+        callers.push(tokio::spawn(async move { batcher.submit(vec![seq(5)]).await }));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for caller in callers {
+        caller.await.unwrap().unwrap();
+    }
+    let sizes = batches.lock().unwrap().clone();
+    assert!(sizes[..4].iter().all(|&n| n == 1), "{sizes:?}");
+    assert!(sizes[4..].iter().any(|&n| n > 1), "a burst shares batches again: {sizes:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_full_batch_goes_at_once() {
     let (batcher, batches) = start(4, 100).await;
     let started = Instant::now();
