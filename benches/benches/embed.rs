@@ -245,17 +245,12 @@ impl Level {
         let r = load(&service.url("/embed"), &sent, concurrency).await;
         let engine = EngineDelta::between(&before, &scrape(service).await?);
         let secs = r.elapsed.as_secs_f64();
+        let tokens = |body: usize| lengths[body % lengths.len()] as f64;
         Ok(Self {
             ok: r.ok,
             errors: r.errors.len(),
-            tokens_per_s: r.steady_rate(|body| lengths[body % lengths.len()] as f64),
-            whole_run_tokens_per_s: r
-                .completions
-                .iter()
-                .filter(|c| c.ok)
-                .map(|c| lengths[c.body % lengths.len()] as f64)
-                .sum::<f64>()
-                / secs,
+            tokens_per_s: r.steady_rate(tokens),
+            whole_run_tokens_per_s: r.whole_run_rate(tokens),
             p50: r.latencies.median(),
             p99: r.latencies.percentile(99.0),
             busy_percent: 100.0 * engine.busy_seconds / secs,

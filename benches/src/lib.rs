@@ -164,6 +164,11 @@ pub struct Completion {
 }
 
 impl LoadResult {
+    /// Throughput over the whole run, start and tail included, in `weight` units per second.
+    pub fn whole_run_rate(&self, weight: impl Fn(usize) -> f64) -> f64 {
+        self.completions.iter().filter(|c| c.ok).map(|c| weight(c.body)).sum::<f64>() / self.elapsed.as_secs_f64()
+    }
+
     /// Throughput at full concurrency, in `weight` units per second: what completed after the
     /// first response and before the first client ran out of requests, over that window. The
     /// start (the first batch forming) and the tail (fewer clients than `concurrency`, the queue
@@ -180,7 +185,7 @@ impl LoadResult {
                 let done: f64 = ok().filter(|c| c.done_at > first && c.done_at <= end).map(|c| weight(c.body)).sum();
                 done / (end - first).as_secs_f64()
             }
-            _ => ok().map(|c| weight(c.body)).sum::<f64>() / self.elapsed.as_secs_f64(),
+            _ => self.whole_run_rate(weight),
         }
     }
 }

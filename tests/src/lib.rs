@@ -262,11 +262,7 @@ impl Redis {
 
     /// Runs a command with redis-cli and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "-a", REDIS_PASSWORD, "--no-auth-warning"])
-            .args(args)
-            .output()
-            .expect("redis-cli");
+        let output = self.cli_command(args).stdout(Stdio::piped()).output().expect("redis-cli");
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 }

@@ -341,7 +341,7 @@ impl Arrivals {
         pending.push_request(items);
     }
 
-    /// With no history yet, yes: the first requests wait as configured.
+    /// With no history yet (the very first request), yes: it waits as configured.
     fn company_likely(&self, max_wait: Duration) -> bool {
         self.mean_gap.is_none_or(|gap| gap <= max_wait)
     }
