@@ -21,7 +21,7 @@ pub struct Config {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Index a JSONL file of documents into a collection (in process, or through a gateway).
-    Ingest(Box<crate::ingest::IngestArgs>),
+    Ingest(Box<IngestArgs>),
     /// Exit 0 if the gateway on this machine answers 200 on /ready, else 1.
     Healthcheck(shared::http::HealthcheckArgs),
     /// Download the in-process engines' models (--embed-model, --rerank-model) and exit.
@@ -93,6 +93,10 @@ pub struct Backends {
     /// qdrant-edge storage (one process owns it).
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// KiB the qdrant-edge write-ahead journal may hold before a checkpoint flushes every
+    /// collection to disk and empties it (bounds the replay after a crash).
+    #[arg(long, env = "JOURNAL_CHECKPOINT_KIB", default_value_t = 64 * 1024)]
+    pub journal_checkpoint_kib: u64,
     /// Redis URL, password included (redis://:PASSWORD@redis:6379/0); unset = in-process cache.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
@@ -144,6 +148,55 @@ impl Backends {
             return Err("--embed-timeout-ms, --rerank-timeout-ms and --redis-timeout-ms must be at least 1".into());
         }
         self.engine.validate(1)
+    }
+}
+
+/// Index documents from a JSONL file: one {"id", "text", "payload"?} object per line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    /// The collection to write (created on first write).
+    #[arg(long)]
+    pub collection: String,
+    /// The JSONL file, or `-` for stdin.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Send the documents to a running gateway (e.g. http://127.0.0.1:8080) instead of
+    /// embedding and storing them in this process; the engine and store flags are then unused.
+    #[arg(long)]
+    pub gateway_url: Option<String>,
+    /// Documents per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Batches embedded and written at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Stop at the first bad line instead of reporting and skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Longest accepted text, in bytes; longer documents are bad lines.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_text_bytes: usize,
+    /// Seconds one batch may take to be embedded and written (batches in flight share the
+    /// engine, so this is far above a single search's budget).
+    #[arg(long, default_value_t = 600)]
+    pub batch_timeout_secs: u64,
+    /// Retries of a batch refused with 429/503 by a service (with backoff).
+    #[arg(long, default_value_t = 8)]
+    pub retries: u32,
+    #[command(flatten)]
+    pub backends: Backends,
+}
+
+impl IngestArgs {
+    pub fn validate(&self) -> Result<(), String> {
+        crate::store::validate_collection_name(&self.collection).map_err(|e| format!("--collection: {e}"))?;
+        if self.batch_size == 0 || self.concurrency == 0 || self.batch_timeout_secs == 0 {
+            return Err("--batch-size, --concurrency and --batch-timeout-secs must be at least 1".into());
+        }
+        if self.gateway_url.is_none() {
+            self.backends.validate()?;
+        }
+        Ok(())
     }
 }
 

@@ -19,6 +19,8 @@ pub enum ApiError {
     BadFilter(String),
     #[error("no collection named {0:?}")]
     UnknownCollection(String),
+    #[error("collection {collection:?} has no document {id:?}")]
+    UnknownDocument { collection: String, id: String },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
@@ -50,6 +52,7 @@ impl IntoResponse for ApiError {
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             Self::BadFilter(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_filter"),
             Self::UnknownCollection(_) => (StatusCode::NOT_FOUND, "unknown_collection"),
+            Self::UnknownDocument { .. } => (StatusCode::NOT_FOUND, "unknown_document"),
             Self::Upstream(UpstreamError::Overloaded(_)) => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
             Self::Upstream(UpstreamError::Unavailable(service, _)) => (
                 StatusCode::SERVICE_UNAVAILABLE,

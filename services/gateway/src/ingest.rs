@@ -8,7 +8,6 @@
 //! `--strict`.
 
 use std::io::{BufRead, BufReader, IsTerminal, Read};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,62 +16,13 @@ use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::backends::StartError;
 use crate::cache::CacheLayer;
-use crate::config::Backends;
+use crate::config::IngestArgs;
 use crate::documents::{Document, Upserted, Writer};
 use crate::error::ApiError;
 use crate::metrics::GatewayMetrics;
 use crate::remote::RemoteService;
-use crate::serve::StartError;
-
-/// Index documents from a JSONL file: one {"id", "text", "payload"?} object per line.
-#[derive(Debug, Clone, clap::Args)]
-pub struct IngestArgs {
-    /// The collection to write (created on first write).
-    #[arg(long)]
-    pub collection: String,
-    /// The JSONL file, or `-` for stdin.
-    #[arg(long)]
-    pub input: PathBuf,
-    /// Send the documents to a running gateway (e.g. http://127.0.0.1:8080) instead of
-    /// embedding and storing them in this process; the engine and store flags are then unused.
-    #[arg(long)]
-    pub gateway_url: Option<String>,
-    /// Documents per batch.
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
-    /// Batches embedded and written at once.
-    #[arg(long, default_value_t = 4)]
-    pub concurrency: usize,
-    /// Stop at the first bad line instead of reporting and skipping it.
-    #[arg(long)]
-    pub strict: bool,
-    /// Longest accepted text, in bytes; longer documents are bad lines.
-    #[arg(long, default_value_t = 100_000)]
-    pub max_text_bytes: usize,
-    /// Seconds one batch may take to be embedded and written (batches in flight share the
-    /// engine, so this is far above a single search's budget).
-    #[arg(long, default_value_t = 600)]
-    pub batch_timeout_secs: u64,
-    /// Retries of a batch refused with 429/503 by a service (with backoff).
-    #[arg(long, default_value_t = 8)]
-    pub retries: u32,
-    #[command(flatten)]
-    pub backends: Backends,
-}
-
-impl IngestArgs {
-    pub fn validate(&self) -> Result<(), String> {
-        crate::store::validate_collection_name(&self.collection).map_err(|e| format!("--collection: {e}"))?;
-        if self.batch_size == 0 || self.concurrency == 0 || self.batch_timeout_secs == 0 {
-            return Err("--batch-size, --concurrency and --batch-timeout-secs must be at least 1".into());
-        }
-        if self.gateway_url.is_none() {
-            self.backends.validate()?;
-        }
-        Ok(())
-    }
-}
 
 /// What the job did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,7 +66,7 @@ struct LocalWriter {
     cache: CacheLayer,
     metrics: GatewayMetrics,
     embed_timeout: Duration,
-    edge: Option<Arc<crate::store::EdgeStore>>,
+    edge: Option<crate::store::EdgeStore>,
 }
 
 impl Sink {
@@ -126,11 +76,11 @@ impl Sink {
             return Ok(Self::Remote { gateway });
         }
         let backends = &args.backends;
-        let (store, edge) = crate::serve::store(backends)?;
+        let (store, edge) = crate::backends::store(backends)?;
         let metrics = GatewayMetrics::default();
-        let cache = CacheLayer::new(crate::serve::cache(backends)?, metrics.clone());
+        let cache = CacheLayer::new(crate::backends::cache(backends)?, metrics.clone());
         let mut registry = Registry::default();
-        let (embedder, readiness) = crate::serve::embedder(backends, &backends.engine, &mut registry).await?;
+        let (embedder, readiness) = crate::backends::embedder(backends, &backends.engine, &mut registry).await?;
         if let Some(mut readiness) = readiness {
             let state = readiness.wait_for(|r| !matches!(r, shared::batcher::Readiness::Loading)).await;
             if let Ok(shared::batcher::Readiness::Failed(why)) = state.as_deref() {

@@ -1,6 +1,7 @@
 //! search-gateway: cache -> embed the query -> vector top-N -> rerank -> cache, with every
 //! dependency either in process (the default, one command to start) or a real server.
 
+pub mod backends;
 pub mod cache;
 pub mod config;
 pub mod documents;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 use shared::http::Json;
 
@@ -18,7 +18,7 @@ pub fn api(gateway: Arc<Gateway>) -> Router {
         .route("/search", post(search))
         .route("/collections/{name}", get(collection))
         .route("/collections/{name}/documents", put(upsert))
-        .route("/collections/{name}/documents/{id}", delete(remove))
+        .route("/collections/{name}/documents/{id}", get(document).delete(remove))
         .with_state(gateway)
 }
 
@@ -62,4 +62,17 @@ async fn remove(
 ) -> Result<axum::Json<Value>, ApiError> {
     gateway.writer().delete(&name, &id).await?;
     Ok(axum::Json(json!({"collection": name, "id": id, "deleted": true})))
+}
+
+async fn document(
+    State(gateway): State<Arc<Gateway>>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<axum::Json<Value>, ApiError> {
+    crate::store::validate_collection_name(&name).map_err(ApiError::Invalid)?;
+    match gateway.store.document(&name, &id).await? {
+        Some(found) => {
+            Ok(axum::Json(json!({"collection": name, "id": found.id, "text": found.text, "payload": found.payload})))
+        }
+        None => Err(ApiError::UnknownDocument { collection: name, id }),
+    }
 }

@@ -1,6 +1,8 @@
-//! qdrant-edge in process: one shard per collection under `<data-dir>/collections/<name>`. The
-//! shard API is synchronous, so every call runs on the blocking pool. qdrant-edge lets one
-//! process own a data directory; an exclusive lock on `<data-dir>/LOCK` makes that explicit.
+//! qdrant-edge in process: one shard per collection under `<data-dir>/collections/<name>`, and a
+//! write-ahead journal under `<data-dir>/journal` that makes every acknowledged write survive a
+//! crash (see `journal.rs` for why qdrant-edge needs one). The shard API is synchronous, so every
+//! call runs on the blocking pool. qdrant-edge lets one process own a data directory; an
+//! exclusive lock on `<data-dir>/LOCK` makes that explicit.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -14,19 +16,29 @@ use qdrant_edge::{
 };
 use serde_json::Value;
 
+use super::journal::{Entry, EntryRef, Journal, WriteGuard, sync_dir};
 use super::{CollectionInfo, Found, Point, SearchFilter, StoreError, VectorStore, id_and_hash, point_id};
 use crate::engines::BoxFuture;
 
-pub struct EdgeStore {
+/// A collection being created lives here until it is whole; leftovers are removed at start-up.
+const STAGING_PREFIX: &str = ".new-";
+
+/// The collections, their journal and the directory lock.
+struct Shards {
     root: PathBuf,
     shards: RwLock<HashMap<String, Arc<EdgeShard>>>,
+    journal: Journal,
+    /// A checkpoint runs once the current journal file holds this many bytes.
+    checkpoint_bytes: u64,
     /// Held for the life of the store: the data directory is ours.
     _lock: File,
 }
 
-impl EdgeStore {
-    /// Opens (creating if needed) the data directory and every collection in it.
-    pub fn open(data_dir: &Path) -> Result<Self, String> {
+impl Shards {
+    /// Opens (creating if needed) the data directory and every collection in it, replays the
+    /// writes its journal holds and checkpoints. `checkpoint_bytes` bounds the journal (and so
+    /// the replay at the next start) between checkpoints.
+    fn open(data_dir: &Path, checkpoint_bytes: u64) -> Result<Self, String> {
         let root = data_dir.join("collections");
         std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
         let lock_path = data_dir.join("LOCK");
@@ -43,14 +55,35 @@ impl EdgeStore {
         for entry in entries.flatten() {
             let path = entry.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+            if name.starts_with(STAGING_PREFIX) {
+                // Creation was cut short; no write to it was recorded before it was whole.
+                std::fs::remove_dir_all(&path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+                continue;
+            }
             if !path.is_dir() || super::validate_collection_name(&name).is_err() {
                 continue;
             }
             let shard = EdgeShard::load(&path, None).map_err(|e| format!("cannot load collection {name:?}: {e}"))?;
-            tracing::info!(collection = %name, points = shard.info().points_count, "loaded collection");
             shards.insert(name, Arc::new(shard));
         }
-        Ok(Self { root, shards: RwLock::new(shards), _lock: lock })
+        let journal_dir = data_dir.join("journal");
+        let (journal, pending) =
+            Journal::open(&journal_dir).map_err(|e| format!("cannot open {}: {e}", journal_dir.display()))?;
+        let store = Self { root, shards: RwLock::new(shards), journal, checkpoint_bytes, _lock: lock };
+        if !pending.is_empty() {
+            let count = pending.len();
+            for entry in pending {
+                if let Err(e) = store.apply(&entry.as_ref()) {
+                    tracing::error!(error = %e, "a journaled write cannot be applied again; skipped");
+                }
+            }
+            tracing::info!(writes = count, "replayed the journal");
+        }
+        store.checkpoint().map_err(|e| format!("cannot checkpoint {}: {e}", data_dir.display()))?;
+        for (name, shard) in store.shards.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            tracing::info!(collection = %name, points = shard.info().points_count, "loaded collection");
+        }
+        Ok(store)
     }
 
     fn shard(&self, collection: &str) -> Result<Arc<EdgeShard>, StoreError> {
@@ -58,32 +91,137 @@ impl EdgeStore {
         shards.get(collection).cloned().ok_or_else(|| StoreError::NotFound(collection.to_string()))
     }
 
-    /// The collection's shard, created with `dimension` if it does not exist yet.
+    /// The collection's shard, created with `dimension` if it does not exist yet. The shard is
+    /// built and flushed under a staging name, then renamed: a crash never leaves half of one.
     fn shard_or_create(&self, collection: &str, dimension: usize) -> Result<Arc<EdgeShard>, StoreError> {
         let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
         if let Some(shard) = shards.get(collection) {
             return Ok(shard.clone());
         }
+        let staging = self.root.join(format!("{STAGING_PREFIX}{collection}"));
         let path = self.root.join(collection);
-        std::fs::create_dir_all(&path)
-            .map_err(|e| StoreError::Failed(format!("cannot create {}: {e}", path.display())))?;
+        let io = |what: &str, e: std::io::Error| StoreError::Failed(format!("cannot {what} {}: {e}", path.display()));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| io("clear the staging directory of", e))?;
+        }
+        std::fs::create_dir_all(&staging).map_err(|e| io("create", e))?;
         let config = EdgeConfigBuilder::new()
             .on_disk_payload(true)
             .vector(DEFAULT_VECTOR_NAME, EdgeVectorParamsBuilder::new(dimension, Distance::Cosine).build())
             .build();
-        let shard = Arc::new(EdgeShard::new(&path, config).map_err(failed)?);
+        // Dropping the new shard flushes it.
+        drop(EdgeShard::new(&staging, config).map_err(failed)?);
+        sync_tree(&staging).map_err(|e| io("sync", e))?;
+        std::fs::rename(&staging, &path).map_err(|e| io("create", e))?;
+        sync_dir(&self.root).map_err(|e| io("sync", e))?;
+        let shard = Arc::new(EdgeShard::load(&path, None).map_err(failed)?);
         tracing::info!(collection, dimension, "created collection");
         shards.insert(collection.to_string(), shard.clone());
         Ok(shard)
     }
 
-    /// Flushes every collection to disk (also done when the store is dropped).
-    pub fn flush(&self) {
+    /// Applies a write to its shard (an upsert creates the collection first).
+    fn apply(&self, entry: &EntryRef<'_>) -> Result<(), StoreError> {
+        match *entry {
+            EntryRef::Upsert { collection, points } => {
+                let Some(dimension) = points.first().map(|p| p.vector.len()) else { return Ok(()) };
+                let shard = self.shard_or_create(collection, dimension)?;
+                let expected = dimension_of(&shard);
+                if let Some(p) = points.iter().find(|p| p.vector.len() != expected) {
+                    return Err(StoreError::Dimension { collection: collection.into(), expected, got: p.vector.len() });
+                }
+                let points = points
+                    .iter()
+                    .map(|p| {
+                        let id = PointId::Uuid(point_id(&p.id));
+                        PointStruct::new(id, p.vector.clone(), Value::Object(p.stored_payload())).into()
+                    })
+                    .collect();
+                let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                    PointInsertOperations::PointsList(points),
+                ));
+                shard.update(operation).map_err(failed)
+            }
+            EntryRef::Delete { collection, document_id } => {
+                let shard = self.shard(collection)?;
+                let ids = point_ids(&[document_id.to_string()]);
+                shard.update(UpdateOperation::PointOperation(PointOperations::DeletePoints { ids })).map_err(failed)
+            }
+        }
+    }
+
+    /// Applies and journals a write, and returns once it is durable.
+    fn write(&self, entry: &EntryRef<'_>) -> Result<(), StoreError> {
+        let ticket = {
+            let mut guard = self.journal.lock();
+            self.apply(entry)?;
+            let ticket = guard.append(entry).map_err(failed)?;
+            if guard.bytes() >= self.checkpoint_bytes
+                && let Err(e) = self.checkpoint_locked(&mut guard)
+            {
+                tracing::error!(error = %e, "checkpoint failed; the journal keeps every write meanwhile");
+            }
+            ticket
+        };
+        self.journal.commit(ticket).map_err(failed)
+    }
+
+    /// Flushes every shard to disk and starts a new journal file (done at start-up, whenever the
+    /// journal grows past its bound, and at shutdown).
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        self.checkpoint_locked(&mut self.journal.lock())
+    }
+
+    fn checkpoint_locked(&self, guard: &mut WriteGuard<'_>) -> Result<(), StoreError> {
         let shards: Vec<_> = self.shards.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         for shard in shards {
             shard.flush();
         }
+        guard.checkpointed().map_err(failed)
     }
+
+    /// Flushes every collection at shutdown (also done when the store is dropped).
+    fn flush(&self) {
+        if let Err(e) = self.checkpoint() {
+            tracing::error!(error = %e, "final checkpoint failed; the journal will be replayed at the next start");
+        }
+    }
+}
+
+/// qdrant-edge with a write-ahead journal; clones share the same collections.
+#[derive(Clone)]
+pub struct EdgeStore(Arc<Shards>);
+
+impl EdgeStore {
+    /// See [`Shards::open`].
+    pub fn open(data_dir: &Path, checkpoint_bytes: u64) -> Result<Self, String> {
+        Shards::open(data_dir, checkpoint_bytes).map(|shards| Self(Arc::new(shards)))
+    }
+
+    /// Flushes every collection and empties the journal (at shutdown; also done on drop).
+    pub fn flush(&self) {
+        self.0.flush();
+    }
+}
+
+impl Entry {
+    fn as_ref(&self) -> EntryRef<'_> {
+        match self {
+            Entry::Upsert { collection, points } => EntryRef::Upsert { collection, points },
+            Entry::Delete { collection, document_id } => EntryRef::Delete { collection, document_id },
+        }
+    }
+}
+
+/// Makes a directory tree's entries durable (its files are synced by whoever wrote them).
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        }
+    }
+    sync_dir(dir)
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -118,7 +256,7 @@ impl VectorStore for EdgeStore {
         filter: Option<&'a SearchFilter>,
     ) -> BoxFuture<'a, Result<Vec<Found>, StoreError>> {
         Box::pin(async move {
-            let shard = self.shard(collection)?;
+            let shard = self.0.shard(collection)?;
             let expected = dimension_of(&shard);
             if vector.len() != expected {
                 return Err(StoreError::Dimension { collection: collection.into(), expected, got: vector.len() });
@@ -143,42 +281,22 @@ impl VectorStore for EdgeStore {
 
     fn upsert<'a>(&'a self, collection: &'a str, points: Vec<Point>) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let Some(dimension) = points.first().map(|p| p.vector.len()) else { return Ok(()) };
-            let shard = self.shard_or_create(collection, dimension)?;
-            let expected = dimension_of(&shard);
-            if let Some(p) = points.iter().find(|p| p.vector.len() != expected) {
-                return Err(StoreError::Dimension { collection: collection.into(), expected, got: p.vector.len() });
-            }
-            let points = points
-                .into_iter()
-                .map(|p| {
-                    PointStruct::new(
-                        PointId::Uuid(point_id(&p.id)),
-                        p.vector.clone(),
-                        Value::Object(p.stored_payload()),
-                    )
-                    .into()
-                })
-                .collect();
-            let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                PointInsertOperations::PointsList(points),
-            ));
-            blocking(move || shard.update(operation).map_err(failed)).await
+            let (store, collection) = (self.0.clone(), collection.to_string());
+            blocking(move || store.write(&EntryRef::Upsert { collection: &collection, points: &points })).await
         })
     }
 
     fn delete<'a>(&'a self, collection: &'a str, document_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let shard = self.shard(collection)?;
-            let ids = point_ids(&[document_id.to_string()]);
-            let operation = UpdateOperation::PointOperation(PointOperations::DeletePoints { ids });
-            blocking(move || shard.update(operation).map_err(failed)).await
+            self.0.shard(collection)?;
+            let (store, collection, id) = (self.0.clone(), collection.to_string(), document_id.to_string());
+            blocking(move || store.write(&EntryRef::Delete { collection: &collection, document_id: &id })).await
         })
     }
 
     fn info<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<CollectionInfo, StoreError>> {
         Box::pin(async move {
-            let shard = self.shard(collection)?;
+            let shard = self.0.shard(collection)?;
             let name = collection.to_string();
             blocking(move || {
                 Ok(CollectionInfo {
@@ -193,13 +311,29 @@ impl VectorStore for EdgeStore {
         })
     }
 
+    fn document<'a>(
+        &'a self,
+        collection: &'a str,
+        document_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Found>, StoreError>> {
+        Box::pin(async move {
+            let shard = self.0.shard(collection)?;
+            let ids = point_ids(&[document_id.to_string()]);
+            let records = blocking(move || shard.retrieve(&ids, None, None).map_err(failed)).await?;
+            Ok(records
+                .into_iter()
+                .next()
+                .map(|r| Found::from_stored(r.id.to_string(), 0.0, r.payload.map(|p| p.0).unwrap_or_default())))
+        })
+    }
+
     fn content_hashes<'a>(
         &'a self,
         collection: &'a str,
         document_ids: &'a [String],
     ) -> BoxFuture<'a, Result<HashMap<String, String>, StoreError>> {
         Box::pin(async move {
-            let shard = match self.shard(collection) {
+            let shard = match self.0.shard(collection) {
                 Ok(shard) => shard,
                 Err(StoreError::NotFound(_)) => return Ok(HashMap::new()),
                 Err(e) => return Err(e),

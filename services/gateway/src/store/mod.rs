@@ -6,6 +6,7 @@
 
 mod edge;
 mod filter;
+mod journal;
 mod qdrant;
 
 use serde_json::{Map, Value};
@@ -77,7 +78,7 @@ pub fn canonical_json(value: &Value, out: &mut String) {
 }
 
 /// A document ready to be stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     pub id: String,
     pub text: String,
@@ -170,6 +171,12 @@ pub trait VectorStore: Send + Sync {
     /// Removes a document; removing one that is not there is not an error.
     fn delete<'a>(&'a self, collection: &'a str, document_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     fn info<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<CollectionInfo, StoreError>>;
+    /// One stored document (its `score` is 0), or `None` if the collection has no such id.
+    fn document<'a>(
+        &'a self,
+        collection: &'a str,
+        document_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Found>, StoreError>>;
     /// The stored content hash of each of `document_ids` that exists (to skip unchanged ones).
     fn content_hashes<'a>(
         &'a self,

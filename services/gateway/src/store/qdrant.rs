@@ -172,6 +172,22 @@ impl VectorStore for QdrantStore {
         })
     }
 
+    fn document<'a>(
+        &'a self,
+        collection: &'a str,
+        document_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Found>, StoreError>> {
+        Box::pin(async move {
+            let get = GetPointsBuilder::new(collection, ids(&[document_id.to_string()])).with_payload(true);
+            let response = self.client.get_points(get).await.map_err(in_collection(collection))?;
+            Ok(response
+                .result
+                .into_iter()
+                .next()
+                .map(|p| Found::from_stored(point_id_text(p.id), 0.0, to_json(p.payload))))
+        })
+    }
+
     fn content_hashes<'a>(
         &'a self,
         collection: &'a str,

@@ -1,0 +1,144 @@
+//! Building the gateway's dependencies from [`Backends`]: the engines (in process or remote),
+//! the vector store and the cache. Shared by the server and the batch jobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use shared::batcher::{BatcherMetrics, Readiness as EngineReadiness};
+use shared::config::{EngineArgs, resolve_model};
+use shared::{Embedder, Reranker};
+use tokio::sync::watch;
+
+use crate::cache::{Cache, MemoryCache, RedisCache};
+use crate::config::Backends;
+use crate::engines::{Embed, RemoteEmbedder, RemoteReranker, Rerank};
+use crate::remote::RemoteService;
+use crate::store::{EdgeStore, QdrantStore, VectorStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Runtime(#[from] shared::runtime::RuntimeError),
+    #[error(transparent)]
+    Fetch(#[from] shared::fetch::FetchError),
+    #[error(transparent)]
+    Model(#[from] shared::model::ModelError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+    #[error("the {0} model failed: {1}")]
+    EngineFailed(&'static str, String),
+}
+
+/// The dependencies built from [`Backends`], and the in-process engines' readiness.
+pub struct Parts {
+    pub embedder: Arc<dyn Embed>,
+    pub reranker: Arc<dyn Rerank>,
+    pub store: Arc<dyn VectorStore>,
+    pub cache: Arc<dyn Cache>,
+    pub engines: Vec<(&'static str, watch::Receiver<EngineReadiness>)>,
+    /// Set when the store is qdrant-edge, to flush it at shutdown.
+    pub edge: Option<EdgeStore>,
+}
+
+/// Starts the embedder: embed-service over HTTP, or the in-process engine.
+pub async fn embedder(
+    backends: &Backends,
+    engine: &EngineArgs,
+    registry: &mut Registry,
+) -> Result<(Arc<dyn Embed>, Option<watch::Receiver<EngineReadiness>>), StartError> {
+    if let Some(url) = &backends.embed_url {
+        let service = RemoteService::new("embedder", url, backends.upstream_retries).map_err(StartError::Config)?;
+        learn_name_in_background(service.clone());
+        return Ok((Arc::new(RemoteEmbedder::new(service)), None));
+    }
+    shared::runtime::init()?;
+    let dir = resolve_model(backends.embed_model_dir.as_deref(), &backends.embed_model, &backends.models_dir).await?;
+    let metrics = BatcherMetrics::default();
+    metrics.register(registry.sub_registry_with_prefix("embed"));
+    let embedder = Embedder::start(&dir, engine, metrics)?;
+    tracing::info!(model = %dir.path.display(), "in-process embedder");
+    let readiness = embedder.batcher().readiness();
+    Ok((Arc::new(embedder), Some(readiness)))
+}
+
+async fn reranker(
+    backends: &Backends,
+    engine: &EngineArgs,
+    registry: &mut Registry,
+) -> Result<(Arc<dyn Rerank>, Option<watch::Receiver<EngineReadiness>>), StartError> {
+    if let Some(url) = &backends.rerank_url {
+        let service = RemoteService::new("reranker", url, backends.upstream_retries).map_err(StartError::Config)?;
+        learn_name_in_background(service.clone());
+        return Ok((Arc::new(RemoteReranker::new(service)), None));
+    }
+    shared::runtime::init()?;
+    let dir = resolve_model(backends.rerank_model_dir.as_deref(), &backends.rerank_model, &backends.models_dir).await?;
+    let metrics = BatcherMetrics::default();
+    metrics.register(registry.sub_registry_with_prefix("rerank"));
+    let reranker = Reranker::start(&dir, engine, metrics)?;
+    tracing::info!(model = %dir.path.display(), "in-process reranker");
+    let readiness = reranker.batcher().readiness();
+    Ok((Arc::new(reranker), Some(readiness)))
+}
+
+/// The model name goes into cache keys; ask for it until the service answers.
+fn learn_name_in_background(service: RemoteService) {
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(200);
+        while !service.learn_model_name().await {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
+        tracing::info!(url = service.base(), model = %service.model_name(), "remote engine identified");
+    });
+}
+
+/// The vector store, and the same store as qdrant-edge when it is that (to flush it at shutdown).
+pub type Store = (Arc<dyn VectorStore>, Option<EdgeStore>);
+
+/// Opens the vector store: a Qdrant server, or qdrant-edge under the data directory.
+pub fn store(backends: &Backends) -> Result<Store, StartError> {
+    match &backends.qdrant_url {
+        Some(url) => {
+            let timeout = Duration::from_millis(backends.qdrant_timeout_ms);
+            let store =
+                QdrantStore::connect(url, backends.qdrant_api_key.clone(), timeout).map_err(StartError::Config)?;
+            Ok((Arc::new(store), None))
+        }
+        None => {
+            let checkpoint_bytes = backends.journal_checkpoint_kib.saturating_mul(1024);
+            let store = EdgeStore::open(&backends.data_dir, checkpoint_bytes).map_err(StartError::Config)?;
+            Ok((Arc::new(store.clone()), Some(store)))
+        }
+    }
+}
+
+pub fn cache(backends: &Backends) -> Result<Arc<dyn Cache>, StartError> {
+    match &backends.redis_url {
+        Some(url) => {
+            let timeout = Duration::from_millis(backends.redis_timeout_ms);
+            Ok(Arc::new(RedisCache::new(url, timeout).map_err(StartError::Config)?))
+        }
+        None => Ok(Arc::new(MemoryCache::new(backends.cache_max_mib * 1024 * 1024))),
+    }
+}
+
+impl Parts {
+    pub async fn build(backends: &Backends, registry: &mut Registry) -> Result<Self, StartError> {
+        let (store, edge) = store(backends)?;
+        let cache = cache(backends)?;
+        let engine = backends.server_engine_args();
+        let (embedder, embed_ready) = embedder(backends, &engine, registry).await?;
+        let (reranker, rerank_ready) = reranker(backends, &engine, registry).await?;
+        let engines = [("embedder", embed_ready), ("reranker", rerank_ready)]
+            .into_iter()
+            .filter_map(|(name, ready)| ready.map(|r| (name, r)))
+            .collect();
+        Ok(Self { embedder, reranker, store, cache, engines, edge })
+    }
+}
