@@ -124,6 +124,26 @@ impl Process {
         assert!(status.success());
     }
 
+    /// Waits until a line logged from now on contains `needle`; false after `timeout`.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let from = self.logs.lock().unwrap().len();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.logs.lock().unwrap()[from..].iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        false
+    }
+
+    /// `kill -9`, then waits until it is gone and its last log lines are read.
+    pub fn kill_9(&mut self) {
+        self.signal("KILL");
+        self.wait_exit(Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     /// Waits for the process to exit on its own.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
@@ -277,10 +297,15 @@ impl Drop for Redis {
 /// fixtures (one intra-op thread), with `extra` arguments appended (e.g. remote engine URLs,
 /// which win over the fixtures).
 pub fn start_gateway(data: &TempDir, extra: &[&str]) -> Process {
+    start_gateway_with_envs(data, extra, &[])
+}
+
+/// [`start_gateway`] with environment variables.
+pub fn start_gateway_with_envs(data: &TempDir, extra: &[&str], envs: &[(&str, &str)]) -> Process {
     let (embed, rerank) = (fixture("tiny-e5"), fixture("tiny-reranker"));
     let (embed, rerank) = (embed.to_str().unwrap(), rerank.to_str().unwrap());
     let mut args = vec!["--host", "127.0.0.1", "--port", "0", "--data-dir", data.to_str(), "--intra-op-threads", "1"];
     args.extend(["--embed-model-dir", embed, "--rerank-model-dir", rerank]);
     args.extend_from_slice(extra);
-    Process::start("search-gateway", &args, &[])
+    Process::start("search-gateway", &args, envs)
 }

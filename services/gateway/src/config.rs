@@ -180,6 +180,9 @@ pub struct IngestArgs {
     /// engine, so this is far above a single search's budget).
     #[arg(long, default_value_t = 600)]
     pub batch_timeout_secs: u64,
+    /// Seconds between progress lines when stderr is not a terminal (0: after every batch).
+    #[arg(long, default_value_t = 5)]
+    pub progress_secs: u64,
     /// Retries of a batch refused with 429/503 by a service (with backoff).
     #[arg(long, default_value_t = 8)]
     pub retries: u32,

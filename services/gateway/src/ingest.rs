@@ -136,7 +136,7 @@ pub async fn run(args: IngestArgs) -> Result<Summary, IngestError> {
         let (stop, batch_size, max_text) = (stop.clone(), args.batch_size, args.max_text_bytes);
         std::thread::spawn(move || read_batches(input, batch_size, max_text, &tx, &stop))
     };
-    let mut progress = Progress::new(total_bytes);
+    let mut progress = Progress::new(total_bytes, Duration::from_secs(args.progress_secs));
     let mut summary = Summary::default();
     let mut writes: JoinSet<Written> = JoinSet::new();
     let budget = Duration::from_secs(args.batch_timeout_secs);
@@ -275,17 +275,19 @@ fn read_batches(
     Ok(())
 }
 
-/// A progress bar on a terminal; a log line every 5 s otherwise.
+/// A progress bar on a terminal; a log line every `--progress-secs` otherwise.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     started: Instant,
     last_line: Instant,
     bytes: u64,
     total_bytes: Option<u64>,
+    /// Between log lines, when there is no bar.
+    interval: Duration,
 }
 
 impl Progress {
-    fn new(total_bytes: Option<u64>) -> Self {
+    fn new(total_bytes: Option<u64>, interval: Duration) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = match total_bytes {
                 Some(total) => indicatif::ProgressBar::new(total),
@@ -301,7 +303,7 @@ impl Progress {
             }
             bar
         });
-        Self { bar, started: Instant::now(), last_line: Instant::now(), bytes: 0, total_bytes }
+        Self { bar, started: Instant::now(), last_line: Instant::now(), bytes: 0, total_bytes, interval }
     }
 
     fn rate(&self, summary: &Summary) -> f64 {
@@ -326,7 +328,7 @@ impl Progress {
                 bar.set_position(self.bytes);
                 bar.set_message(self.status(summary));
             }
-            None if self.last_line.elapsed() >= Duration::from_secs(5) => {
+            None if self.last_line.elapsed() >= self.interval => {
                 self.last_line = Instant::now();
                 let eta = match self.total_bytes {
                     Some(total) if self.bytes > 0 => {

@@ -174,13 +174,17 @@ impl Shards {
 
     fn checkpoint_locked(&self, guard: &mut WriteGuard<'_>) -> Result<(), StoreError> {
         let shards: Vec<_> = self.shards.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let started = std::time::Instant::now();
+        tracing::debug!(journal_bytes = guard.bytes(), "checkpoint: flushing collections");
         for shard in shards {
             shard.flush();
         }
-        guard.checkpointed().map_err(failed)
+        guard.checkpointed().map_err(failed)?;
+        tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "checkpoint: done");
+        Ok(())
     }
 
-    /// Flushes every collection at shutdown (also done when the store is dropped).
+    /// Flushes every collection and empties the journal, at shutdown.
     fn flush(&self) {
         if let Err(e) = self.checkpoint() {
             tracing::error!(error = %e, "final checkpoint failed; the journal will be replayed at the next start");
@@ -198,7 +202,8 @@ impl EdgeStore {
         Shards::open(data_dir, checkpoint_bytes).map(|shards| Self(Arc::new(shards)))
     }
 
-    /// Flushes every collection and empties the journal (at shutdown; also done on drop).
+    /// Flushes every collection and empties the journal, at shutdown. (Dropped without it, the
+    /// shards still flush themselves; the journal is then replayed once more, harmlessly.)
     pub fn flush(&self) {
         self.0.flush();
     }
