@@ -102,9 +102,34 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// Seconds a client has to send a request's headers, counted from when its connection is
+    /// ready for a request. A kept-alive connection is ready right after its last response, so
+    /// this is also how long an idle connection stays open (hyper uses one timer for both).
+    #[arg(long, env = "HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may pause; a stalled body gets 408 and its connection is closed.
+    #[arg(long, env = "BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
     /// Log one JSON object per line instead of human-readable text.
     #[arg(long, env = "LOG_JSON")]
     pub log_json: bool,
+}
+
+impl ServeArgs {
+    pub fn limits(&self) -> crate::http::ConnectionLimits {
+        crate::http::ConnectionLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            grace: Duration::from_secs(self.shutdown_grace_secs),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.header_timeout_secs == 0 || self.body_timeout_secs == 0 {
+            return Err("--header-timeout-secs and --body-timeout-secs must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// The model directory to serve: `--model-dir` if given, else the named model under

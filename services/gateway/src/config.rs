@@ -216,6 +216,7 @@ impl ServerArgs {
                 self.backends.engine.queue_capacity, self.max_upsert_documents
             ));
         }
+        self.serve.validate()?;
         self.backends.validate()
     }
 

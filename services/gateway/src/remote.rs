@@ -11,6 +11,9 @@ use tokio::time::Instant;
 
 use crate::engines::UpstreamError;
 
+/// Pooled connections are dropped after this long idle: well before the services close them
+/// (`--header-timeout-secs`, 10 s by default), so a request never races a closing connection.
+const POOL_IDLE: Duration = Duration::from_secs(4);
 /// The longest pause between two attempts, whatever `Retry-After` says.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
@@ -31,7 +34,7 @@ impl RemoteService {
         reqwest::Url::parse(base).map_err(|e| format!("invalid {role} URL {base:?}: {e}"))?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(POOL_IDLE)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;

@@ -1,7 +1,6 @@
 //! The server process: the router over the gateway built from its backends, serving, draining.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use prometheus_client::registry::Registry;
@@ -92,8 +91,7 @@ pub async fn run(args: ServerArgs) -> Result<(), StartError> {
     let (draining_tx, draining_rx) = watch::channel(false);
     let (app, gateway) = app(&args, &parts, registry, draining_rx);
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let grace = Duration::from_secs(args.serve.shutdown_grace_secs);
-    let server = serve(listener, app, shutdown_signal(), grace, draining_tx);
+    let server = serve(listener, app, shutdown_signal(), args.serve.limits(), draining_tx);
     let result = tokio::select! {
         result = server => result.map_err(StartError::from),
         (name, why) = engine_failure(parts.engines.clone()) => Err(StartError::EngineFailed(name, why)),

@@ -2,7 +2,6 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use shared::config::{EngineArgs, ServeArgs};
 use shared::http::{Listen, ServiceCommand, ServiceConfig};
@@ -44,11 +43,12 @@ impl ServiceConfig for Config {
         if self.max_documents == 0 {
             return Err("--max-documents must be at least 1".into());
         }
+        self.serve.validate()?;
         self.engine.validate(self.max_documents)
     }
 
     fn listen(&self) -> Listen {
-        Listen { host: self.host, port: self.port, grace: Duration::from_secs(self.serve.shutdown_grace_secs) }
+        Listen { host: self.host, port: self.port, limits: self.serve.limits() }
     }
 
     fn serve_args(&self) -> &ServeArgs {

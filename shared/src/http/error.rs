@@ -19,24 +19,38 @@ pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>
 }
 
 /// `axum::Json`, except that bad bodies come back as [`ErrorBody`] JSON with the right status:
-/// 400 malformed JSON, 415 wrong content type, 413 too large, 422 wrong shape or types.
+/// 400 malformed JSON, 415 wrong content type, 413 too large, 408 a body that stopped arriving,
+/// 422 well-formed JSON of the wrong shape or types (the message names the field).
 pub struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(reject(rejection)),
-        }
+        // Syntax first, then shape: serde_json alone reports some type errors (a number where an
+        // enum's string belongs) as syntax errors, which would make them 400s.
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await.map_err(reject)?;
+        // Any error from here on is the client's wrong shape: 422, naming the field.
+        serde_path_to_error::deserialize(value).map(Json).map_err(|e| {
+            let path = e.path().to_string();
+            let message = if path == "." { e.inner().to_string() } else { format!("`{path}`: {}", e.inner()) };
+            error_response(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+        })
     }
 }
 
 fn reject(rejection: JsonRejection) -> Response {
+    if body_timed_out(&rejection) {
+        let mut response = error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body stopped arriving (--body-timeout-secs)",
+        );
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     let status = rejection.status();
     let code = match &rejection {
-        JsonRejection::JsonDataError(_) => "invalid_request",
         JsonRejection::JsonSyntaxError(_) => "invalid_json",
         JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
         _ if status == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
@@ -49,6 +63,18 @@ fn reject(rejection: JsonRejection) -> Response {
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// Whether reading the body failed because tower-http's body timeout fired.
+fn body_timed_out(rejection: &JsonRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = source {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Unknown routes get the same JSON shape as every other error.

@@ -5,13 +5,14 @@ pub mod error;
 pub mod health;
 pub mod main;
 pub mod metrics;
+pub mod serve;
 pub mod server;
 
 pub use error::{ErrorBody, Json, engine_error_response, error_response};
 pub use health::{HealthcheckArgs, ServiceCommand, healthcheck};
 pub use main::{ServiceConfig, run_main};
 pub use metrics::HttpMetrics;
+pub use serve::{ConnectionLimits, serve, shutdown_signal};
 pub use server::{
     Listen, Readiness, ServiceError, ServiceMetrics, engine_readiness, model_router, ops_routes, run_model_service,
-    serve, shutdown_signal,
 };

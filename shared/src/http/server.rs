@@ -1,7 +1,6 @@
-//! Operational routes, serving, and graceful shutdown on SIGINT/SIGTERM.
+//! Operational routes (`/health`, `/ready`, `/metrics`) and the life of a model service.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -15,6 +14,7 @@ use tokio::sync::watch;
 
 use super::error::{error_response, method_not_allowed, not_found};
 use super::metrics::{HttpMetrics, render, track};
+use super::serve::{ConnectionLimits, serve, shutdown_signal};
 use crate::batcher::Readiness as EngineReadiness;
 
 /// Whether a service can take traffic; `Err` carries the reason shown by `/ready`.
@@ -43,47 +43,6 @@ async fn ready_handler(State(ops): State<Ops>) -> Response {
     match (ops.ready)() {
         Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
         Err(reason) => error_response(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason),
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate.recv() => {}
-    }
-}
-
-/// Serves `app` until `shutdown` resolves, then stops accepting and lets in-flight requests finish
-/// for at most `grace`. `draining` is set to true as soon as shutdown begins (so `/ready` can fail).
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-    draining: watch::Sender<bool>,
-) -> std::io::Result<()> {
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_rx.wait_for(|s| *s).await;
-    });
-    let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        result = &mut server => return result,
-        () = shutdown => {}
-    }
-    tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: draining in-flight requests");
-    draining.send_replace(true);
-    stop_tx.send_replace(true);
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!("grace period over with requests still in flight; exiting");
-            Ok(())
-        }
     }
 }
 
@@ -130,7 +89,7 @@ pub fn engine_readiness(engine: watch::Receiver<EngineReadiness>, draining: watc
 pub struct Listen {
     pub host: std::net::IpAddr,
     pub port: u16,
-    pub grace: Duration,
+    pub limits: ConnectionLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +120,7 @@ where
     let (draining_tx, draining_rx) = watch::channel(false);
     let (app, mut readiness) = build(draining_rx)?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let server = serve(listener, app, shutdown_signal(), listen.grace, draining_tx);
+    let server = serve(listener, app, shutdown_signal(), listen.limits, draining_tx);
     tokio::select! {
         result = server => Ok(result?),
         state = readiness.wait_for(|r| matches!(r, EngineReadiness::Failed(_))) => {
