@@ -272,6 +272,13 @@ impl Redis {
         }
     }
 
+    /// Sends `signal` (e.g. STOP, CONT) to the server.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("redis-server is running").id().to_string();
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid).status().unwrap();
+        assert!(status.success());
+    }
+
     /// A redis-cli command for this server, to run later (e.g. on another thread).
     pub fn cli_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new("redis-cli");

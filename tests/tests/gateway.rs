@@ -295,7 +295,8 @@ async fn over_http_with_redis_and_every_dependency_failing() {
     assert_eq!(search(&client, &gw, down.clone()).await["cache"], "miss", "fallback results are not cached");
     assert_eq!(search(&client, &gw, query.clone()).await["cache"], "hit", "earlier results still are");
 
-    // Redis down: served uncached, logged once, counted; back when Redis is.
+    // Redis down: served uncached, logged once, counted (the breaker then stops asking); back
+    // when Redis is.
     redis.stop();
     let started = std::time::Instant::now();
     for _ in 0..3 {
@@ -305,7 +306,7 @@ async fn over_http_with_redis_and_every_dependency_failing() {
     assert!(started.elapsed() < Duration::from_secs(5), "a down Redis does not stall searches");
     assert_eq!(gw.logs().matches("cache unavailable").count(), 1, "logged once per interval:\n{}", gw.logs());
     let metrics = client.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metric(&metrics, "gateway_cache_errors_total{kind=\"generation\"}") >= 3.0, "{metrics}");
+    assert!(metric(&metrics, "gateway_cache_errors_total{kind=\"generation\"}") >= 1.0, "{metrics}");
     redis.restart();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let body = json!({"query": "engineer", "rerank": false});

@@ -2,11 +2,16 @@
 //! gateway uses: it never fails a request (a cache that is down or slow is a miss, logged at most
 //! once per interval and counted), and it keys results by a per-collection generation that every
 //! write bumps, so an upsert or delete never serves stale results.
+//!
+//! A circuit breaker keeps an outage from costing every search its commands' timeouts: after a
+//! failure the cache is not asked at all while a background task probes it, at pauses that grow
+//! from [`FIRST_PROBE`] to [`LAST_PROBE`]; the first answer closes the breaker.
 
 mod memory;
 mod redis;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +38,9 @@ pub trait Cache: Send + Sync {
 
 /// Errors are logged at most this often.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// The pause before the first probe of a cache that failed; it doubles up to [`LAST_PROBE`].
+const FIRST_PROBE: Duration = Duration::from_millis(200);
+const LAST_PROBE: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct CacheLayer {
@@ -42,6 +50,8 @@ pub struct CacheLayer {
     /// Collections whose generation could not be bumped (the cache was down during a write):
     /// their cached results may be stale, so they bypass the cache until the bump succeeds.
     unbumped: Arc<Mutex<HashSet<String>>>,
+    /// Set after a failure until a background probe gets an answer: the cache is not asked.
+    open: Arc<AtomicBool>,
 }
 
 /// Where a search result can be cached, or why it cannot.
@@ -54,7 +64,7 @@ pub enum Generation {
 
 impl CacheLayer {
     pub fn new(inner: Arc<dyn Cache>, metrics: GatewayMetrics) -> Self {
-        Self { inner, metrics, last_logged: Arc::default(), unbumped: Arc::default() }
+        Self { inner, metrics, last_logged: Arc::default(), unbumped: Arc::default(), open: Arc::default() }
     }
 
     pub fn backend(&self) -> &'static str {
@@ -68,9 +78,33 @@ impl CacheLayer {
             *last = Some(Instant::now());
             tracing::warn!(backend = self.inner.backend(), operation, %error, "cache unavailable; serving uncached");
         }
+        if !self.open.swap(true, Ordering::SeqCst) {
+            tokio::spawn(self.clone().probe_until_it_answers());
+        }
+    }
+
+    /// Whether the breaker is open: the cache failed and has not answered a probe since.
+    fn is_open(&self) -> bool {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    async fn probe_until_it_answers(self) {
+        let mut pause = FIRST_PROBE;
+        loop {
+            tokio::time::sleep(pause).await;
+            if self.inner.counter(PROBE_KEY).await.is_ok() {
+                self.open.store(false, Ordering::SeqCst);
+                tracing::info!(backend = self.inner.backend(), "cache answers again; caching resumes");
+                return;
+            }
+            pause = (pause * 2).min(LAST_PROBE);
+        }
     }
 
     pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        if self.is_open() {
+            return None;
+        }
         match self.inner.get(key).await {
             Ok(value) => value,
             Err(e) => {
@@ -81,6 +115,9 @@ impl CacheLayer {
     }
 
     pub async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+        if self.is_open() {
+            return;
+        }
         if let Err(e) = self.inner.set(key, value, ttl).await {
             self.failed("set", &e);
         }
@@ -88,7 +125,7 @@ impl CacheLayer {
 
     /// The current generation of `collection`'s results.
     pub async fn generation(&self, collection: &str) -> Generation {
-        if self.unbumped.lock().unwrap_or_else(|p| p.into_inner()).contains(collection) {
+        if self.is_open() || self.unbumped.lock().unwrap_or_else(|p| p.into_inner()).contains(collection) {
             return Generation::Unknown;
         }
         match self.inner.counter(&generation_key(collection)).await {
@@ -103,7 +140,11 @@ impl CacheLayer {
     /// Marks every cached result of `collection` stale. If the cache cannot record it now, the
     /// collection bypasses the cache until a background retry succeeds.
     pub async fn bump(&self, collection: &str) {
-        if let Err(e) = self.inner.increment(&generation_key(collection)).await {
+        let result = match self.is_open() {
+            true => Err(CacheError("the cache is not answering".into())),
+            false => self.inner.increment(&generation_key(collection)).await,
+        };
+        if let Err(e) = result {
             self.failed("bump", &e);
             let first = self.unbumped.lock().unwrap_or_else(|p| p.into_inner()).insert(collection.to_string());
             if first {
@@ -124,13 +165,16 @@ impl CacheLayer {
     }
 }
 
+/// What a probe reads (any answer, even "unset", means the cache is back).
+const PROBE_KEY: &str = "sg:v1:probe";
+
 fn generation_key(collection: &str) -> String {
     format!("sg:v1:gen:{collection}")
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     use super::*;
 
@@ -138,10 +182,17 @@ mod tests {
     struct Switchable {
         up: AtomicBool,
         memory: MemoryCache,
+        /// Commands received (answered or not).
+        asked: AtomicUsize,
     }
 
     impl Switchable {
+        fn new() -> Arc<Self> {
+            Arc::new(Self { up: AtomicBool::new(true), memory: MemoryCache::new(1 << 20), asked: AtomicUsize::new(0) })
+        }
+
         fn check(&self) -> Result<(), CacheError> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
             if self.up.load(Ordering::SeqCst) { Ok(()) } else { Err(CacheError("down".into())) }
         }
     }
@@ -178,7 +229,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_write_during_an_outage_bypasses_the_cache_until_it_is_recorded() {
-        let cache = Arc::new(Switchable { up: AtomicBool::new(true), memory: MemoryCache::new(1 << 20) });
+        let cache = Switchable::new();
         let layer = CacheLayer::new(cache.clone(), GatewayMetrics::default());
         assert_eq!(layer.generation("c").await, Generation::Known(0));
         layer.bump("c").await;
@@ -192,5 +243,30 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(layer.generation("c").await, Generation::Known(2));
         assert_eq!(layer.generation("other").await, Generation::Known(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_opens_the_breaker_until_a_probe_gets_an_answer() {
+        let cache = Switchable::new();
+        let layer = CacheLayer::new(cache.clone(), GatewayMetrics::default());
+        layer.set("k", b"v".to_vec(), Duration::from_secs(60)).await;
+        cache.up.store(false, Ordering::SeqCst);
+        assert_eq!(layer.get("k").await, None);
+        let asked = cache.asked.load(Ordering::SeqCst);
+        // Open: searches do not ask the cache at all.
+        for _ in 0..10 {
+            assert_eq!(layer.generation("c").await, Generation::Unknown);
+            assert_eq!(layer.get("k").await, None);
+            layer.set("k2", b"v".to_vec(), Duration::from_secs(60)).await;
+        }
+        assert_eq!(cache.asked.load(Ordering::SeqCst), asked, "asked while the breaker was open");
+        // Probes at 0.2, 0.6, 1.4, 3.0 s ... keep failing while it is down.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let probes = cache.asked.load(Ordering::SeqCst) - asked;
+        assert!((3..=4).contains(&probes), "{probes} probes in 3 s");
+        cache.up.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(layer.get("k").await, Some(b"v".to_vec()), "caching resumes after a probe succeeds");
+        assert_eq!(layer.generation("c").await, Generation::Known(0));
     }
 }
