@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use benches::{Rng, open_model, text_of_length};
 use clap::Parser;
-use e2e::{TempDir, run_to_exit};
+use e2e::TempDir;
 use serde_json::json;
 use shared::session::{InferenceSession, SessionOptions};
 use shared::tokenize::{Encoded, InputType};
@@ -26,6 +26,9 @@ struct Args {
     /// Raw-engine batch sizes to try on the length-sorted texts.
     #[arg(long, value_delimiter = ',', default_value = "8,16,32,64")]
     raw_batches: Vec<usize>,
+    /// The search-gateway binary to run [default: this workspace's release build].
+    #[arg(long)]
+    gateway_bin: Option<PathBuf>,
     /// Extra arguments for `search-gateway ingest`, as one string.
     #[arg(long, allow_hyphen_values = true, default_value = "")]
     ingest_args: String,
@@ -79,7 +82,9 @@ fn main() -> anyhow::Result<()> {
     ingest.extend(["--data-dir", data.to_str().unwrap(), "--embed-model-dir", model.to_str().unwrap()]);
     ingest.extend(args.ingest_args.split_whitespace());
     let t = Instant::now();
-    let (status, stderr) = run_to_exit("search-gateway", &ingest, &[("RUST_LOG", "warn")]);
+    let binary = args.gateway_bin.clone().unwrap_or_else(|| e2e::binary("search-gateway"));
+    let output = std::process::Command::new(&binary).args(&ingest).env("RUST_LOG", "warn").output()?;
+    let (status, stderr) = (output.status, String::from_utf8_lossy(&output.stderr).into_owned());
     let wall = t.elapsed().as_secs_f64();
     anyhow::ensure!(status.success(), "ingest failed:\n{stderr}");
     let summary = stderr.lines().rev().find(|l| l.starts_with("ingest: done")).unwrap_or_default();

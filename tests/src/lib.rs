@@ -40,7 +40,13 @@ pub struct Process {
 impl Process {
     /// Starts `name` with `args` and waits until it logs its listening address.
     pub fn start(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(binary(name));
+        Self::start_binary(&binary(name), args, envs)
+    }
+
+    /// [`Process::start`] for a binary given by its path (e.g. an older build, in a bench).
+    pub fn start_binary(path: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let mut command = Command::new(path);
         command
             .args(args)
             .env("RUST_LOG", "info")
