@@ -2,7 +2,9 @@
 # One-time (idempotent) set-up of everything the project needs beyond Rust:
 #   - a project-local Python environment (.venv) with the pinned packages of models/tools/requirements.txt,
 #   - the ONNX Runtime shared library, copied out of the official onnxruntime wheel into .ort/lib/,
-#   - redis-server (Debian package), which the end-to-end tests start on a free port.
+#   - redis-server and zstd (Debian packages): the end-to-end tests start Redis on a free port,
+#   - the Qdrant server v1.18.1 as .qdrant/bin/qdrant (scripts/install-qdrant.sh), which the
+#     Qdrant-server tests start on free ports.
 # The binaries find the library through ORT_DYLIB_PATH or, by default, .ort/lib/libonnxruntime.so.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,15 +30,19 @@ if [ ! -f "$lib" ] || [ "$(cat .ort/lib/.source 2>/dev/null)" != "$want" ]; then
     echo "$want" > .ort/lib/.source
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
-        echo "setup: installing redis-server (Debian)"
+        echo "setup: installing ${missing[*]} (Debian)"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
-        echo "setup: redis-server is missing; install it with: sudo apt-get install redis-server" >&2
+        echo "setup: ${missing[*]} missing; install with: sudo apt-get install ${missing[*]}" >&2
         exit 1
     fi
 fi
+scripts/install-qdrant.sh
 echo "setup: ok"

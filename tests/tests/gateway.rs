@@ -360,33 +360,3 @@ async fn a_qdrant_server_that_is_down_is_a_503() {
     let (status, _) = post(&client, gw.url("/search"), json!({"query": "x"})).await;
     assert_eq!(status, 503, "nothing was cached");
 }
-
-/// The same scenario against a real Qdrant server. Runs only with `QDRANT_URL` set (gRPC, e.g.
-/// http://127.0.0.1:6334) and `--ignored`; otherwise it is reported as ignored, not passed.
-#[tokio::test]
-#[ignore = "needs a Qdrant server: set QDRANT_URL and run with --ignored"]
-async fn qdrant_server_backend() {
-    let url = std::env::var("QDRANT_URL").expect("QDRANT_URL must name a Qdrant server (gRPC port)");
-    let key = std::env::var("QDRANT_API_KEY").unwrap_or_default();
-    let data = TempDir::new("gateway-qdrant");
-    let mut args = vec!["--qdrant-url", url.as_str()];
-    if !key.is_empty() {
-        args.extend(["--qdrant-api-key", key.as_str()]);
-    }
-    let gw = gateway(&data, &args);
-    gw.wait_ready(READY).await;
-    let client = reqwest::Client::new();
-    let collection = format!("e2e_{}", std::process::id());
-    upsert(&client, &gw, &collection, profiles()).await;
-    let info: Value =
-        client.get(gw.url(&format!("/collections/{collection}"))).send().await.unwrap().json().await.unwrap();
-    assert_eq!((info["points_count"].as_u64(), info["backend"].as_str()), (Some(6), Some("qdrant")));
-    let paris = json!({"must": [{"key": "city", "match": {"value": "Paris"}}]});
-    let out = search(&client, &gw, json!({"query": "rust engineer", "collection": collection, "filter": paris})).await;
-    let mut found = ids(&out);
-    found.sort();
-    assert_eq!(found, ["p1", "p4"]);
-    client.delete(gw.url(&format!("/collections/{collection}/documents/p1"))).send().await.unwrap();
-    let out = search(&client, &gw, json!({"query": "rust engineer", "collection": collection, "filter": paris})).await;
-    assert_eq!((ids(&out), out["cache"].as_str()), (vec!["p4".to_string()], Some("miss")));
-}

@@ -101,13 +101,15 @@ fn learn_name_in_background(service: RemoteService) {
 /// The vector store, and the same store as qdrant-edge when it is that (to flush it at shutdown).
 pub type Store = (Arc<dyn VectorStore>, Option<EdgeStore>);
 
-/// Opens the vector store: a Qdrant server, or qdrant-edge under the data directory.
-pub fn store(backends: &Backends) -> Result<Store, StartError> {
+/// Opens the vector store: a Qdrant server (whose answer to the API key is checked once), or
+/// qdrant-edge under the data directory.
+pub async fn store(backends: &Backends) -> Result<Store, StartError> {
     match &backends.qdrant_url {
         Some(url) => {
             let timeout = Duration::from_millis(backends.qdrant_timeout_ms);
-            let store =
-                QdrantStore::connect(url, backends.qdrant_api_key.clone(), timeout).map_err(StartError::Config)?;
+            let store = QdrantStore::connect(url, backends.qdrant_api_key.clone(), timeout, backends.qdrant_layout())
+                .map_err(StartError::Config)?;
+            store.check_access().await.map_err(StartError::Config)?;
             Ok((Arc::new(store), None))
         }
         None => {
@@ -130,7 +132,7 @@ pub fn cache(backends: &Backends) -> Result<Arc<dyn Cache>, StartError> {
 
 impl Parts {
     pub async fn build(backends: &Backends, registry: &mut Registry) -> Result<Self, StartError> {
-        let (store, edge) = store(backends)?;
+        let (store, edge) = store(backends).await?;
         let cache = cache(backends)?;
         let engine = backends.server_engine_args();
         let (embedder, embed_ready) = embedder(backends, &engine, registry).await?;

@@ -90,6 +90,17 @@ pub struct Backends {
     /// Qdrant API key.
     #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
     pub qdrant_api_key: Option<String>,
+    /// Shards of each collection the gateway creates on a Qdrant server [default: Qdrant's, one
+    /// per node of a cluster].
+    #[arg(long, env = "QDRANT_SHARDS")]
+    pub qdrant_shards: Option<u32>,
+    /// Copies of each shard, on distinct nodes of a Qdrant cluster [default: 1]; with 2, a node
+    /// can be lost without losing data or availability.
+    #[arg(long, env = "QDRANT_REPLICATION_FACTOR")]
+    pub qdrant_replication_factor: Option<u32>,
+    /// Copies that must confirm a write before Qdrant acknowledges it [default: 1].
+    #[arg(long, env = "QDRANT_WRITE_CONSISTENCY")]
+    pub qdrant_write_consistency: Option<u32>,
     /// qdrant-edge storage (one process owns it).
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -143,7 +154,28 @@ impl Backends {
         engine
     }
 
+    pub fn qdrant_layout(&self) -> crate::store::Layout {
+        crate::store::Layout {
+            shards: self.qdrant_shards,
+            replication_factor: self.qdrant_replication_factor,
+            write_consistency: self.qdrant_write_consistency,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        let layout = [self.qdrant_shards, self.qdrant_replication_factor, self.qdrant_write_consistency];
+        if layout.contains(&Some(0)) {
+            return Err(
+                "--qdrant-shards, --qdrant-replication-factor and --qdrant-write-consistency must be at least 1".into(),
+            );
+        }
+        if let (Some(copies), Some(acks)) = (self.qdrant_replication_factor, self.qdrant_write_consistency)
+            && acks > copies
+        {
+            return Err(format!(
+                "--qdrant-write-consistency ({acks}) cannot exceed --qdrant-replication-factor ({copies})"
+            ));
+        }
         if self.embed_timeout_ms == 0 || self.rerank_timeout_ms == 0 || self.redis_timeout_ms == 0 {
             return Err("--embed-timeout-ms, --rerank-timeout-ms and --redis-timeout-ms must be at least 1".into());
         }

@@ -76,7 +76,7 @@ impl Sink {
             return Ok(Self::Remote { gateway });
         }
         let backends = &args.backends;
-        let (store, edge) = crate::backends::store(backends)?;
+        let (store, edge) = crate::backends::store(backends).await?;
         let metrics = GatewayMetrics::default();
         let cache = CacheLayer::new(crate::backends::cache(backends)?, metrics.clone());
         let mut registry = Registry::default();

@@ -349,3 +349,29 @@ impl VectorStore for EdgeStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+
+    fn point(id: &str, dimension: usize) -> Point {
+        Point { id: id.into(), text: format!("text {id}"), payload: Map::new(), vector: vec![0.5; dimension] }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_dimension_is_refused_and_not_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EdgeStore::open(dir.path(), 1 << 20).unwrap();
+        store.upsert("c", vec![point("a", 4)]).await.unwrap();
+        let refused = store.upsert("c", vec![point("b", 4), point("c", 3)]).await.unwrap_err();
+        assert_eq!(refused, StoreError::Dimension { collection: "c".into(), expected: 4, got: 3 });
+        let query = store.search("c", vec![0.5; 5], 3, None).await.unwrap_err();
+        assert!(matches!(query, StoreError::Dimension { expected: 4, got: 5, .. }), "{query:?}");
+        drop(store);
+        let store = EdgeStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.info("c").await.unwrap().points_count, 1, "only the accepted write");
+        assert!(store.document("c", "b").await.unwrap().is_none());
+    }
+}

@@ -4,7 +4,10 @@
 use qdrant_client::qdrant as grpc;
 use qdrant_client::qdrant::condition::ConditionOneOf;
 use qdrant_client::qdrant::r#match::MatchValue;
-use qdrant_edge::{AnyVariants, Condition, FieldCondition, Filter, Match, PointId, ValueVariants};
+use qdrant_edge::{
+    AnyVariants, Condition, DateTimeWrapper, FieldCondition, Filter, GeoPoint, Match, PointId, RangeInterface,
+    ValueVariants,
+};
 use serde_json::Value;
 
 /// A validated filter and its canonical JSON (used in cache keys).
@@ -26,8 +29,7 @@ impl SearchFilter {
         &self.canonical
     }
 
-    /// The same filter for the Qdrant gRPC API. Geo and datetime conditions are refused there
-    /// (qdrant-edge supports them).
+    /// The same filter for the Qdrant gRPC API.
     pub fn to_grpc(&self) -> Result<grpc::Filter, String> {
         filter(&self.parsed)
     }
@@ -69,21 +71,40 @@ fn condition(c: &Condition) -> Result<grpc::Condition, String> {
 }
 
 fn field_condition(c: &FieldCondition) -> Result<grpc::FieldCondition, String> {
-    if c.geo_bounding_box.is_some() || c.geo_radius.is_some() || c.geo_polygon.is_some() {
-        return Err("geo conditions are not supported with the Qdrant server backend".into());
-    }
-    let range = match &c.range {
-        None => None,
-        Some(qdrant_edge::RangeInterface::Float(r)) => Some(grpc::Range {
-            lt: r.lt.map(|v| v.0),
-            gt: r.gt.map(|v| v.0),
-            gte: r.gte.map(|v| v.0),
-            lte: r.lte.map(|v| v.0),
-        }),
-        Some(qdrant_edge::RangeInterface::DateTime(_)) => {
-            return Err("datetime ranges are not supported with the Qdrant server backend".into());
+    let (range, datetime_range) = match &c.range {
+        None => (None, None),
+        Some(RangeInterface::Float(r)) => {
+            let range = grpc::Range {
+                lt: r.lt.map(|v| v.0),
+                gt: r.gt.map(|v| v.0),
+                gte: r.gte.map(|v| v.0),
+                lte: r.lte.map(|v| v.0),
+            };
+            (Some(range), None)
+        }
+        Some(RangeInterface::DateTime(r)) => {
+            let range = grpc::DatetimeRange {
+                lt: r.lt.map(timestamp),
+                gt: r.gt.map(timestamp),
+                gte: r.gte.map(timestamp),
+                lte: r.lte.map(timestamp),
+            };
+            (None, Some(range))
         }
     };
+    let geo_bounding_box = c.geo_bounding_box.as_ref().map(|b| grpc::GeoBoundingBox {
+        top_left: Some(geo_point(&b.top_left)),
+        bottom_right: Some(geo_point(&b.bottom_right)),
+    });
+    let geo_radius = c
+        .geo_radius
+        .as_ref()
+        .map(|r| grpc::GeoRadius { center: Some(geo_point(&r.center)), radius: r.radius.0 as f32 });
+    let line = |points: &[GeoPoint]| grpc::GeoLineString { points: points.iter().map(geo_point).collect() };
+    let geo_polygon = c.geo_polygon.as_ref().map(|p| grpc::GeoPolygon {
+        exterior: Some(line(&p.exterior.points)),
+        interiors: p.interiors.iter().flatten().map(|l| line(&l.points)).collect(),
+    });
     let values_count = c.values_count.as_ref().map(|v| grpc::ValuesCount {
         lt: v.lt.map(|n| n as u64),
         gt: v.gt.map(|n| n as u64),
@@ -95,11 +116,27 @@ fn field_condition(c: &FieldCondition) -> Result<grpc::FieldCondition, String> {
         key: c.key.to_string(),
         r#match,
         range,
+        datetime_range,
+        geo_bounding_box,
+        geo_radius,
+        geo_polygon,
         values_count,
         is_empty: c.is_empty,
         is_null: c.is_null,
-        ..Default::default()
     })
+}
+
+fn geo_point(p: &GeoPoint) -> grpc::GeoPoint {
+    grpc::GeoPoint { lon: p.lon.0, lat: p.lat.0 }
+}
+
+/// Qdrant keeps datetimes to the microsecond.
+fn timestamp(t: DateTimeWrapper) -> prost_types::Timestamp {
+    let micros = t.timestamp();
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    }
 }
 
 fn match_value(m: &Match) -> MatchValue {
@@ -181,9 +218,29 @@ mod tests {
     }
 
     #[test]
-    fn geo_is_refused_for_the_server_only() {
-        let geo = json!({"must": [{"key": "at", "geo_radius": {"center": {"lat": 1.0, "lon": 2.0}, "radius": 10.0}}]});
-        let f = SearchFilter::parse(&geo).unwrap();
-        assert!(f.to_grpc().unwrap_err().contains("geo"));
+    fn geo_and_datetime_conditions_convert_for_the_server() {
+        let json = json!({"must": [
+            {"key": "at", "geo_radius": {"center": {"lat": 48.85, "lon": 2.35}, "radius": 10000.0}},
+            {"key": "at", "geo_bounding_box": {"top_left": {"lat": 49.0, "lon": 2.0}, "bottom_right": {"lat": 48.0, "lon": 3.0}}},
+            {"key": "at", "geo_polygon": {"exterior": {"points": [
+                {"lat": 48.0, "lon": 2.0}, {"lat": 49.0, "lon": 2.0}, {"lat": 49.0, "lon": 3.0}, {"lat": 48.0, "lon": 2.0}]}}},
+            {"key": "joined", "range": {"gte": "2024-01-02T03:04:05.000006Z"}}
+        ]});
+        let grpc = SearchFilter::parse(&json).unwrap().to_grpc().unwrap();
+        let fields: Vec<_> = grpc
+            .must
+            .iter()
+            .map(|c| match &c.condition_one_of {
+                Some(ConditionOneOf::Field(f)) => f.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let radius = fields[0].geo_radius.unwrap();
+        assert_eq!((radius.center.unwrap().lat, radius.radius), (48.85, 10000.0));
+        assert_eq!(fields[1].geo_bounding_box.unwrap().bottom_right.unwrap().lon, 3.0);
+        assert_eq!(fields[2].geo_polygon.as_ref().unwrap().exterior.as_ref().unwrap().points.len(), 4);
+        let gte = fields[3].datetime_range.unwrap().gte.unwrap();
+        assert_eq!((gte.seconds, gte.nanos), (1_704_164_645, 6_000));
+        assert!(fields[3].range.is_none());
     }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 pub use edge::EdgeStore;
 pub use filter::SearchFilter;
-pub use qdrant::QdrantStore;
+pub use qdrant::{Layout, QdrantStore};
 
 use crate::engines::BoxFuture;
 

@@ -1,6 +1,6 @@
 //! A Qdrant server over gRPC (`qdrant-client`), with the same point layout as qdrant-edge.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,13 +18,25 @@ use crate::engines::BoxFuture;
 
 pub struct QdrantStore {
     client: Qdrant,
-    /// Collections known to exist, so upserts do not ask every time.
-    known: Mutex<HashSet<String>>,
+    url: String,
+    layout: Layout,
+    /// Collections known to exist, with their vectors' dimension, so writes and searches do not
+    /// ask every time (Qdrant refuses a wrong dimension as an invalid argument, not by name).
+    known: Mutex<HashMap<String, usize>>,
+}
+
+/// How the collections the gateway creates are spread over a Qdrant cluster; unset values take
+/// Qdrant's defaults (one shard per node, one copy of each, writes acknowledged by one copy).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Layout {
+    pub shards: Option<u32>,
+    pub replication_factor: Option<u32>,
+    pub write_consistency: Option<u32>,
 }
 
 impl QdrantStore {
     /// Connects lazily: a server that is down shows up as 503s, not as a start-up failure.
-    pub fn connect(url: &str, api_key: Option<String>, timeout: Duration) -> Result<Self, String> {
+    pub fn connect(url: &str, api_key: Option<String>, timeout: Duration, layout: Layout) -> Result<Self, String> {
         let client = Qdrant::from_url(url)
             .api_key(api_key)
             .timeout(timeout)
@@ -32,30 +44,96 @@ impl QdrantStore {
             .skip_compatibility_check()
             .build()
             .map_err(|e| format!("invalid Qdrant URL {url:?}: {e}"))?;
-        Ok(Self { client, known: Mutex::default() })
+        Ok(Self { client, url: url.to_string(), layout, known: Mutex::default() })
     }
 
-    async fn ensure_collection(&self, collection: &str, dimension: usize) -> Result<(), StoreError> {
-        if self.known.lock().unwrap_or_else(|p| p.into_inner()).contains(collection) {
-            return Ok(());
+    /// Asks the server once at start-up: a refused API key is a configuration error (`Err`, one
+    /// line); a server that cannot be reached yet is only logged, since it may start later.
+    pub async fn check_access(&self) -> Result<(), String> {
+        let url = &self.url;
+        match tokio::time::timeout(Duration::from_secs(5), self.client.list_collections()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if refused_key(&e) => {
+                Err(format!("the Qdrant server at {url} refused the API key (QDRANT_API_KEY)"))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(url, error = %e, "the Qdrant server cannot be reached yet; searches and writes answer 503 until it can");
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!(
+                    url,
+                    "the Qdrant server did not answer within 5 s; searches and writes answer 503 until it does"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// The dimension of an existing collection (remembered after the first ask).
+    async fn dimension(&self, collection: &str) -> Result<usize, StoreError> {
+        if let Some(&dimension) = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(collection) {
+            return Ok(dimension);
+        }
+        let dimension = self.info(collection).await?.dimension;
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(collection.to_string(), dimension);
+        Ok(dimension)
+    }
+
+    /// Creates the collection with `dimension` unless it exists; returns its dimension.
+    async fn ensure_collection(&self, collection: &str, dimension: usize) -> Result<usize, StoreError> {
+        if let Some(&existing) = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(collection) {
+            return Ok(existing);
         }
         if !self.client.collection_exists(collection).await.map_err(store_error)? {
-            let create = CreateCollectionBuilder::new(collection)
+            let mut create = CreateCollectionBuilder::new(collection)
                 .vectors_config(VectorParamsBuilder::new(dimension as u64, Distance::Cosine));
+            if let Some(shards) = self.layout.shards {
+                create = create.shard_number(shards);
+            }
+            if let Some(copies) = self.layout.replication_factor {
+                create = create.replication_factor(copies);
+            }
+            if let Some(acks) = self.layout.write_consistency {
+                create = create.write_consistency_factor(acks);
+            }
             if let Err(e) = self.client.create_collection(create).await {
                 // Another writer may have created it meanwhile; that is fine.
                 if !self.client.collection_exists(collection).await.map_err(store_error)? {
                     return Err(store_error(e));
                 }
             }
-            tracing::info!(collection, dimension, "created collection");
+            tracing::info!(collection, dimension, layout = ?self.layout, "created collection");
         }
-        self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(collection.to_string());
-        Ok(())
+        self.dimension(collection).await
+    }
+
+    /// Forgets a collection that turned out to be gone (it may come back with another dimension).
+    fn forget_if_gone(&self, collection: &str, error: StoreError) -> StoreError {
+        if matches!(error, StoreError::NotFound(_)) {
+            self.known.lock().unwrap_or_else(|p| p.into_inner()).remove(collection);
+        }
+        error
     }
 }
 
+/// Points or a query whose dimension is not the collection's.
+fn check_dimension(collection: &str, expected: usize, got: impl IntoIterator<Item = usize>) -> Result<(), StoreError> {
+    match got.into_iter().find(|&n| n != expected) {
+        Some(got) => Err(StoreError::Dimension { collection: collection.to_string(), expected, got }),
+        None => Ok(()),
+    }
+}
+
+fn refused_key(e: &QdrantError) -> bool {
+    matches!(e, QdrantError::ResponseError { status }
+        if matches!(status.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied))
+}
+
 fn store_error(e: QdrantError) -> StoreError {
+    if refused_key(&e) {
+        return StoreError::Unavailable("the Qdrant server refused the API key (QDRANT_API_KEY)".into());
+    }
     match &e {
         QdrantError::ResponseError { status } => match status.code() {
             tonic::Code::NotFound => StoreError::NotFound(status.message().to_string()),
@@ -112,6 +190,7 @@ impl VectorStore for QdrantStore {
         filter: Option<&'a SearchFilter>,
     ) -> BoxFuture<'a, Result<Vec<Found>, StoreError>> {
         Box::pin(async move {
+            check_dimension(collection, self.dimension(collection).await?, [vector.len()])?;
             let mut query = QueryPointsBuilder::new(collection)
                 .query(Query::new_nearest(vector))
                 .limit(limit as u64)
@@ -131,7 +210,8 @@ impl VectorStore for QdrantStore {
     fn upsert<'a>(&'a self, collection: &'a str, points: Vec<Point>) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let Some(dimension) = points.first().map(|p| p.vector.len()) else { return Ok(()) };
-            self.ensure_collection(collection, dimension).await?;
+            let expected = self.ensure_collection(collection, dimension).await?;
+            check_dimension(collection, expected, points.iter().map(|p| p.vector.len()))?;
             let points: Vec<PointStruct> = points
                 .iter()
                 .map(|p| {
@@ -139,7 +219,8 @@ impl VectorStore for QdrantStore {
                 })
                 .collect();
             let upsert = UpsertPointsBuilder::new(collection, points).wait(true);
-            self.client.upsert_points(upsert).await.map_err(in_collection(collection))?;
+            let result = self.client.upsert_points(upsert).await.map_err(in_collection(collection));
+            result.map_err(|e| self.forget_if_gone(collection, e))?;
             Ok(())
         })
     }
