@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Rehearses the production stack on this machine, on a real Docker engine: builds the images from
+# docker/Dockerfile's runtime stages, brings up compose.yaml itself (plus the one override
+# docker/compose.rehearsal.yaml: fixture models, local stand-ins for registry images), waits for
+# every healthcheck, smoke-tests through the `local` profile's 127.0.0.1:8080 (a miss, a hit served
+# via Redis, the reranker killed and back, Qdrant killed and back), checks that nothing else is
+# published, and tears everything down. Needs root (apt, dockerd). Prints a timing per phase.
+#
+#   scripts/rehearse.sh [--profile release|debug]   # which host build of the binaries to package
+#
+# What it replaces: Docker Hub is out of reach, so debian:bookworm-slim is made with debootstrap;
+# the Dockerfile's onnxruntime and chef/planner/builder stages (python and rust base images) are
+# replaced by images holding what the host built (BINARIES / ONNXRUNTIME build args); Redis,
+# Qdrant and nginx run from Debian-based stand-ins (docker/rehearsal.Dockerfile).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+profile=release
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --profile) profile="$2"; shift 2 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        *) echo "rehearse: unknown argument $1" >&2; exit 64 ;;
+    esac
+done
+work="$root/target/rehearsal"
+mkdir -p "$work"
+started=$(date +%s)
+phase_started=$started
+phase() {
+    local now; now=$(date +%s)
+    echo "rehearse: [$((now - phase_started)) s] $1 done (total $((now - started)) s)"
+    phase_started=$now
+}
+fail() { echo "rehearse: FAILED: $*" >&2; echo "rehearsal: $passed passed, 1 failed"; exit 1; }
+passed=0
+check() { passed=$((passed + 1)); echo "  ok: $*"; }
+
+# 1. The engine, Compose v1 and debootstrap from Debian. docker.io's own client, since a newer
+#    client elsewhere on PATH would want the buildx plugin for BuildKit.
+missing=()
+for tool in dockerd:docker.io /usr/bin/docker:docker.io docker-compose:docker-compose debootstrap:debootstrap; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "rehearse: installing ${missing[*]} (Debian)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) iptables >/dev/null
+fi
+docker=/usr/bin/docker
+dockerd_pid=""
+compose=(docker-compose -p semsearch -f compose.yaml -f docker/compose.rehearsal.yaml --profile local)
+cleanup() {
+    local status=$?
+    if [ -n "${REDIS_PASSWORD:-}" ]; then
+        "${compose[@]}" down -v --remove-orphans >"$work/down.log" 2>&1 || true
+    fi
+    if [ -n "$dockerd_pid" ]; then
+        kill "$dockerd_pid" 2>/dev/null || true
+        wait "$dockerd_pid" 2>/dev/null || true
+    fi
+    [ $status -eq 0 ] || echo "rehearse: logs in $work" >&2
+    exit $status
+}
+trap cleanup EXIT
+if ! $docker info >/dev/null 2>&1; then
+    echo "rehearse: starting dockerd (no init system here; stopped by its PID at the end)"
+    dockerd >"$work/dockerd.log" 2>&1 &
+    dockerd_pid=$!
+    for _ in $(seq 100); do $docker info >/dev/null 2>&1 && break; sleep 0.2; done
+    $docker info >/dev/null 2>&1 || fail "dockerd did not start: $(tail -5 "$work/dockerd.log")"
+fi
+phase "engine ($($docker version --format '{{.Server.Version}}'), $(docker-compose version --short))"
+
+# 2. The base image every runtime stage uses, from Debian's archive.
+if ! $docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
+    rm -rf "$work/rootfs"
+    debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 \
+        || fail "debootstrap: $(tail -3 "$work/debootstrap.log")"
+    tar -C "$work/rootfs" -c . | $docker import - debian:bookworm-slim >/dev/null
+    rm -rf "$work/rootfs"
+fi
+phase "base image debian:bookworm-slim (debootstrap, bookworm minbase)"
+
+# 3. What the host built, and the stand-ins.
+if [ "$profile" = release ]; then
+    cargo build --release --locked -p embed-service -p rerank-service -p search-gateway
+fi
+context="$work/context"
+rm -rf "$context" && mkdir -p "$context/out"
+for binary in embed-service rerank-service search-gateway; do
+    [ -x "target/$profile/$binary" ] || fail "target/$profile/$binary is missing (cargo build --workspace --bins)"
+    cp "target/$profile/$binary" "$context/out/"
+done
+[ -f .ort/lib/libonnxruntime.so ] && [ -x .qdrant/bin/qdrant ] || fail "run scripts/setup.sh first"
+cp .ort/lib/libonnxruntime.so .qdrant/bin/qdrant "$context/"
+export DOCKER_BUILDKIT=1
+for stage in binaries onnxruntime redis qdrant nginx; do
+    $docker build -q -f docker/rehearsal.Dockerfile --target "$stage" -t "semsearch-rehearsal/$stage" "$context" >/dev/null \
+        || fail "building the $stage stand-in"
+done
+phase "stand-in images (binaries: target/$profile, ONNX Runtime, Redis, Qdrant, nginx)"
+for service in embed-service rerank-service search-gateway; do
+    $docker build -q -f docker/Dockerfile --target "$service" \
+        --build-arg BINARIES=semsearch-rehearsal/binaries --build-arg ONNXRUNTIME=semsearch-rehearsal/onnxruntime \
+        -t "semsearch/$service:latest" . >/dev/null || fail "building $service"
+done
+$docker images --format '  {{.Repository}}:{{.Tag}} {{.Size}}' | grep -E "semsearch|debian" || true
+phase "service images (docker/Dockerfile runtime stages)"
+
+# 4. The stack: compose.yaml itself plus the override, with throwaway secrets.
+REDIS_PASSWORD="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+QDRANT_API_KEY="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export REDIS_PASSWORD QDRANT_API_KEY
+"${compose[@]}" up -d --no-build >"$work/up.log" 2>&1 || fail "compose up: $(tail -5 "$work/up.log")"
+container() { "${compose[@]}" ps -q "$1"; }
+health() { $docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$(container "$1")"; }
+wait_healthy() {
+    local service=$1 deadline=$(( $(date +%s) + ${2:-300} ))
+    until [ "$(health "$service")" = healthy ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || fail "$service is $(health "$service"): $("${compose[@]}" logs --tail 20 "$service")"
+        sleep 1
+    done
+}
+for service in redis qdrant embed-service rerank-service search-gateway; do
+    wait_healthy "$service"
+done
+for _ in $(seq 60); do curl -sf http://127.0.0.1:8080/health >/dev/null && break; sleep 1; done
+for service in redis qdrant embed-service rerank-service search-gateway gateway-local-port; do
+    echo "  $service: $(health "$service")"
+done
+check "every healthcheck healthy"
+phase "stack up, every healthcheck healthy"
+
+# 5. Smoke tests through the only published port.
+api=http://127.0.0.1:8080
+field() { python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1]))' "$1"; }
+search() { curl -s "$api/search" -H 'content-type: application/json' -d "$1"; }
+documents='{"documents": [
+  {"id": "p1", "text": "Rust engineer in Paris building search engines", "payload": {"city": "Paris"}},
+  {"id": "p2", "text": "Pastry chef in Lyon", "payload": {"city": "Lyon"}},
+  {"id": "p3", "text": "Data scientist in Berlin, machine learning", "payload": {"city": "Berlin"}},
+  {"id": "p4", "text": "Backend developer (Go, Rust) in Paris", "payload": {"city": "Paris"}}]}'
+upserted=$(curl -s -X PUT "$api/collections/profiles/documents" -H 'content-type: application/json' -d "$documents" | field upserted)
+[ "$upserted" = 4 ] || fail "upsert: $upserted"
+first=$(search '{"query": "rust engineer"}')
+[ "$(field cache <<<"$first")/$(field rerank <<<"$first")" = miss/applied ] || fail "first search: $first"
+second=$(search '{"query": "rust engineer"}')
+[ "$(field cache <<<"$second")" = hit ] || fail "second search: $second"
+keys=$("${compose[@]}" exec -T redis redis-cli --no-auth-warning -a "$REDIS_PASSWORD" KEYS 'sg:v1:search:*')
+[ -n "$keys" ] || fail "no result cached in Redis"
+check "upsert 4, search miss + rerank applied, then a hit served from Redis ($(wc -l <<<"$keys") key)"
+
+$docker kill "$(container rerank-service)" >/dev/null
+fallback=$(search '{"query": "pastry chef"}')
+[ "$(field rerank <<<"$fallback")" = fallback ] || fail "with the reranker killed: $fallback"
+$docker start "$(container rerank-service)" >/dev/null
+wait_healthy rerank-service 120
+applied=$(search '{"query": "data scientist"}')
+[ "$(field rerank <<<"$applied")" = applied ] || fail "with the reranker back: $applied"
+check "rerank-service killed: rerank fallback; started again: applied"
+
+$docker kill "$(container qdrant)" >/dev/null
+down=$(curl -s -o /dev/stderr -w '%{http_code}' "$api/search" -H 'content-type: application/json' \
+    -d '{"query": "backend developer", "cache": "bypass"}' 2>"$work/qdrant-down.json")
+[ "$down" = 503 ] && grep -q vector_store_unavailable "$work/qdrant-down.json" || fail "with Qdrant killed: $down"
+$docker start "$(container qdrant)" >/dev/null
+wait_healthy qdrant 120
+for _ in $(seq 60); do
+    back=$(search '{"query": "backend developer", "cache": "bypass"}')
+    [ "$(python3 -c 'import json,sys; print(len(json.load(sys.stdin).get("hits", [])))' <<<"$back")" = 4 ] && break
+    sleep 1
+done
+[ "$(python3 -c 'import json,sys; print(len(json.load(sys.stdin).get("hits", [])))' <<<"$back")" = 4 ] \
+    || fail "Qdrant back, its data kept: $back"
+check "qdrant killed: 503 vector_store_unavailable; started again: 4 hits, data kept"
+
+published=$($docker ps --filter label=com.docker.compose.project=semsearch --format '{{.Names}} {{.Ports}}' | grep -- '->' || true)
+[ "$(wc -l <<<"$published")" = 1 ] && grep -q 'gateway-local-port.*127.0.0.1:8080->8080/tcp' <<<"$published" \
+    || fail "published ports: $published"
+check "published: $published (nothing else)"
+phase "smoke tests"
+echo "rehearse: ok in $(( $(date +%s) - started )) s"
+echo "rehearsal: $passed passed, 0 failed"
