@@ -53,7 +53,10 @@ fn run(binary: &Path, args: &Args, texts: &mut impl FnMut() -> String, runtime: 
     let mut argv = vec!["--host", "127.0.0.1", "--port", "0", "--data-dir", data.to_str()];
     argv.extend(["--embed-model-dir", model.to_str().unwrap(), "--rerank-model-dir", reranker.to_str().unwrap()]);
     argv.extend(args.gateway_args.split_whitespace());
-    let gateway = Process::start_binary(binary, &argv, &[("RUST_LOG", "warn,search_gateway=info")]);
+    // Named explicitly: a binary built elsewhere looks for the library under its own tree.
+    let ort = e2e::root().join(".ort/lib/libonnxruntime.so");
+    let envs = [("RUST_LOG", "warn,search_gateway=info"), ("ORT_DYLIB_PATH", ort.to_str().unwrap())];
+    let gateway = Process::start_binary(binary, &argv, &envs);
     runtime.block_on(gateway.wait_ready(Duration::from_secs(600)));
     let client = reqwest::Client::new();
     let url = gateway.url("/collections/bench/documents");
