@@ -84,8 +84,11 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let binary = args.gateway_bin.clone().unwrap_or_else(|| e2e::binary("search-gateway"));
     let ort = e2e::root().join(".ort/lib/libonnxruntime.so");
-    let output =
-        std::process::Command::new(&binary).args(&ingest).env("RUST_LOG", "warn").env("ORT_DYLIB_PATH", ort).output()?;
+    let output = std::process::Command::new(&binary)
+        .args(&ingest)
+        .env("RUST_LOG", "warn")
+        .env("ORT_DYLIB_PATH", ort)
+        .output()?;
     let (status, stderr) = (output.status, String::from_utf8_lossy(&output.stderr).into_owned());
     let wall = t.elapsed().as_secs_f64();
     anyhow::ensure!(status.success(), "ingest failed:\n{stderr}");
