@@ -53,14 +53,17 @@ async fn a_frozen_redis_costs_searches_nothing_and_caching_resumes() {
     // Without the breaker each search waited out three 100 ms commands (~300 ms more).
     assert!(frozen < no_cache + Duration::from_millis(60), "{frozen:?} vs {no_cache:?} with no cache");
 
+    // Caching is back once a search repeated at once is a hit (while the breaker is open, both
+    // are `bypass`; the first may already be a hit when an earlier round cached it).
     let deadline = Instant::now() + Duration::from_secs(20);
     let body = json!({"query": "after the outage", "top_k": 3});
     loop {
         let (_, first) = post_json(&client, gateway.url("/search"), body.clone()).await;
         let (_, second) = post_json(&client, gateway.url("/search"), body.clone()).await;
-        if first["cache"] == "miss" && second["cache"] == "hit" {
+        if second["cache"] == "hit" {
             break;
         }
+        assert!(["bypass", "miss"].contains(&first["cache"].as_str().unwrap()), "{first}");
         assert!(Instant::now() < deadline, "caching never resumed: {first} {second}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
