@@ -230,16 +230,23 @@ async fn qdrant_edge_persists_across_restarts_and_owns_its_directory() {
 
 #[tokio::test]
 async fn a_reranker_over_its_time_budget_falls_back_to_vector_order() {
+    // A frozen rerank-service (SIGSTOP) never answers: the budget always runs out, whatever the
+    // machine's speed (a 1 ms budget on the in-process fixture was sometimes met).
+    let rerank = start_model_service("rerank-service", &fixture("tiny-reranker"), &["--intra-op-threads", "1"], &[]);
+    rerank.wait_ready(READY).await;
     let data = TempDir::new("gateway-budget");
-    let gw = gateway(&data, &["--rerank-timeout-ms", "1"]);
+    let rerank_url = rerank.url("");
+    let gw = gateway(&data, &["--rerank-url", &rerank_url, "--rerank-timeout-ms", "300"]);
     gw.wait_ready(READY).await;
     let client = reqwest::Client::new();
     upsert(&client, &gw, "profiles", profiles()).await;
+    rerank.signal("STOP");
     let body = json!({"query": "rust engineer", "candidates": 6, "top_k": 6});
     let out = search(&client, &gw, body.clone()).await;
     assert_eq!(out["rerank"], "fallback");
     assert_vector_order(&out);
     assert_eq!(search(&client, &gw, body).await["cache"], "miss", "a fallback is not cached");
+    rerank.signal("CONT");
     let metrics = client.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert_eq!(metric(&metrics, "gateway_reranks_total{kind=\"fallback\"}"), 2.0, "{metrics}");
     assert_eq!(metric(&metrics, "gateway_dependency_errors_total{kind=\"reranker\"}"), 2.0, "{metrics}");
