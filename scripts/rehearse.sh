@@ -44,10 +44,11 @@ for tool in dockerd:docker.io /usr/bin/docker:docker.io docker-compose:docker-co
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-    echo "rehearse: installing ${missing[*]} (Debian)"
+    packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+    echo "rehearse: installing $packages(Debian)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) iptables >/dev/null
+    apt-get install -y -qq --no-install-recommends $packages iptables >/dev/null
 fi
 docker=/usr/bin/docker
 dockerd_pid=""
