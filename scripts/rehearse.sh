@@ -58,6 +58,10 @@ cleanup() {
     if [ -n "${REDIS_PASSWORD:-}" ]; then
         "${compose[@]}" down -v --remove-orphans >"$work/down.log" 2>&1 || true
     fi
+    # The previous run's images, replaced by this run's tags, and the build cache: each run copies
+    # the binaries in again (~1.5 GB in debug), which would otherwise pile up run after run.
+    $docker image prune -f >/dev/null 2>&1 || true
+    $docker builder prune -f >/dev/null 2>&1 || true
     if [ -n "$dockerd_pid" ]; then
         kill "$dockerd_pid" 2>/dev/null || true
         wait "$dockerd_pid" 2>/dev/null || true
