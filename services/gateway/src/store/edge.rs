@@ -17,7 +17,9 @@ use qdrant_edge::{
 use serde_json::Value;
 
 use super::journal::{Entry, EntryRef, Journal, WriteGuard, sync_dir};
-use super::{CollectionInfo, Found, Point, SearchFilter, StoreError, VectorStore, id_and_hash, point_id};
+use super::{
+    CollectionInfo, Found, Point, SearchFilter, StoreError, VectorStore, check_dimension, id_and_hash, point_id,
+};
 use crate::engines::BoxFuture;
 
 /// A collection being created lives here until it is whole; leftovers are removed at start-up.
@@ -126,10 +128,7 @@ impl Shards {
             EntryRef::Upsert { collection, points } => {
                 let Some(dimension) = points.first().map(|p| p.vector.len()) else { return Ok(()) };
                 let shard = self.shard_or_create(collection, dimension)?;
-                let expected = dimension_of(&shard);
-                if let Some(p) = points.iter().find(|p| p.vector.len() != expected) {
-                    return Err(StoreError::Dimension { collection: collection.into(), expected, got: p.vector.len() });
-                }
+                check_dimension(collection, dimension_of(&shard), points.iter().map(|p| p.vector.len()))?;
                 let points = points
                     .iter()
                     .map(|p| {
@@ -262,10 +261,7 @@ impl VectorStore for EdgeStore {
     ) -> BoxFuture<'a, Result<Vec<Found>, StoreError>> {
         Box::pin(async move {
             let shard = self.0.shard(collection)?;
-            let expected = dimension_of(&shard);
-            if vector.len() != expected {
-                return Err(StoreError::Dimension { collection: collection.into(), expected, got: vector.len() });
-            }
+            check_dimension(collection, dimension_of(&shard), [vector.len()])?;
             let request = SearchRequest {
                 query: QueryEnum::Nearest(NamedQuery::default_dense(vector)),
                 filter: filter.map(|f| f.parsed.clone()),
@@ -293,7 +289,6 @@ impl VectorStore for EdgeStore {
 
     fn delete<'a>(&'a self, collection: &'a str, document_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.0.shard(collection)?;
             let (store, collection, id) = (self.0.clone(), collection.to_string(), document_id.to_string());
             blocking(move || store.write(&EntryRef::Delete { collection: &collection, document_id: &id })).await
         })

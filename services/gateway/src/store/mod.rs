@@ -123,6 +123,14 @@ impl Found {
     }
 }
 
+/// An error naming the first of `got` (vector lengths) that is not the collection's `expected`.
+fn check_dimension(collection: &str, expected: usize, got: impl IntoIterator<Item = usize>) -> Result<(), StoreError> {
+    match got.into_iter().find(|&n| n != expected) {
+        Some(got) => Err(StoreError::Dimension { collection: collection.to_string(), expected, got }),
+        None => Ok(()),
+    }
+}
+
 /// `(document id, text hash)` of a stored payload, if it has both (for incremental ingest).
 fn id_and_hash(payload: &Map<String, Value>) -> Option<(String, String)> {
     match (payload.get(ID_KEY), payload.get(HASH_KEY)) {

@@ -13,7 +13,9 @@ use qdrant_client::qdrant::{
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde_json::{Map, Value};
 
-use super::{CollectionInfo, Found, Point, SearchFilter, StoreError, VectorStore, id_and_hash, point_id};
+use super::{
+    CollectionInfo, Found, Point, SearchFilter, StoreError, VectorStore, check_dimension, id_and_hash, point_id,
+};
 use crate::engines::BoxFuture;
 
 pub struct QdrantStore {
@@ -23,6 +25,10 @@ pub struct QdrantStore {
     /// Collections known to exist, with their vectors' dimension, so writes and searches do not
     /// ask every time (Qdrant refuses a wrong dimension as an invalid argument, not by name).
     known: Mutex<HashMap<String, usize>>,
+    /// Held while a collection is being created: concurrent first writes (ingest's batches)
+    /// would otherwise race to create it, and the loser could fail before the winner's
+    /// collection is visible.
+    creating: tokio::sync::Mutex<()>,
 }
 
 /// How the collections the gateway creates are spread over a Qdrant cluster; unset values take
@@ -44,7 +50,7 @@ impl QdrantStore {
             .skip_compatibility_check()
             .build()
             .map_err(|e| format!("invalid Qdrant URL {url:?}: {e}"))?;
-        Ok(Self { client, url: url.to_string(), layout, known: Mutex::default() })
+        Ok(Self { client, url: url.to_string(), layout, known: Mutex::default(), creating: Default::default() })
     }
 
     /// Asks the server once at start-up: a refused API key is a configuration error (`Err`, one
@@ -85,6 +91,10 @@ impl QdrantStore {
         if let Some(&existing) = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(collection) {
             return Ok(existing);
         }
+        let _creating = self.creating.lock().await;
+        if let Some(&existing) = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(collection) {
+            return Ok(existing);
+        }
         if !self.client.collection_exists(collection).await.map_err(store_error)? {
             let mut create = CreateCollectionBuilder::new(collection)
                 .vectors_config(VectorParamsBuilder::new(dimension as u64, Distance::Cosine));
@@ -98,7 +108,7 @@ impl QdrantStore {
                 create = create.write_consistency_factor(acks);
             }
             if let Err(e) = self.client.create_collection(create).await {
-                // Another writer may have created it meanwhile; that is fine.
+                // Another process may have created it meanwhile; that is fine.
                 if !self.client.collection_exists(collection).await.map_err(store_error)? {
                     return Err(store_error(e));
                 }
@@ -114,14 +124,6 @@ impl QdrantStore {
             self.known.lock().unwrap_or_else(|p| p.into_inner()).remove(collection);
         }
         error
-    }
-}
-
-/// Points or a query whose dimension is not the collection's.
-fn check_dimension(collection: &str, expected: usize, got: impl IntoIterator<Item = usize>) -> Result<(), StoreError> {
-    match got.into_iter().find(|&n| n != expected) {
-        Some(got) => Err(StoreError::Dimension { collection: collection.to_string(), expected, got }),
-        None => Ok(()),
     }
 }
 
