@@ -113,6 +113,8 @@ pub struct ServeArgs {
     /// Log one JSON object per line instead of human-readable text.
     #[arg(long, env = "LOG_JSON")]
     pub log_json: bool,
+    #[command(flatten)]
+    pub auth: crate::http::AuthArgs,
 }
 
 impl ServeArgs {
@@ -128,7 +130,45 @@ impl ServeArgs {
         if self.header_timeout_secs == 0 || self.body_timeout_secs == 0 {
             return Err("--header-timeout-secs and --body-timeout-secs must be at least 1".into());
         }
-        Ok(())
+        self.auth.api_keys().map(drop)
+    }
+}
+
+/// A secret taken from a flag or the environment (an API key, a URL with a password). Its `Debug`
+/// and `Display` print `***`, so logging a config never shows it; [`Secret::expose`] is the one
+/// way to the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_string())
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::from(value))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
     }
 }
 

@@ -8,8 +8,9 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use crate::model::{ModelConfig, ModelError};
 
-/// How a text is meant to be used, which picks the E5 prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum)]
+/// How a text is meant to be used, which picks the E5 prefix: `query` ("query: "), `passage`
+/// ("passage: "), or `raw` (no prefix, as fastembed 0.5.1 fed the model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InputType {
     #[default]

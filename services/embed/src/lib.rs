@@ -46,18 +46,34 @@ impl Service {
     }
 }
 
-/// The router: API routes plus `/health`, `/ready`, `/metrics`.
+/// The embed-service's routes, for its OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(routes::embed::single, routes::embed::batch, routes::openai::embeddings, routes::info::info))]
+struct Api;
+
+/// The OpenAPI 3.1 document served at `/openapi.json` (and checked in as openapi/embed-service.json).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    shared::http::openapi::document(
+        Api::openapi(),
+        "embed-service",
+        "Multilingual E5 embeddings on ONNX Runtime with dynamic batching. Errors are \
+         `{\"error\": \"...\", \"code\": \"...\"}`; 429 and 503 carry `Retry-After`.",
+    )
+}
+
+/// The router: API routes plus `/health`, `/ready`, `/metrics`, `/openapi.json`.
 pub fn app(service: Service) -> Router {
     let Service { state, metrics, draining } = service;
     let ready = engine_readiness(state.embedder.batcher().readiness(), draining);
-    let max_body = state.config.serve.max_body_bytes;
+    let serve = state.config.serve.clone();
     let api = Router::new()
         .route("/embed", post(routes::embed::single))
         .route("/embed/batch", post(routes::embed::batch))
         .route("/v1/embeddings", post(routes::openai::embeddings))
         .route("/info", get(routes::info::info))
         .with_state(state);
-    model_router(api, metrics, ready, max_body)
+    model_router(api, metrics, ready, &serve, openapi())
 }
 
 #[cfg(test)]

@@ -227,3 +227,17 @@ async fn engine_failures_map_to_429_503_and_an_opaque_500() {
     let body = String::from_utf8_lossy(&body);
     assert!(body.contains(r#""code":"internal""#) && !body.contains("secret detail"), "{body}");
 }
+
+#[tokio::test]
+async fn the_served_openapi_document_is_the_checked_in_one() {
+    let app = router().await;
+    let (status, headers, spec) = send(&app, "GET", "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(spec["openapi"], "3.1.0");
+    for path in ["/embed", "/embed/batch", "/v1/embeddings", "/info", "/health", "/ready", "/metrics"] {
+        assert!(spec["paths"][path].is_object(), "{path} is documented");
+    }
+    assert_eq!(spec, serde_json::to_value(openapi()).unwrap(), "served as built");
+    shared::http::openapi::check_checked_in(&openapi(), "embed-service.json");
+}

@@ -52,7 +52,8 @@ pub async fn embedder(
     registry: &mut Registry,
 ) -> Result<(Arc<dyn Embed>, Option<watch::Receiver<EngineReadiness>>), StartError> {
     if let Some(url) = &backends.embed_url {
-        let service = RemoteService::new("embedder", url, backends.upstream_retries).map_err(StartError::Config)?;
+        let service = RemoteService::new("embedder", url, backends.embed_api_key.as_ref(), backends.upstream_retries)
+            .map_err(StartError::Config)?;
         learn_name_in_background(service.clone());
         return Ok((Arc::new(RemoteEmbedder::new(service)), None));
     }
@@ -72,7 +73,8 @@ async fn reranker(
     registry: &mut Registry,
 ) -> Result<(Arc<dyn Rerank>, Option<watch::Receiver<EngineReadiness>>), StartError> {
     if let Some(url) = &backends.rerank_url {
-        let service = RemoteService::new("reranker", url, backends.upstream_retries).map_err(StartError::Config)?;
+        let service = RemoteService::new("reranker", url, backends.rerank_api_key.as_ref(), backends.upstream_retries)
+            .map_err(StartError::Config)?;
         learn_name_in_background(service.clone());
         return Ok((Arc::new(RemoteReranker::new(service)), None));
     }
@@ -107,8 +109,13 @@ pub async fn store(backends: &Backends) -> Result<Store, StartError> {
     match &backends.qdrant_url {
         Some(url) => {
             let timeout = Duration::from_millis(backends.qdrant_timeout_ms);
-            let store = QdrantStore::connect(url, backends.qdrant_api_key.clone(), timeout, backends.qdrant_layout())
-                .map_err(StartError::Config)?;
+            let store = QdrantStore::connect(
+                url,
+                backends.qdrant_api_key.as_ref().map(|k| k.expose().to_string()),
+                timeout,
+                backends.qdrant_layout(),
+            )
+            .map_err(StartError::Config)?;
             store.check_access().await.map_err(StartError::Config)?;
             Ok((Arc::new(store), None))
         }
@@ -124,7 +131,7 @@ pub fn cache(backends: &Backends) -> Result<Arc<dyn Cache>, StartError> {
     match &backends.redis_url {
         Some(url) => {
             let timeout = Duration::from_millis(backends.redis_timeout_ms);
-            Ok(Arc::new(RedisCache::new(url, timeout).map_err(StartError::Config)?))
+            Ok(Arc::new(RedisCache::new(url.expose(), timeout).map_err(StartError::Config)?))
         }
         None => Ok(Arc::new(MemoryCache::new(backends.cache_max_mib * 1024 * 1024))),
     }

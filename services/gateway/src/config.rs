@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shared::config::{EngineArgs, ServeArgs};
+use shared::config::{EngineArgs, Secret, ServeArgs};
 
 /// Semantic search: cache -> embed the query -> vector top-N -> rerank -> cache. Without
 /// EMBED_URL/RERANK_URL/QDRANT_URL/REDIS_URL it runs everything in this process (ONNX Runtime
@@ -69,6 +69,12 @@ pub struct Backends {
     /// rerank-service base URL (e.g. http://rerank-service:5556); unset = in-process engine.
     #[arg(long, env = "RERANK_URL")]
     pub rerank_url: Option<String>,
+    /// The API key sent to embed-service (`Authorization: Bearer`), when it runs with API_KEY.
+    #[arg(long, env = "EMBED_API_KEY", hide_env_values = true)]
+    pub embed_api_key: Option<Secret>,
+    /// The API key sent to rerank-service, when it runs with API_KEY.
+    #[arg(long, env = "RERANK_API_KEY", hide_env_values = true)]
+    pub rerank_api_key: Option<Secret>,
     /// The in-process embedder's model directory; wins over --embed-model.
     #[arg(long, env = "EMBED_MODEL_DIR")]
     pub embed_model_dir: Option<PathBuf>,
@@ -89,7 +95,7 @@ pub struct Backends {
     pub qdrant_url: Option<String>,
     /// Qdrant API key.
     #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
-    pub qdrant_api_key: Option<String>,
+    pub qdrant_api_key: Option<Secret>,
     /// Shards of each collection the gateway creates on a Qdrant server [default: Qdrant's, one
     /// per node of a cluster].
     #[arg(long, env = "QDRANT_SHARDS")]
@@ -110,7 +116,7 @@ pub struct Backends {
     pub journal_checkpoint_kib: u64,
     /// Redis URL, password included (redis://:PASSWORD@redis:6379/0); unset = in-process cache.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
     /// Milliseconds a Redis command may take before the cache is skipped.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 100)]
     pub redis_timeout_ms: u64,
@@ -196,6 +202,9 @@ pub struct IngestArgs {
     /// embedding and storing them in this process; the engine and store flags are then unused.
     #[arg(long)]
     pub gateway_url: Option<String>,
+    /// The API key sent to that gateway, when it runs with API_KEY.
+    #[arg(long, env = "GATEWAY_API_KEY", hide_env_values = true)]
+    pub gateway_api_key: Option<Secret>,
     /// Documents per batch.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,

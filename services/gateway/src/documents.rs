@@ -19,11 +19,17 @@ pub const EMBED_CHUNK: usize = 64;
 /// Longest accepted document id, in bytes.
 const MAX_ID_BYTES: usize = 512;
 
-#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+/// A document to index.
+#[derive(Debug, Clone, serde::Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"id": "p-42", "text": "Rust engineer in Berlin, search and ML serving", "payload": {"city": "Berlin"}}))]
 pub struct Document {
+    /// The app's id for it, 1-512 bytes; upserting the same id again replaces the document.
     pub id: String,
+    /// The text to embed (with the passage prefix) and rerank against.
     pub text: String,
+    /// Anything to return with the hits and filter on; the keys the gateway keeps itself
+    /// (`_doc_id`, `_text`, `_content_hash`) are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Map<String, Value>>,
 }
@@ -46,9 +52,12 @@ impl Document {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Documents to upsert.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpsertRequest {
+    /// 1 to --max-upsert-documents documents (1000 by default); more is 413
+    /// `too_many_documents`. A later duplicate of an id wins.
     pub documents: Vec<Document>,
 }
 

@@ -4,8 +4,32 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use shared::http::error_response;
 
+use shared::http::ErrorBody;
+
 use crate::engines::UpstreamError;
 use crate::store::StoreError;
+
+/// The responses of a route when a dependency (embedder, reranker, vector store) cannot answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only the derive reads it.
+pub enum Upstream {
+    /// A model service's queue is full (`overloaded`); retry after `Retry-After` seconds.
+    #[response(status = 429, headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))]
+    Overloaded(ErrorBody),
+    /// A dependency answered with an error (`upstream_error`).
+    #[response(status = 502)]
+    Failed(ErrorBody),
+    /// A dependency is down or loading (`embedder_unavailable`, `reranker_unavailable`,
+    /// `vector_store_unavailable`); retry after `Retry-After` seconds.
+    #[response(status = 503, headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))]
+    Unavailable(ErrorBody),
+    /// A dependency took longer than its time budget (`upstream_timeout`).
+    #[response(status = 504)]
+    Timeout(ErrorBody),
+    /// A bug (`internal`); the detail is in the gateway's log, not the answer.
+    #[response(status = 500)]
+    Internal(ErrorBody),
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {

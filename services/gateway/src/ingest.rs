@@ -72,7 +72,8 @@ struct LocalWriter {
 impl Sink {
     async fn open(args: &IngestArgs) -> Result<Self, StartError> {
         if let Some(url) = &args.gateway_url {
-            let gateway = RemoteService::new("gateway", url, args.retries).map_err(StartError::Config)?;
+            let gateway = RemoteService::new("gateway", url, args.gateway_api_key.as_ref(), args.retries)
+                .map_err(StartError::Config)?;
             return Ok(Self::Remote { gateway });
         }
         let backends = &args.backends;

@@ -18,7 +18,9 @@ fn main() -> ExitCode {
     let valid = match &config.command {
         None => config.server.validate(),
         Some(Command::Ingest(args)) => args.validate(),
-        Some(Command::Healthcheck(args)) => return shared::http::healthcheck(args, config.server.port),
+        Some(Command::Healthcheck(args)) => {
+            return shared::http::healthcheck(args, config.server.port, &config.server.serve.auth);
+        }
         Some(Command::Fetch) => Ok(()),
     };
     if let Err(why) = valid {

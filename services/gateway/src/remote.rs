@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use shared::config::Secret;
 use tokio::time::Instant;
 
 use crate::engines::UpstreamError;
@@ -28,11 +29,20 @@ pub struct RemoteService {
 }
 
 impl RemoteService {
-    /// `role` names the dependency in errors ("embedder", "reranker").
-    pub fn new(role: &'static str, base: &str, retries: u32) -> Result<Self, String> {
+    /// `role` names the dependency in errors ("embedder", "reranker"); `api_key`, if any, is
+    /// sent as `Authorization: Bearer` with every request.
+    pub fn new(role: &'static str, base: &str, api_key: Option<&Secret>, retries: u32) -> Result<Self, String> {
         let base = base.trim_end_matches('/');
         reqwest::Url::parse(base).map_err(|e| format!("invalid {role} URL {base:?}: {e}"))?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = api_key {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                .map_err(|_| format!("the {role}'s API key holds characters a header cannot carry"))?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(POOL_IDLE)
             .tcp_nodelay(true)
@@ -125,6 +135,13 @@ impl RemoteService {
                 StatusCode::TOO_MANY_REQUESTS => UpstreamError::Overloaded(self.role),
                 StatusCode::SERVICE_UNAVAILABLE => UpstreamError::Unavailable(self.role, message(&detail)),
                 StatusCode::GATEWAY_TIMEOUT => UpstreamError::Timeout(self.role),
+                StatusCode::UNAUTHORIZED => UpstreamError::Failed(
+                    self.role,
+                    format!(
+                        "the {role} refused this gateway's API key (HTTP 401); check its key setting",
+                        role = self.role
+                    ),
+                ),
                 _ => UpstreamError::Failed(self.role, format!("HTTP {status}: {}", message(&detail))),
             });
         }

@@ -1,17 +1,21 @@
-//! The HTTP API: `/search` and the collection routes.
+//! The HTTP API: `/search` and the collection routes, each documented for `/openapi.json`.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post, put};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use shared::http::Json;
+use shared::http::openapi::{BadBody, Unauthorized};
+use utoipa::ToSchema;
 
 use crate::Gateway;
 use crate::documents::UpsertRequest;
-use crate::error::ApiError;
+use crate::error::{ApiError, Upstream};
 use crate::search::{SearchRequest, SearchResponse};
+use crate::store::CollectionInfo;
 
 pub fn api(gateway: Arc<Gateway>) -> Router {
     Router::new()
@@ -22,6 +26,44 @@ pub fn api(gateway: Arc<Gateway>) -> Router {
         .with_state(gateway)
 }
 
+/// What an upsert did.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"collection": "profiles", "upserted": 2, "unchanged": 1}))]
+pub struct UpsertResponse {
+    collection: String,
+    /// Documents embedded and written.
+    upserted: usize,
+    /// Documents already stored with the same text and payload, left as they were.
+    unchanged: usize,
+}
+
+/// A deleted document (deleting a missing one succeeds too).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"collection": "profiles", "id": "p-42", "deleted": true}))]
+pub struct DeleteResponse {
+    collection: String,
+    id: String,
+    deleted: bool,
+}
+
+/// A stored document as it was upserted.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"collection": "profiles", "id": "p-42", "text": "Rust engineer, Berlin", "payload": {"city": "Berlin"}}))]
+pub struct DocumentResponse {
+    collection: String,
+    id: String,
+    /// The text that was embedded (absent for points the gateway did not write).
+    text: Option<String>,
+    payload: Map<String, Value>,
+}
+
+/// Semantic search: cache -> embed the query -> vector top-`candidates` -> rerank -> top-`top_k`.
+#[utoipa::path(post, path = "/search", tag = "search", request_body = SearchRequest,
+    responses(
+        (status = 200, description = "The hits, best first, with how they were found", body = SearchResponse),
+        (status = 404, description = "No such collection (`unknown_collection`)", body = shared::http::ErrorBody),
+        BadBody, Upstream, Unauthorized,
+    ))]
 async fn search(
     State(gateway): State<Arc<Gateway>>,
     Json(request): Json<SearchRequest>,
@@ -29,20 +71,37 @@ async fn search(
     crate::search::search(&gateway, request).await.map(axum::Json)
 }
 
+/// A collection's size and vector configuration.
+#[utoipa::path(get, path = "/collections/{name}", tag = "collections",
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", description = "The collection")),
+    responses(
+        (status = 200, description = "The collection", body = CollectionInfo),
+        (status = 404, description = "No such collection (`unknown_collection`)", body = shared::http::ErrorBody),
+        (status = 422, description = "Not a valid collection name (`invalid_request`)", body = shared::http::ErrorBody),
+        Upstream, Unauthorized,
+    ))]
 async fn collection(
     State(gateway): State<Arc<Gateway>>,
     Path(name): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<CollectionInfo>, ApiError> {
     crate::store::validate_collection_name(&name).map_err(ApiError::Invalid)?;
-    let info = gateway.store.info(&name).await?;
-    Ok(axum::Json(serde_json::to_value(info).map_err(|_| ApiError::Internal)?))
+    Ok(axum::Json(gateway.store.info(&name).await?))
 }
 
+/// Embeds (passage prefix) and stores documents; the collection is created on first write.
+/// Documents stored with the same text and payload are skipped. A 2xx means durable.
+#[utoipa::path(put, path = "/collections/{name}/documents", tag = "collections", request_body = UpsertRequest,
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", description = "The collection")),
+    responses(
+        (status = 200, description = "Written (or already stored unchanged)", body = UpsertResponse),
+        (status = 409, description = "The collection holds vectors of another dimension (`dimension_mismatch`)", body = shared::http::ErrorBody),
+        BadBody, Upstream, Unauthorized,
+    ))]
 async fn upsert(
     State(gateway): State<Arc<Gateway>>,
     Path(name): Path<String>,
     Json(request): Json<UpsertRequest>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<UpsertResponse>, ApiError> {
     let (count, max) = (request.documents.len(), gateway.limits.max_upsert_documents);
     if count == 0 {
         return Err(ApiError::Invalid("`documents` must hold at least one document".into()));
@@ -53,26 +112,82 @@ async fn upsert(
         )));
     }
     let done = gateway.writer().upsert(&name, request.documents).await?;
-    Ok(axum::Json(json!({"collection": name, "upserted": done.upserted, "unchanged": done.unchanged})))
+    Ok(axum::Json(UpsertResponse { collection: name, upserted: done.upserted, unchanged: done.unchanged }))
 }
 
+/// Deletes a document; a 2xx means durable.
+#[utoipa::path(delete, path = "/collections/{name}/documents/{id}", tag = "collections",
+    params(
+        ("name" = String, Path, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", description = "The collection"),
+        ("id" = String, Path, description = "The document's id"),
+    ),
+    responses(
+        (status = 200, description = "Deleted, or was not there", body = DeleteResponse),
+        (status = 404, description = "No such collection (`unknown_collection`)", body = shared::http::ErrorBody),
+        (status = 422, description = "Not a valid collection name (`invalid_request`)", body = shared::http::ErrorBody),
+        Upstream, Unauthorized,
+    ))]
 async fn remove(
     State(gateway): State<Arc<Gateway>>,
     Path((name, id)): Path<(String, String)>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<DeleteResponse>, ApiError> {
     gateway.writer().delete(&name, &id).await?;
-    Ok(axum::Json(json!({"collection": name, "id": id, "deleted": true})))
+    Ok(axum::Json(DeleteResponse { collection: name, id, deleted: true }))
 }
 
+/// A stored document's text and payload.
+#[utoipa::path(get, path = "/collections/{name}/documents/{id}", tag = "collections",
+    params(
+        ("name" = String, Path, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", description = "The collection"),
+        ("id" = String, Path, description = "The document's id"),
+    ),
+    responses(
+        (status = 200, description = "The document", body = DocumentResponse),
+        (status = 404, description = "No such collection (`unknown_collection`) or document (`unknown_document`)", body = shared::http::ErrorBody),
+        (status = 422, description = "Not a valid collection name (`invalid_request`)", body = shared::http::ErrorBody),
+        Upstream, Unauthorized,
+    ))]
 async fn document(
     State(gateway): State<Arc<Gateway>>,
     Path((name, id)): Path<(String, String)>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<DocumentResponse>, ApiError> {
     crate::store::validate_collection_name(&name).map_err(ApiError::Invalid)?;
     match gateway.store.document(&name, &id).await? {
-        Some(found) => {
-            Ok(axum::Json(json!({"collection": name, "id": found.id, "text": found.text, "payload": found.payload})))
-        }
+        Some(found) => Ok(axum::Json(DocumentResponse {
+            collection: name,
+            id: found.id,
+            text: found.text,
+            payload: found.payload,
+        })),
         None => Err(ApiError::UnknownDocument { collection: name, id }),
+    }
+}
+
+/// The gateway's routes, for its OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(search, collection, upsert, remove, document))]
+struct Api;
+
+/// The OpenAPI 3.1 document served at `/openapi.json` (and checked in as openapi/search-gateway.json).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    shared::http::openapi::document(
+        Api::openapi(),
+        "search-gateway",
+        "Semantic search: cache -> embed the query -> vector top-N -> rerank -> cache, and the collection \
+         routes that write and read documents. Errors are `{\"error\": \"...\", \"code\": \"...\"}`; 429 and 503 \
+         carry `Retry-After`.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_document_is_the_checked_in_one() {
+        let spec = super::openapi();
+        for path in ["/search", "/collections/{name}", "/collections/{name}/documents/{id}", "/health"] {
+            assert!(spec.paths.paths.contains_key(path), "{path} is documented");
+        }
+        shared::http::openapi::check_checked_in(&spec, "search-gateway.json");
     }
 }

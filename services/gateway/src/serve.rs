@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use prometheus_client::registry::Registry;
 use shared::batcher::Readiness as EngineReadiness;
-use shared::http::{HttpMetrics, Readiness, ops_routes, serve, shutdown_signal};
+use shared::http::{HttpMetrics, Operations, Readiness, ops_routes, serve, shutdown_signal};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -70,8 +70,15 @@ pub fn app(
     ));
     let api =
         crate::routes::api(gateway.clone()).layer(axum::extract::DefaultBodyLimit::max(args.serve.max_body_bytes));
-    let ready = readiness(parts.engines.clone(), draining);
-    (ops_routes(api, ready, Arc::new(registry), http), gateway)
+    let ops = Operations {
+        ready: readiness(parts.engines.clone(), draining),
+        registry: Arc::new(registry),
+        http,
+        // An unreadable key file stops the gateway at validation, before this runs.
+        keys: args.serve.auth.api_keys().unwrap_or_else(|why| panic!("API keys: {why}")),
+        openapi: crate::routes::openapi(),
+    };
+    (ops_routes(api, ops), gateway)
 }
 
 /// Runs the server until SIGINT/SIGTERM, then drains and flushes the store.

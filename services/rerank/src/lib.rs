@@ -46,16 +46,32 @@ impl Service {
     }
 }
 
-/// The router: API routes plus `/health`, `/ready`, `/metrics`.
+/// The rerank-service's routes, for its OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(routes::rerank::rerank, routes::info::info))]
+struct Api;
+
+/// The OpenAPI 3.1 document served at `/openapi.json` (and checked in as openapi/rerank-service.json).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    shared::http::openapi::document(
+        Api::openapi(),
+        "rerank-service",
+        "BGE cross-encoder reranking on ONNX Runtime with dynamic batching. Errors are \
+         `{\"error\": \"...\", \"code\": \"...\"}`; 429 and 503 carry `Retry-After`.",
+    )
+}
+
+/// The router: API routes plus `/health`, `/ready`, `/metrics`, `/openapi.json`.
 pub fn app(service: Service) -> Router {
     let Service { state, metrics, draining } = service;
     let ready = engine_readiness(state.reranker.batcher().readiness(), draining);
-    let max_body = state.config.serve.max_body_bytes;
+    let serve = state.config.serve.clone();
     let api = Router::new()
         .route("/rerank", post(routes::rerank::rerank))
         .route("/info", get(routes::info::info))
         .with_state(state);
-    model_router(api, metrics, ready, max_body)
+    model_router(api, metrics, ready, &serve, openapi())
 }
 
 #[cfg(test)]

@@ -180,3 +180,16 @@ fn overload_carries_retry_after() {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()[header::RETRY_AFTER], "1");
 }
+
+#[tokio::test]
+async fn the_served_openapi_document_is_the_checked_in_one() {
+    let app = router().await;
+    let (status, spec) = send(&app, "GET", "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(spec["openapi"], "3.1.0");
+    for path in ["/rerank", "/info", "/health", "/ready", "/metrics"] {
+        assert!(spec["paths"][path].is_object(), "{path} is documented");
+    }
+    assert_eq!(spec, serde_json::to_value(openapi()).unwrap(), "served as built");
+    shared::http::openapi::check_checked_in(&openapi(), "rerank-service.json");
+}

@@ -8,9 +8,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// `{"error": "<human message>", "code": "<snake_case_kind>"}`
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(example = json!({"error": "`query` must not be empty", "code": "empty_query"}))]
 pub struct ErrorBody {
+    /// What went wrong, for people.
     pub error: String,
+    /// The kind of error, for programs (`invalid_request`, `overloaded`, `unauthorized`, ...).
     pub code: String,
 }
 

@@ -24,13 +24,18 @@ pub enum ServiceCommand {
     Fetch,
 }
 
-/// GETs the readiness URL (the service's own port by default); 0 if it answers 200.
-pub fn healthcheck(args: &HealthcheckArgs, port: u16) -> ExitCode {
+/// GETs the readiness URL (the service's own port by default); 0 if it answers 200. The
+/// service's own first API key, if it has keys, goes along (for `--protect-ops`).
+pub fn healthcheck(args: &HealthcheckArgs, port: u16, auth: &super::AuthArgs) -> ExitCode {
     let url = args.url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{port}/ready"));
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
     let check = async {
         let client = reqwest::Client::builder().timeout(timeout).build()?;
-        let response = client.get(&url).send().await?;
+        let mut request = client.get(&url);
+        if let Some(key) = auth.keys().ok().and_then(|keys| keys.into_iter().next()) {
+            request = request.bearer_auth(key.expose());
+        }
+        let response = request.send().await?;
         let status = response.status();
         Ok::<_, reqwest::Error>((status, response.text().await.unwrap_or_default()))
     };

@@ -51,7 +51,9 @@ pub fn run_main<C: ServiceConfig>(
     let config = C::parse();
     crate::telemetry::init(config.serve_args().log_json);
     let fetch_only = match config.command() {
-        Some(super::ServiceCommand::Healthcheck(args)) => return super::healthcheck(args, config.listen().port),
+        Some(super::ServiceCommand::Healthcheck(args)) => {
+            return super::healthcheck(args, config.listen().port, &config.serve_args().auth);
+        }
         Some(super::ServiceCommand::Fetch) => true,
         None => false,
     };

@@ -1,4 +1,5 @@
-//! Operational routes (`/health`, `/ready`, `/metrics`) and the life of a model service.
+//! Operational routes (`/health`, `/ready`, `/metrics`, `/openapi.json`) and the life of a model
+//! service.
 
 use std::sync::Arc;
 
@@ -8,42 +9,88 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::error::{error_response, method_not_allowed, not_found};
+use super::auth::{ApiKeys, require_key};
+use super::error::{ErrorBody, error_response, method_not_allowed, not_found};
 use super::metrics::{HttpMetrics, render, track};
+use super::openapi::{Status, Unauthorized};
 use super::serve::{ConnectionLimits, serve, shutdown_signal};
 use crate::batcher::Readiness as EngineReadiness;
 
 /// Whether a service can take traffic; `Err` carries the reason shown by `/ready`.
 pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
+/// What the operational routes need, besides the API itself.
+pub struct Operations {
+    pub ready: Readiness,
+    pub registry: Arc<Registry>,
+    pub http: HttpMetrics,
+    /// `Some` when API keys are on.
+    pub keys: Option<ApiKeys>,
+    /// The service's OpenAPI document, served at `/openapi.json`.
+    pub openapi: utoipa::openapi::OpenApi,
+}
+
 #[derive(Clone)]
-struct Ops {
+pub(super) struct OpsState {
     ready: Readiness,
     registry: Arc<Registry>,
+    openapi: Arc<str>,
 }
 
-/// Adds `/health`, `/ready`, `/metrics`, JSON 404/405 fallbacks and per-route metrics to `api`.
-pub fn ops_routes(api: Router, ready: Readiness, registry: Arc<Registry>, http: HttpMetrics) -> Router {
-    let ops = Router::new()
-        .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
-        .route("/ready", get(ready_handler))
-        .route("/metrics", get(|State(ops): State<Ops>| async move { render(&ops.registry) }))
-        .with_state(Ops { ready, registry });
-    api.merge(ops)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(http, track))
+/// Adds `/health`, `/ready`, `/metrics`, `/openapi.json`, JSON 404/405 fallbacks, per-route
+/// metrics and (when keys are on) the API-key check to `api`.
+pub fn ops_routes(api: Router, ops: Operations) -> Router {
+    let openapi = super::openapi::to_json(&ops.openapi).into();
+    let state = OpsState { ready: ops.ready, registry: ops.registry, openapi };
+    let routes = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+        .with_state(state);
+    let mut app = api.merge(routes).fallback(not_found).method_not_allowed_fallback(method_not_allowed);
+    if let Some(keys) = ops.keys {
+        app = app.layer(axum::middleware::from_fn_with_state(Arc::new(keys), require_key));
+    }
+    app.layer(axum::middleware::from_fn_with_state(ops.http, track))
 }
 
-async fn ready_handler(State(ops): State<Ops>) -> Response {
+/// Liveness: the process answers. Always open, for container health checks.
+#[utoipa::path(get, path = "/health", tag = "operations", security(()),
+    responses((status = 200, description = "The process is alive", body = Status, example = json!({"status": "ok"}))))]
+pub(super) async fn health() -> axum::Json<Status> {
+    axum::Json(Status { status: "ok".into() })
+}
+
+/// Readiness: 200 once the models are loaded and warmed up; 503 while loading or shutting down.
+#[utoipa::path(get, path = "/ready", tag = "operations", security((), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Ready for traffic", body = Status, example = json!({"status": "ready"})),
+        (status = 503, description = "Loading, failed or draining (`not_ready`)", body = ErrorBody),
+        Unauthorized,
+    ))]
+pub(super) async fn ready(State(ops): State<OpsState>) -> Response {
     match (ops.ready)() {
-        Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
+        Ok(()) => axum::Json(Status { status: "ready".into() }).into_response(),
         Err(reason) => error_response(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason),
     }
+}
+
+/// Prometheus metrics, in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("api_key" = [])),
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), Unauthorized))]
+pub(super) async fn metrics(State(ops): State<OpsState>) -> Response {
+    render(&ops.registry)
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this service", content_type = "application/json")))]
+pub(super) async fn openapi_json(State(ops): State<OpsState>) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], ops.openapi.to_string()).into_response()
 }
 
 /// The metrics a model service exports, all under its prefix (`embed_...`, `rerank_...`).
@@ -63,11 +110,20 @@ impl ServiceMetrics {
     }
 }
 
-/// A model service's whole router: its API routes under the body limit, plus `/health`,
-/// `/ready` and `/metrics`.
-pub fn model_router(api: Router, metrics: ServiceMetrics, ready: Readiness, max_body_bytes: usize) -> Router {
-    let api = api.layer(axum::extract::DefaultBodyLimit::max(max_body_bytes));
-    ops_routes(api, ready, Arc::new(metrics.registry), metrics.http)
+/// A model service's whole router: its API routes under the body limit (and the API-key check
+/// when keys are on), plus `/health`, `/ready`, `/metrics` and `/openapi.json`.
+pub fn model_router(
+    api: Router,
+    metrics: ServiceMetrics,
+    ready: Readiness,
+    serve: &crate::config::ServeArgs,
+    openapi: utoipa::openapi::OpenApi,
+) -> Router {
+    let api = api.layer(axum::extract::DefaultBodyLimit::max(serve.max_body_bytes));
+    // An unreadable key file stops the service at validation, before this runs.
+    let keys = serve.auth.api_keys().unwrap_or_else(|why| panic!("API keys: {why}"));
+    let ops = Operations { ready, registry: Arc::new(metrics.registry), http: metrics.http, keys, openapi };
+    ops_routes(api, ops)
 }
 
 /// `/ready` of a model service: ready once its engine is loaded and warmed up, not while draining.

@@ -3,33 +3,51 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::http::Json;
+use shared::http::openapi::{BadBody, EngineBusy, Unauthorized};
 use shared::tokenize::InputType;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::ApiError;
 
-#[derive(Deserialize)]
+/// One text to embed.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"text": "senior rust engineer in Berlin", "input_type": "query"}))]
 pub(crate) struct EmbedRequest {
+    /// The text; longer than the model's `max_length` tokens is truncated.
     text: String,
+    /// Which E5 prefix to add [default: --default-input-type, `query` unless configured].
     input_type: Option<InputType>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"embedding": [0.0132, -0.0421, 0.0078]}))]
 pub(crate) struct EmbedResponse {
+    /// The text's vector (`dimension` floats, see `/info`), L2-normalized when the model says so.
     embedding: Vec<f32>,
 }
 
-#[derive(Deserialize)]
+/// Several texts to embed in one call.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"texts": ["passage one", "passage two"], "input_type": "passage"}))]
 pub(crate) struct BatchRequest {
+    /// 1 to --max-client-batch texts (256 by default); more is 413 `too_many_texts`, none is 422
+    /// `empty_batch`.
     texts: Vec<String>,
+    /// Which E5 prefix to add [default: --default-input-type].
     input_type: Option<InputType>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"embeddings": [[0.0132, -0.0421], [0.0051, 0.0307]]}))]
 pub(crate) struct BatchResponse {
+    /// One vector per text, in the order of `texts`.
     embeddings: Vec<Vec<f32>>,
 }
 
+/// Embeds one text.
+#[utoipa::path(post, path = "/embed", tag = "embeddings", request_body = EmbedRequest,
+    responses((status = 200, description = "The text's embedding", body = EmbedResponse), BadBody, EngineBusy, Unauthorized))]
 #[tracing::instrument(skip_all, fields(route = "/embed"))]
 pub(crate) async fn single(
     State(state): State<AppState>,
@@ -42,6 +60,9 @@ pub(crate) async fn single(
     Ok(axum::Json(EmbedResponse { embedding }))
 }
 
+/// Embeds several texts; they share the batching queue fairly with single queries.
+#[utoipa::path(post, path = "/embed/batch", tag = "embeddings", request_body = BatchRequest,
+    responses((status = 200, description = "One embedding per text, in order", body = BatchResponse), BadBody, EngineBusy, Unauthorized))]
 #[tracing::instrument(skip_all, fields(route = "/embed/batch", texts = request.texts.len()))]
 pub(crate) async fn batch(
     State(state): State<AppState>,

@@ -3,67 +3,81 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::http::Json;
+use shared::http::openapi::{BadBody, EngineBusy, Unauthorized};
 use shared::tokenize::InputType;
+use utoipa::ToSchema;
 
 use super::embed::check_batch_size;
 use crate::AppState;
 use crate::error::ApiError;
 
-#[derive(Deserialize)]
+/// One text, or a list of texts.
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum Input {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq)]
+/// `float` (the default): lists of numbers; `base64`: little-endian f32 bytes in base64.
+#[derive(Deserialize, Clone, Copy, PartialEq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum EncodingFormat {
     Float,
     Base64,
 }
 
-#[derive(Deserialize)]
+/// OpenAI's embeddings request.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"input": ["query: rust engineer"], "model": "multilingual-e5-large"}))]
 pub(crate) struct EmbeddingsRequest {
+    /// 1 to --max-client-batch texts (256 by default).
     input: Input,
     /// Accepted for compatibility; the service has one model and reports its name.
     #[serde(default)]
     #[allow(dead_code)]
     model: Option<String>,
     encoding_format: Option<EncodingFormat>,
+    /// Must equal the model's dimension if given (the model cannot shorten its vectors).
     dimensions: Option<usize>,
     /// An extension: E5's input type (defaults to --default-input-type).
     input_type: Option<InputType>,
 }
 
-#[derive(Serialize)]
+/// Floats, or their base64 encoding.
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum Vector {
     Float(Vec<f32>),
     Base64(String),
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct Datum {
+    /// Always `embedding`.
     object: &'static str,
     index: usize,
     embedding: Vector,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct Usage {
     prompt_tokens: usize,
     total_tokens: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct EmbeddingsResponse {
+    /// Always `list`.
     object: &'static str,
     data: Vec<Datum>,
     model: String,
     usage: Usage,
 }
 
+/// Embeds texts, compatible with OpenAI's embeddings API (and its client libraries).
+#[utoipa::path(post, path = "/v1/embeddings", tag = "embeddings", request_body = EmbeddingsRequest,
+    responses((status = 200, description = "One datum per input text, in order", body = EmbeddingsResponse), BadBody, EngineBusy, Unauthorized))]
 #[tracing::instrument(skip_all, fields(route = "/v1/embeddings"))]
 pub(crate) async fn embeddings(
     State(state): State<AppState>,

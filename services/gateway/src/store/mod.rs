@@ -139,12 +139,18 @@ fn id_and_hash(payload: &Map<String, Value>) -> Option<(String, String)> {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+/// A collection's size and vector configuration.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(example = json!({"name": "profiles", "points_count": 1200, "dimension": 1024, "distance": "cosine", "backend": "qdrant-edge"}))]
 pub struct CollectionInfo {
     pub name: String,
+    /// Documents stored.
     pub points_count: u64,
+    /// Floats per vector.
     pub dimension: usize,
+    /// The vector distance (`cosine`).
     pub distance: &'static str,
+    /// Where it is stored: `qdrant-edge` (in process) or `qdrant` (a server).
     pub backend: &'static str,
 }
 

@@ -3,35 +3,54 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::http::Json;
+use shared::http::openapi::{BadBody, EngineBusy, Unauthorized};
 use shared::reranker::{rank, sigmoid};
+
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::ApiError;
 
-#[derive(Deserialize)]
+/// A query and the documents to score against it.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"query": "rust engineer", "documents": ["Writes Rust at a bank", "Bakes bread"], "top_n": 1}))]
 pub(crate) struct RerankRequest {
+    /// Not empty or only whitespace (422 `empty_query`).
     query: String,
+    /// 1 to --max-documents documents (1000 by default); more is 413 `too_many_documents`, none
+    /// is 422 `empty_documents`.
     documents: Vec<String>,
+    /// Keep only the best `top_n` results (at least 1) [default: all].
     top_n: Option<usize>,
+    /// Echo each result's document text.
     #[serde(default)]
     return_documents: bool,
+    /// Return the raw logit instead of sigmoid(logit).
     #[serde(default)]
     raw_scores: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct RerankResult {
+    /// The document's position in the request's `documents`.
     index: usize,
+    /// sigmoid(logit) in 0..1, or the logit with `raw_scores`.
     score: f32,
+    /// The document's text, with `return_documents`.
     #[serde(skip_serializing_if = "Option::is_none")]
     document: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"results": [{"index": 0, "score": 0.93}]}))]
 pub(crate) struct RerankResponse {
+    /// Best first, `top_n` of them.
     results: Vec<RerankResult>,
 }
 
+/// Scores each document against the query with the cross-encoder, best first.
+#[utoipa::path(post, path = "/rerank", tag = "rerank", request_body = RerankRequest,
+    responses((status = 200, description = "The documents' scores, best first", body = RerankResponse), BadBody, EngineBusy, Unauthorized))]
 #[tracing::instrument(skip_all, fields(route = "/rerank", documents = request.documents.len()))]
 pub(crate) async fn rerank(
     State(state): State<AppState>,
