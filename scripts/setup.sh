@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time (idempotent) set-up of everything the project needs beyond Rust:
-#   - a project-local Python environment (.venv) with the pinned packages of models/tools/requirements.txt,
+#   - a project-local Python environment (.venv) with the pinned packages of models/tools/requirements.txt
+#     and tests/api/requirements.txt (schemathesis, the API fuzzer),
 #   - the ONNX Runtime shared library, copied out of the official onnxruntime wheel into .ort/lib/,
 #   - redis-server and zstd (Debian packages): the end-to-end tests start Redis on a free port,
 #   - the Qdrant server v1.18.1 as .qdrant/bin/qdrant (scripts/install-qdrant.sh), which the
@@ -16,18 +17,19 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want="$(sha256sum models/tools/requirements.txt | cut -d' ' -f1)"
+want="$(cat models/tools/requirements.txt tests/api/requirements.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "setup: installing Python packages (onnxruntime, onnx, numpy, tokenizers)"
-    .venv/bin/pip install --quiet --disable-pip-version-check -r models/tools/requirements.txt
+    echo "setup: installing Python packages (onnxruntime, onnx, numpy, tokenizers, schemathesis)"
+    .venv/bin/pip install --quiet --disable-pip-version-check -r models/tools/requirements.txt -r tests/api/requirements.txt
     echo "$want" > "$stamp"
 fi
 
 lib=.ort/lib/libonnxruntime.so
-if [ ! -f "$lib" ] || [ "$(cat .ort/lib/.source 2>/dev/null)" != "$want" ]; then
+ort_want="$(sha256sum models/tools/requirements.txt | cut -d' ' -f1)"
+if [ ! -f "$lib" ] || [ "$(cat .ort/lib/.source 2>/dev/null)" != "$ort_want" ]; then
     # The same script the Docker images use: the library out of the pinned onnxruntime wheel.
     scripts/install-ort.sh .venv/bin/python .ort/lib
-    echo "$want" > .ort/lib/.source
+    echo "$ort_want" > .ort/lib/.source
 fi
 
 missing=()

@@ -25,6 +25,7 @@ const MAX_ID_BYTES: usize = 512;
 #[schema(example = json!({"id": "p-42", "text": "Rust engineer in Berlin, search and ML serving", "payload": {"city": "Berlin"}}))]
 pub struct Document {
     /// The app's id for it, 1-512 bytes; upserting the same id again replaces the document.
+    #[schema(min_length = 1)]
     pub id: String,
     /// The text to embed (with the passage prefix) and rerank against.
     pub text: String,
@@ -58,6 +59,7 @@ impl Document {
 pub struct UpsertRequest {
     /// 1 to --max-upsert-documents documents (1000 by default); more is 413
     /// `too_many_documents`. A later duplicate of an id wins.
+    #[schema(min_items = 1)]
     pub documents: Vec<Document>,
 }
 

@@ -18,19 +18,21 @@ use crate::store::{Found, SearchFilter, validate_collection_name};
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"query": "rust engineer who knows search", "top_k": 5, "filter": {"must": [{"key": "city", "match": {"value": "Berlin"}}]}}))]
 pub struct SearchRequest {
-    /// The query, embedded with the query prefix; not empty, at most --max-query-bytes (4096).
+    /// The query, embedded with the query prefix; not empty or only whitespace, at most
+    /// --max-query-bytes (4096).
+    #[schema(pattern = r"\S")]
     pub query: String,
     /// The collection to search [default: --default-collection, `profiles`].
     #[serde(default)]
     #[schema(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
     pub collection: Option<String>,
     /// Hits to return, at most `candidates`.
-    #[serde(default = "default_top_k")]
+    #[serde(default = "default_top_k", deserialize_with = "shared::http::integer::count")]
     #[schema(default = 10, minimum = 1)]
     pub top_k: usize,
     /// Vector hits to rerank, at most --max-candidates (200) [default: 50, or --max-candidates
     /// if lower].
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::http::integer::optional_count")]
     #[schema(minimum = 1)]
     pub candidates: Option<usize>,
     /// A Qdrant filter (`must`, `should`, `must_not`, `min_should` with `match`, `range`,

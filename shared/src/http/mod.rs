@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod integer;
 pub mod main;
 pub mod metrics;
 pub mod openapi;

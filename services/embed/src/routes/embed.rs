@@ -33,6 +33,7 @@ pub(crate) struct EmbedResponse {
 pub(crate) struct BatchRequest {
     /// 1 to --max-client-batch texts (256 by default); more is 413 `too_many_texts`, none is 422
     /// `empty_batch`.
+    #[schema(min_items = 1)]
     texts: Vec<String>,
     /// Which E5 prefix to add [default: --default-input-type].
     input_type: Option<InputType>,

@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::error::ApiError;
 
 /// One text, or a list of texts.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(untagged)]
 pub(crate) enum Input {
     One(String),
@@ -31,7 +31,8 @@ pub(crate) enum EncodingFormat {
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"input": ["query: rust engineer"], "model": "multilingual-e5-large"}))]
 pub(crate) struct EmbeddingsRequest {
-    /// 1 to --max-client-batch texts (256 by default).
+    /// One text, or 1 to --max-client-batch texts (256 by default).
+    #[schema(schema_with = input_schema)]
     input: Input,
     /// Accepted for compatibility; the service has one model and reports its name.
     #[serde(default)]
@@ -39,6 +40,7 @@ pub(crate) struct EmbeddingsRequest {
     model: Option<String>,
     encoding_format: Option<EncodingFormat>,
     /// Must equal the model's dimension if given (the model cannot shorten its vectors).
+    #[serde(default, deserialize_with = "shared::http::integer::optional_count")]
     dimensions: Option<usize>,
     /// An extension: E5's input type (defaults to --default-input-type).
     input_type: Option<InputType>,
@@ -112,6 +114,18 @@ pub(crate) async fn embeddings(
         model: state.embedder.name().to_string(),
         usage: Usage { prompt_tokens: out.tokens, total_tokens: out.tokens },
     }))
+}
+
+/// `input`'s schema: a string, or a non-empty list of strings.
+fn input_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    OneOfBuilder::new()
+        .item(text())
+        .item(ArrayBuilder::new().items(text()).min_items(Some(1)))
+        .description(Some("One text, or 1 to --max-client-batch texts (256 by default)."))
+        .build()
+        .into()
 }
 
 /// Little-endian f32 bytes in standard base64, as OpenAI's `encoding_format = "base64"` returns.

@@ -16,11 +16,15 @@ use crate::error::ApiError;
 #[schema(example = json!({"query": "rust engineer", "documents": ["Writes Rust at a bank", "Bakes bread"], "top_n": 1}))]
 pub(crate) struct RerankRequest {
     /// Not empty or only whitespace (422 `empty_query`).
+    #[schema(pattern = r"\S")]
     query: String,
     /// 1 to --max-documents documents (1000 by default); more is 413 `too_many_documents`, none
     /// is 422 `empty_documents`.
+    #[schema(min_items = 1)]
     documents: Vec<String>,
-    /// Keep only the best `top_n` results (at least 1) [default: all].
+    /// Keep only the best `top_n` results [default: all].
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "shared::http::integer::optional_count")]
     top_n: Option<usize>,
     /// Echo each result's document text.
     #[serde(default)]
