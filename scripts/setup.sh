@@ -5,7 +5,9 @@
 #   - the ONNX Runtime shared library, copied out of the official onnxruntime wheel into .ort/lib/,
 #   - redis-server and zstd (Debian packages): the end-to-end tests start Redis on a free port,
 #   - the Qdrant server v1.18.1 as .qdrant/bin/qdrant (scripts/install-qdrant.sh), which the
-#     Qdrant-server tests start on free ports.
+#     Qdrant-server tests start on free ports,
+#   - Node.js (Debian's, if none is installed) and the TypeScript client's locked npm packages
+#     (clients/typescript/node_modules), for its tests.
 # The binaries find the library through ORT_DYLIB_PATH or, by default, .ort/lib/libonnxruntime.so.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,6 +37,7 @@ fi
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "setup: installing ${missing[*]} (Debian)"
@@ -47,4 +50,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
 fi
 scripts/install-qdrant.sh
+
+lock=clients/typescript/package-lock.json
+stamp=clients/typescript/node_modules/.package-lock.sha256
+want="$(sha256sum "$lock" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing the TypeScript client's npm packages"
+    (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$stamp"
+fi
 echo "setup: ok"
