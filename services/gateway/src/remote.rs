@@ -35,7 +35,7 @@ impl RemoteService {
         let base = base.trim_end_matches('/');
         reqwest::Url::parse(base).map_err(|e| format!("invalid {role} URL {base:?}: {e}"))?;
         let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(key) = api_key {
+        if let Some(key) = api_key.filter(|k| !k.expose().is_empty()) {
             let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.expose()))
                 .map_err(|_| format!("the {role}'s API key holds characters a header cannot carry"))?;
             value.set_sensitive(true);

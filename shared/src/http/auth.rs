@@ -41,8 +41,10 @@ impl AuthArgs {
     /// Every configured key: `--api-key` plus the lines of `--api-key-file`. Blank keys are errors
     /// (an empty `API_KEY=` would otherwise look like auth switched on with no key).
     pub fn keys(&self) -> Result<Vec<Secret>, String> {
-        let mut keys = self.api_keys.clone();
-        if let Some(path) = &self.api_key_file {
+        // `API_KEY=` (as compose writes an unset `${VAR:-}`) means no key, not an empty one.
+        let unset = self.api_keys.len() == 1 && self.api_keys[0].expose().is_empty();
+        let mut keys = if unset { Vec::new() } else { self.api_keys.clone() };
+        if let Some(path) = self.api_key_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("--api-key-file {}: cannot read it: {e}", path.display()))?;
             keys.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(Secret::from));
@@ -160,6 +162,7 @@ mod tests {
         assert!(super::tests::keys(&["--api-key", "a,,b"]).unwrap_err().contains("empty"));
         assert!(super::tests::keys(&["--protect-ops"]).unwrap_err().contains("--api-key"));
         assert!(super::tests::keys(&[]).unwrap().is_none());
+        assert!(super::tests::keys(&["--api-key", "", "--api-key-file", ""]).unwrap().is_none(), "unset in compose");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
