@@ -162,7 +162,10 @@ mod tests {
         assert!(super::tests::keys(&["--api-key", "a,,b"]).unwrap_err().contains("empty"));
         assert!(super::tests::keys(&["--protect-ops"]).unwrap_err().contains("--api-key"));
         assert!(super::tests::keys(&[]).unwrap().is_none());
-        assert!(super::tests::keys(&["--api-key", "", "--api-key-file", ""]).unwrap().is_none(), "unset in compose");
+        // What `API_KEY=` and `API_KEY_FILE=` in the environment give (compose's unset `${VAR:-}`).
+        let unset =
+            AuthArgs { api_keys: vec![Secret::from("")], api_key_file: Some(PathBuf::new()), ..Default::default() };
+        assert!(unset.api_keys().unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
