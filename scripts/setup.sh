@@ -6,8 +6,9 @@
 #   - redis-server and zstd (Debian packages): the end-to-end tests start Redis on a free port,
 #   - the Qdrant server v1.18.1 as .qdrant/bin/qdrant (scripts/install-qdrant.sh), which the
 #     Qdrant-server tests start on free ports,
-#   - Node.js (Debian's, if none is installed) and the TypeScript client's locked npm packages
-#     (clients/typescript/node_modules), for its tests.
+#   - Node.js (Debian's, if none is installed), the locked npm packages of the TypeScript client
+#     (clients/typescript) and of the browser test (tests/browser), and Debian's chromium, which
+#     that test drives headless.
 # The binaries find the library through ORT_DYLIB_PATH or, by default, .ort/lib/libonnxruntime.so.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,6 +39,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "setup: installing ${missing[*]} (Debian)"
@@ -51,12 +53,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 scripts/install-qdrant.sh
 
-lock=clients/typescript/package-lock.json
-stamp=clients/typescript/node_modules/.package-lock.sha256
-want="$(sha256sum "$lock" | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "setup: installing the TypeScript client's npm packages"
-    (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$want" > "$stamp"
-fi
+for package in clients/typescript tests/browser; do
+    stamp="$package/node_modules/.package-lock.sha256"
+    want="$(sha256sum "$package/package-lock.json" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        echo "setup: installing the npm packages of $package"
+        # puppeteer-core drives the system's chromium: nothing to download besides the packages.
+        (cd "$package" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+        echo "$want" > "$stamp"
+    fi
+done
 echo "setup: ok"

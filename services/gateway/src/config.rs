@@ -53,6 +53,9 @@ pub struct ServerArgs {
     /// Seconds a search result stays cached.
     #[arg(long, env = "CACHE_TTL_SECS", default_value_t = 3600)]
     pub cache_ttl_secs: u64,
+    /// Serve the playground page at `/` (a search and upsert UI on the public API).
+    #[arg(long, env = "PLAYGROUND", default_value_t = true, action = clap::ArgAction::Set)]
+    pub playground: bool,
     /// Seconds a query embedding stays cached (embeddings survive re-ingest).
     #[arg(long, env = "EMBEDDING_CACHE_TTL_SECS", default_value_t = 86_400)]
     pub embedding_cache_ttl_secs: u64,

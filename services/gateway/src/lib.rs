@@ -10,6 +10,7 @@ pub mod error;
 pub mod flight;
 pub mod ingest;
 pub mod metrics;
+pub mod playground;
 pub mod remote;
 pub mod routes;
 pub mod search;

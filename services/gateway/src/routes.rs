@@ -20,10 +20,18 @@ use crate::store::CollectionInfo;
 pub fn api(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/search", post(search))
+        .route("/collections", get(collections))
         .route("/collections/{name}", get(collection))
         .route("/collections/{name}/documents", put(upsert))
         .route("/collections/{name}/documents/{id}", get(document).delete(remove))
         .with_state(gateway)
+}
+
+/// Every collection of the store.
+#[derive(Serialize, ToSchema)]
+pub struct CollectionList {
+    /// Sorted by name.
+    collections: Vec<CollectionInfo>,
 }
 
 /// What an upsert did.
@@ -69,6 +77,22 @@ async fn search(
     Json(request): Json<SearchRequest>,
 ) -> Result<axum::Json<SearchResponse>, ApiError> {
     crate::search::search(&gateway, request).await.map(axum::Json)
+}
+
+/// Every collection with its size and vector configuration.
+#[utoipa::path(get, path = "/collections", tag = "collections",
+    responses((status = 200, description = "The collections, by name", body = CollectionList), Upstream, Unauthorized))]
+async fn collections(State(gateway): State<Arc<Gateway>>) -> Result<axum::Json<CollectionList>, ApiError> {
+    let mut collections = Vec::new();
+    for name in gateway.store.collections().await? {
+        match gateway.store.info(&name).await {
+            Ok(info) => collections.push(info),
+            // Deleted between the listing and the look: leave it out.
+            Err(crate::store::StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(axum::Json(CollectionList { collections }))
 }
 
 /// A collection's size and vector configuration.
@@ -165,7 +189,7 @@ async fn document(
 
 /// The gateway's routes, for its OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(search, collection, upsert, remove, document))]
+#[openapi(paths(search, collections, collection, upsert, remove, document))]
 struct Api;
 
 /// The OpenAPI 3.1 document served at `/openapi.json` (and checked in as openapi/search-gateway.json).

@@ -68,8 +68,11 @@ pub fn app(
         metrics,
         limits(args),
     ));
-    let api =
+    let mut api =
         crate::routes::api(gateway.clone()).layer(axum::extract::DefaultBodyLimit::max(args.serve.max_body_bytes));
+    if args.playground {
+        api = api.merge(crate::playground::routes());
+    }
     let ops = Operations {
         ready: readiness(parts.engines.clone(), draining),
         registry: Arc::new(registry),

@@ -311,6 +311,13 @@ impl VectorStore for EdgeStore {
         })
     }
 
+    fn collections(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        let shards = self.0.shards.read().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> = shards.keys().cloned().collect();
+        names.sort();
+        Box::pin(std::future::ready(Ok(names)))
+    }
+
     fn document<'a>(
         &'a self,
         collection: &'a str,

@@ -185,6 +185,8 @@ pub trait VectorStore: Send + Sync {
     /// Removes a document; removing one that is not there is not an error.
     fn delete<'a>(&'a self, collection: &'a str, document_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     fn info<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<CollectionInfo, StoreError>>;
+    /// The names of the store's collections, sorted.
+    fn collections(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
     /// One stored document (its `score` is 0), or `None` if the collection has no such id.
     fn document<'a>(
         &'a self,

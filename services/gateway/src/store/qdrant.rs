@@ -255,6 +255,15 @@ impl VectorStore for QdrantStore {
         })
     }
 
+    fn collections(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let response = self.client.list_collections().await.map_err(store_error)?;
+            let mut names: Vec<String> = response.collections.into_iter().map(|c| c.name).collect();
+            names.sort();
+            Ok(names)
+        })
+    }
+
     fn document<'a>(
         &'a self,
         collection: &'a str,
