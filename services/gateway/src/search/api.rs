@@ -1,0 +1,122 @@
+//! The JSON of `POST /search`: the request, its defaults, and the answer.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A search.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"query": "rust engineer who knows search", "top_k": 5, "filter": {"must": [{"key": "city", "match": {"value": "Berlin"}}]}}))]
+pub struct SearchRequest {
+    /// The query, embedded with the query prefix; not empty or only whitespace, at most
+    /// --max-query-bytes (4096).
+    #[schema(pattern = r"\S")]
+    pub query: String,
+    /// The collection to search [default: --default-collection, `profiles`].
+    #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
+    pub collection: Option<String>,
+    /// Hits to return, at most `candidates`.
+    #[serde(default = "default_top_k", deserialize_with = "shared::http::integer::count")]
+    #[schema(default = 10, minimum = 1)]
+    pub top_k: usize,
+    /// Vector hits to rerank, at most --max-candidates (200) [default: 50, or --max-candidates
+    /// if lower].
+    #[serde(default, deserialize_with = "shared::http::integer::optional_count")]
+    #[schema(minimum = 1)]
+    pub candidates: Option<usize>,
+    /// A Qdrant filter (`must`, `should`, `must_not`, `min_should` with `match`, `range`,
+    /// `geo_*`, `values_count`, `is_empty`, `is_null`, `has_id` conditions) on the payload.
+    #[serde(default)]
+    pub filter: Option<Value>,
+    /// Rerank the candidates with the cross-encoder (otherwise vector order).
+    #[serde(default = "default_true")]
+    #[schema(default = true)]
+    pub rerank: bool,
+    #[serde(default)]
+    pub cache: CacheMode,
+}
+
+fn default_top_k() -> usize {
+    10
+}
+
+pub(crate) const DEFAULT_CANDIDATES: usize = 50;
+
+fn default_true() -> bool {
+    true
+}
+
+/// `use`: read and write the cache; `bypass`: neither; `refresh`: recompute and write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    #[default]
+    Use,
+    Bypass,
+    Refresh,
+}
+
+/// `applied`: reranked; `skipped`: not asked for (or nothing to rerank); `fallback`: the reranker
+/// failed or ran out of time, so the hits are in vector order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RerankStatus {
+    Applied,
+    Skipped,
+    Fallback,
+}
+
+impl RerankStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Skipped => "skipped",
+            Self::Fallback => "fallback",
+        }
+    }
+}
+
+/// Whether the result came from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+    Bypass,
+}
+
+/// One hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Hit {
+    /// The document's id.
+    pub id: String,
+    /// What the hits are ordered by: `rerank_score` when reranked, else `vector_score`.
+    pub score: f32,
+    /// Cosine similarity of the query and the document.
+    pub vector_score: f32,
+    /// The cross-encoder's sigmoid score, when reranked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rerank_score: Option<f32>,
+    /// The document's payload as upserted.
+    pub payload: Map<String, Value>,
+}
+
+/// Milliseconds spent in each stage (0 for a stage that did not run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Timings {
+    pub cache: f64,
+    pub embed: f64,
+    pub search: f64,
+    pub rerank: f64,
+    pub total: f64,
+}
+
+/// The hits, best first, and how they were found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SearchResponse {
+    pub hits: Vec<Hit>,
+    pub rerank: RerankStatus,
+    pub cache: CacheStatus,
+    pub timings_ms: Timings,
+}
