@@ -27,6 +27,28 @@ pub fn api(gateway: Arc<Gateway>) -> Router {
         .with_state(gateway)
 }
 
+/// The path of a collection route.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only the derive reads it.
+struct CollectionPath {
+    /// The collection: 1-64 of A-Z, a-z, 0-9, `_`, `-`, not starting with `-`.
+    #[param(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
+    name: String,
+}
+
+/// The path of a document route.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Only the derive reads it.
+struct DocumentPath {
+    /// The collection: 1-64 of A-Z, a-z, 0-9, `_`, `-`, not starting with `-`.
+    #[param(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
+    name: String,
+    /// The document's id.
+    id: String,
+}
+
 /// Every collection of the store.
 #[derive(Serialize, ToSchema)]
 pub struct CollectionList {
@@ -97,7 +119,7 @@ async fn collections(State(gateway): State<Arc<Gateway>>) -> Result<axum::Json<C
 
 /// A collection's size and vector configuration.
 #[utoipa::path(get, path = "/collections/{name}", tag = "collections",
-    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", description = "The collection")),
+    params(CollectionPath),
     responses(
         (status = 200, description = "The collection", body = CollectionInfo),
         (status = 404, description = "No such collection (`unknown_collection`)", body = shared::http::ErrorBody),
@@ -115,7 +137,7 @@ async fn collection(
 /// Embeds (passage prefix) and stores documents; the collection is created on first write.
 /// Documents stored with the same text and payload are skipped. A 2xx means durable.
 #[utoipa::path(put, path = "/collections/{name}/documents", tag = "collections", request_body = UpsertRequest,
-    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", description = "The collection")),
+    params(CollectionPath),
     responses(
         (status = 200, description = "Written (or already stored unchanged)", body = UpsertResponse),
         (status = 409, description = "The collection holds vectors of another dimension (`dimension_mismatch`)", body = shared::http::ErrorBody),
@@ -141,10 +163,7 @@ async fn upsert(
 
 /// Deletes a document; a 2xx means durable.
 #[utoipa::path(delete, path = "/collections/{name}/documents/{id}", tag = "collections",
-    params(
-        ("name" = String, Path, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", description = "The collection"),
-        ("id" = String, Path, description = "The document's id"),
-    ),
+    params(DocumentPath),
     responses(
         (status = 200, description = "Deleted, or was not there", body = DeleteResponse),
         (status = 404, description = "No such collection (`unknown_collection`)", body = shared::http::ErrorBody),
@@ -161,10 +180,7 @@ async fn remove(
 
 /// A stored document's text and payload.
 #[utoipa::path(get, path = "/collections/{name}/documents/{id}", tag = "collections",
-    params(
-        ("name" = String, Path, pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", description = "The collection"),
-        ("id" = String, Path, description = "The document's id"),
-    ),
+    params(DocumentPath),
     responses(
         (status = 200, description = "The document", body = DocumentResponse),
         (status = 404, description = "No such collection (`unknown_collection`) or document (`unknown_document`)", body = shared::http::ErrorBody),

@@ -496,7 +496,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The collection */
+                /** @description The collection: 1-64 of A-Z, a-z, 0-9, `_`, `-`, not starting with `-`. */
                 name: string;
             };
             cookie?: never;
@@ -600,7 +600,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The collection */
+                /** @description The collection: 1-64 of A-Z, a-z, 0-9, `_`, `-`, not starting with `-`. */
                 name: string;
             };
             cookie?: never;
@@ -750,9 +750,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The collection */
+                /** @description The collection: 1-64 of A-Z, a-z, 0-9, `_`, `-`, not starting with `-`. */
                 name: string;
-                /** @description The document's id */
+                /** @description The document's id. */
                 id: string;
             };
             cookie?: never;
@@ -856,9 +856,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The collection */
+                /** @description The collection: 1-64 of A-Z, a-z, 0-9, `_`, `-`, not starting with `-`. */
                 name: string;
-                /** @description The document's id */
+                /** @description The document's id. */
                 id: string;
             };
             cookie?: never;
