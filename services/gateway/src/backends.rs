@@ -1,6 +1,7 @@
 //! Building the gateway's dependencies from [`Backends`]: the engines (in process or remote),
 //! the vector store and the cache. Shared by the server and the batch jobs.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use tokio::sync::watch;
 use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::config::Backends;
 use crate::engines::{Embed, RemoteEmbedder, RemoteReranker, Rerank};
+use crate::profiles::Profiles;
 use crate::remote::RemoteService;
 use crate::store::{EdgeStore, QdrantStore, VectorStore};
 
@@ -34,9 +36,14 @@ pub enum StartError {
     EngineFailed(&'static str, String),
 }
 
+/// Embedders of configured collections that another model built, by collection.
+pub type CollectionEmbedders = HashMap<String, Arc<dyn Embed>>;
+
 /// The dependencies built from [`Backends`], and the in-process engines' readiness.
 pub struct Parts {
     pub embedder: Arc<dyn Embed>,
+    pub profiles: Arc<Profiles>,
+    pub collection_embedders: CollectionEmbedders,
     pub reranker: Arc<dyn Rerank>,
     pub store: Arc<dyn VectorStore>,
     pub cache: Arc<dyn Cache>,
@@ -88,6 +95,46 @@ async fn reranker(
     Ok((Arc::new(reranker), Some(readiness)))
 }
 
+/// `--collections-config`, or no configured collection.
+pub fn profiles(backends: &Backends) -> Result<Arc<Profiles>, StartError> {
+    match &backends.collections_config {
+        Some(path) => Ok(Arc::new(Profiles::load(path).map_err(StartError::Config)?)),
+        None => Ok(Arc::default()),
+    }
+}
+
+/// Starts the embedders of configured collections that name their own model (in process, or an
+/// embed-service), and returns them with the in-process ones' readiness.
+pub async fn collection_embedders(
+    backends: &Backends,
+    profiles: &Profiles,
+    engine: &EngineArgs,
+    registry: &mut Registry,
+) -> Result<(CollectionEmbedders, Vec<watch::Receiver<EngineReadiness>>), StartError> {
+    let (mut embedders, mut ready) = (CollectionEmbedders::new(), Vec::new());
+    for (collection, profile) in profiles.iter() {
+        let embedder: Arc<dyn Embed> = if let Some(url) = &profile.embed_url {
+            let key = backends.embed_api_key.as_ref();
+            let service =
+                RemoteService::new("embedder", url, key, backends.upstream_retries).map_err(StartError::Config)?;
+            learn_name_in_background(service.clone());
+            Arc::new(RemoteEmbedder::new(service))
+        } else if let Some(dir) = &profile.embed_model_dir {
+            shared::runtime::init()?;
+            let metrics = BatcherMetrics::default();
+            metrics.register(registry.sub_registry_with_prefix(format!("embed_{}", collection.replace('-', "_"))));
+            let embedder = Embedder::start(&shared::ModelDir::open(dir)?, engine, metrics)?;
+            tracing::info!(collection, model = %dir.display(), "in-process embedder of a configured collection");
+            ready.push(embedder.batcher().readiness());
+            Arc::new(embedder)
+        } else {
+            continue;
+        };
+        embedders.insert(collection.clone(), embedder);
+    }
+    Ok((embedders, ready))
+}
+
 /// The model name goes into cache keys; ask for it until the service answers.
 fn learn_name_in_background(service: RemoteService) {
     tokio::spawn(async move {
@@ -105,7 +152,7 @@ pub type Store = (Arc<dyn VectorStore>, Option<EdgeStore>);
 
 /// Opens the vector store: a Qdrant server (whose answer to the API key is checked once), or
 /// qdrant-edge under the data directory.
-pub async fn store(backends: &Backends) -> Result<Store, StartError> {
+pub async fn store(backends: &Backends, profiles: Arc<Profiles>) -> Result<Store, StartError> {
     match &backends.qdrant_url {
         Some(url) => {
             let timeout = Duration::from_millis(backends.qdrant_timeout_ms);
@@ -114,6 +161,7 @@ pub async fn store(backends: &Backends) -> Result<Store, StartError> {
                 backends.qdrant_api_key.as_ref().map(|k| k.expose().to_string()),
                 timeout,
                 backends.qdrant_layout(),
+                profiles,
             )
             .map_err(StartError::Config)?;
             store.check_access().await.map_err(StartError::Config)?;
@@ -121,7 +169,7 @@ pub async fn store(backends: &Backends) -> Result<Store, StartError> {
         }
         None => {
             let checkpoint_bytes = backends.journal_checkpoint_kib.saturating_mul(1024);
-            let store = EdgeStore::open(&backends.data_dir, checkpoint_bytes).map_err(StartError::Config)?;
+            let store = EdgeStore::open(&backends.data_dir, checkpoint_bytes, profiles).map_err(StartError::Config)?;
             Ok((Arc::new(store.clone()), Some(store)))
         }
     }
@@ -139,15 +187,19 @@ pub fn cache(backends: &Backends) -> Result<Arc<dyn Cache>, StartError> {
 
 impl Parts {
     pub async fn build(backends: &Backends, registry: &mut Registry) -> Result<Self, StartError> {
-        let (store, edge) = store(backends).await?;
+        let profiles = profiles(backends)?;
+        let (store, edge) = store(backends, profiles.clone()).await?;
         let cache = cache(backends)?;
         let engine = backends.server_engine_args();
         let (embedder, embed_ready) = embedder(backends, &engine, registry).await?;
         let (reranker, rerank_ready) = reranker(backends, &engine, registry).await?;
+        let (collection_embedders, collection_ready) =
+            collection_embedders(backends, &profiles, &engine, registry).await?;
         let engines = [("embedder", embed_ready), ("reranker", rerank_ready)]
             .into_iter()
             .filter_map(|(name, ready)| ready.map(|r| (name, r)))
+            .chain(collection_ready.into_iter().map(|r| ("collection embedder", r)))
             .collect();
-        Ok(Self { embedder, reranker, store, cache, engines, edge })
+        Ok(Self { embedder, profiles, collection_embedders, reranker, store, cache, engines, edge })
     }
 }

@@ -22,6 +22,8 @@ pub struct Config {
 pub enum Command {
     /// Index a JSONL file of documents into a collection (in process, or through a gateway).
     Ingest(Box<IngestArgs>),
+    /// Re-embed a collection into a new one and point an alias at it (in process, or through a gateway).
+    Reindex(Box<ReindexArgs>),
     /// Exit 0 if the gateway on this machine answers 200 on /ready, else 1.
     Healthcheck(shared::http::HealthcheckArgs),
     /// Download the in-process engines' models (--embed-model, --rerank-model) and exit.
@@ -110,6 +112,10 @@ pub struct Backends {
     /// Copies that must confirm a write before Qdrant acknowledges it [default: 1].
     #[arg(long, env = "QDRANT_WRITE_CONSISTENCY")]
     pub qdrant_write_consistency: Option<u32>,
+    /// A TOML file describing collections the gateway did not build (the old stack's): their
+    /// text and id payload keys, vector name, embedding model and input type, whether writable.
+    #[arg(long, env = "COLLECTIONS_CONFIG")]
+    pub collections_config: Option<PathBuf>,
     /// qdrant-edge storage (one process owns it).
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -201,6 +207,19 @@ pub struct IngestArgs {
     /// The JSONL file, or `-` for stdin.
     #[arg(long)]
     pub input: PathBuf,
+    /// Stop at the first bad line instead of reporting and skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Longest accepted text, in bytes; longer documents are bad lines.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_text_bytes: usize,
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// How a batch job writes: through a running gateway, or with this process's engines and store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobArgs {
     /// Send the documents to a running gateway (e.g. http://127.0.0.1:8080) instead of
     /// embedding and storing them in this process; the engine and store flags are then unused.
     #[arg(long)]
@@ -214,12 +233,6 @@ pub struct IngestArgs {
     /// Batches embedded and written at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
-    /// Stop at the first bad line instead of reporting and skipping it.
-    #[arg(long)]
-    pub strict: bool,
-    /// Longest accepted text, in bytes; longer documents are bad lines.
-    #[arg(long, default_value_t = 100_000)]
-    pub max_text_bytes: usize,
     /// Seconds one batch may take to be embedded and written (batches in flight share the
     /// engine, so this is far above a single search's budget).
     #[arg(long, default_value_t = 600)]
@@ -234,9 +247,51 @@ pub struct IngestArgs {
     pub backends: Backends,
 }
 
-impl IngestArgs {
+/// Re-embed a collection (or what an alias names) into a new one with the current embedder, keeping
+/// the documents' ids and payloads, then point an alias at the new one. Resumable like ingest.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReindexArgs {
+    /// The collection (or alias) to read.
+    #[arg(long)]
+    pub from: String,
+    /// The collection to write (created on first write; a re-run resumes it).
+    #[arg(long)]
+    pub to: String,
+    /// Once every document is in, point this alias at --to (in one step) and invalidate its
+    /// cached results.
+    #[arg(long)]
+    pub alias: Option<String>,
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+impl ReindexArgs {
     pub fn validate(&self) -> Result<(), String> {
-        crate::store::validate_collection_name(&self.collection).map_err(|e| format!("--collection: {e}"))?;
+        for (flag, name) in [("--from", Some(&self.from)), ("--to", Some(&self.to)), ("--alias", self.alias.as_ref())] {
+            if let Some(name) = name {
+                crate::store::validate_collection_name(name).map_err(|e| format!("{flag}: {e}"))?;
+            }
+        }
+        if self.from == self.to {
+            return Err("--from and --to must differ".into());
+        }
+        self.job.validate()
+    }
+
+    /// The ingest job that writes --to (its input is the old collection, read by `reindex`).
+    pub fn ingest_args(&self) -> IngestArgs {
+        IngestArgs {
+            collection: self.to.clone(),
+            input: PathBuf::from("-"),
+            strict: false,
+            max_text_bytes: usize::MAX,
+            job: self.job.clone(),
+        }
+    }
+}
+
+impl JobArgs {
+    pub fn validate(&self) -> Result<(), String> {
         if self.batch_size == 0 || self.concurrency == 0 || self.batch_timeout_secs == 0 {
             return Err("--batch-size, --concurrency and --batch-timeout-secs must be at least 1".into());
         }
@@ -244,6 +299,13 @@ impl IngestArgs {
             self.backends.validate()?;
         }
         Ok(())
+    }
+}
+
+impl IngestArgs {
+    pub fn validate(&self) -> Result<(), String> {
+        crate::store::validate_collection_name(&self.collection).map_err(|e| format!("--collection: {e}"))?;
+        self.job.validate()
     }
 }
 

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use shared::tokenize::InputType;
 
 use crate::cache::CacheLayer;
-use crate::engines::Embed;
+use crate::collections::Collections;
 use crate::error::ApiError;
 use crate::metrics::GatewayMetrics;
 use crate::store::{HASH_KEY, ID_KEY, Point, TEXT_KEY, VectorStore, content_hash, validate_collection_name};
@@ -74,7 +73,7 @@ pub struct Upserted {
 
 /// What writing needs; borrowed from the gateway, or built by `ingest`.
 pub struct Writer<'a> {
-    pub embedder: &'a dyn Embed,
+    pub collections: &'a Collections,
     pub store: &'a dyn VectorStore,
     pub cache: &'a CacheLayer,
     pub metrics: &'a GatewayMetrics,
@@ -84,8 +83,10 @@ pub struct Writer<'a> {
 impl Writer<'_> {
     /// Embeds and stores `documents` (a later duplicate of an id wins), skipping those stored
     /// unchanged, then invalidates the collection's cached results.
-    pub async fn upsert(&self, collection: &str, documents: Vec<Document>) -> Result<Upserted, ApiError> {
-        validate_collection_name(collection).map_err(ApiError::Invalid)?;
+    pub async fn upsert(&self, name: &str, documents: Vec<Document>) -> Result<Upserted, ApiError> {
+        validate_collection_name(name).map_err(ApiError::Invalid)?;
+        let collection = &self.collections.resolve(name).await;
+        self.collections.profiles.check_writable(collection).map_err(ApiError::ReadOnly)?;
         let mut unique: Vec<Document> = Vec::with_capacity(documents.len());
         let mut position = HashMap::new();
         for document in documents {
@@ -99,7 +100,11 @@ impl Writer<'_> {
             }
         }
         let ids: Vec<String> = unique.iter().map(|d| d.id.clone()).collect();
-        let stored = self.store.content_hashes(collection, &ids).await?;
+        // Configured collections keep no content hash: their documents are always written.
+        let stored = match self.collections.profiles.keys(collection).hash {
+            true => self.store.content_hashes(collection, &ids).await?,
+            false => HashMap::new(),
+        };
         let total = unique.len();
         unique.retain(|d| stored.get(&d.id) != Some(&d.hash()));
         let unchanged = total - unique.len();
@@ -107,11 +112,12 @@ impl Writer<'_> {
             return Ok(Upserted { upserted: 0, unchanged });
         }
         let mut points = Vec::with_capacity(unique.len());
+        let (_, input_type) = self.collections.profiles.input_types(collection);
+        let embedder = self.collections.embedder(collection);
         for chunk in unique.chunks(EMBED_CHUNK) {
             let texts = chunk.iter().map(|d| d.text.clone()).collect();
-            let vectors = self
-                .embedder
-                .embed(texts, InputType::Passage, self.embed_timeout)
+            let vectors = embedder
+                .embed(texts, input_type, self.embed_timeout)
                 .await
                 .inspect_err(|_| self.metrics.dependency_error("embedder"))?;
             points.extend(chunk.iter().zip(vectors).map(|(d, vector)| Point {
@@ -125,15 +131,30 @@ impl Writer<'_> {
         let result = self.store.upsert(collection, points).await;
         // Bumped even after a failure: part of the batch may have been written.
         self.cache.bump(collection).await;
+        if name != collection {
+            self.cache.bump(name).await;
+        }
         result?;
         Ok(Upserted { upserted, unchanged })
     }
 
-    pub async fn delete(&self, collection: &str, id: &str) -> Result<(), ApiError> {
-        validate_collection_name(collection).map_err(ApiError::Invalid)?;
+    pub async fn delete(&self, name: &str, id: &str) -> Result<(), ApiError> {
+        validate_collection_name(name).map_err(ApiError::Invalid)?;
+        let collection = &self.collections.resolve(name).await;
+        let profile = self.collections.profiles.get(collection);
+        self.collections.profiles.check_writable(collection).map_err(ApiError::ReadOnly)?;
+        if profile.is_some_and(|p| p.id_key.is_some()) {
+            // Its points' ids are not derived from document ids: not deletable by id here.
+            return Err(ApiError::ReadOnly(format!(
+                "documents of {collection:?} are found by their id key, not deletable by id; reindex it instead"
+            )));
+        }
         let result = self.store.delete(collection, id).await;
         if result.is_ok() {
             self.cache.bump(collection).await;
+            if name != collection {
+                self.cache.bump(name).await;
+            }
         }
         Ok(result?)
     }

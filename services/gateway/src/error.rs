@@ -43,6 +43,10 @@ pub enum ApiError {
     BadFilter(String),
     #[error("no collection named {0:?}")]
     UnknownCollection(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    ReadOnly(String),
     #[error("collection {collection:?} has no document {id:?}")]
     UnknownDocument { collection: String, id: String },
     #[error(transparent)]
@@ -58,6 +62,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(collection) => Self::UnknownCollection(collection),
             StoreError::BadFilter(why) => Self::BadFilter(why),
+            StoreError::BadRequest(why) => Self::Invalid(why),
+            StoreError::Conflict(why) => Self::Conflict(why),
             other => Self::Store(other),
         }
     }
@@ -77,6 +83,8 @@ impl IntoResponse for ApiError {
             Self::BadFilter(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_filter"),
             Self::UnknownCollection(_) => (StatusCode::NOT_FOUND, "unknown_collection"),
             Self::UnknownDocument { .. } => (StatusCode::NOT_FOUND, "unknown_document"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::ReadOnly(_) => (StatusCode::CONFLICT, "read_only_collection"),
             Self::Upstream(UpstreamError::Overloaded(_)) => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
             Self::Upstream(UpstreamError::Unavailable(service, _)) => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -12,17 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::backends::StartError;
-use crate::cache::CacheLayer;
 use crate::config::IngestArgs;
-use crate::documents::{Document, Upserted, Writer};
-use crate::error::ApiError;
-use crate::metrics::GatewayMetrics;
-use crate::remote::RemoteService;
+use crate::documents::{Document, Upserted};
+use crate::sink::Sink;
 
 /// What the job did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,73 +50,6 @@ enum Item {
 /// A finished batch: its size, its first and last line, and what became of it.
 type Written = (usize, (usize, usize), Result<Upserted, String>);
 
-/// Where batches go.
-enum Sink {
-    Local { writer: LocalWriter },
-    Remote { gateway: RemoteService },
-}
-
-struct LocalWriter {
-    embedder: Arc<dyn crate::engines::Embed>,
-    store: Arc<dyn crate::store::VectorStore>,
-    cache: CacheLayer,
-    metrics: GatewayMetrics,
-    embed_timeout: Duration,
-    edge: Option<crate::store::EdgeStore>,
-}
-
-impl Sink {
-    async fn open(args: &IngestArgs) -> Result<Self, StartError> {
-        if let Some(url) = &args.gateway_url {
-            let gateway = RemoteService::new("gateway", url, args.gateway_api_key.as_ref(), args.retries)
-                .map_err(StartError::Config)?;
-            return Ok(Self::Remote { gateway });
-        }
-        let backends = &args.backends;
-        let (store, edge) = crate::backends::store(backends).await?;
-        let metrics = GatewayMetrics::default();
-        let cache = CacheLayer::new(crate::backends::cache(backends)?, metrics.clone());
-        let mut registry = Registry::default();
-        let (embedder, readiness) = crate::backends::embedder(backends, &backends.engine, &mut registry).await?;
-        if let Some(mut readiness) = readiness {
-            let state = readiness.wait_for(|r| !matches!(r, shared::batcher::Readiness::Loading)).await;
-            if let Ok(shared::batcher::Readiness::Failed(why)) = state.as_deref() {
-                return Err(StartError::EngineFailed("embedder", why.clone()));
-            }
-        }
-        let embed_timeout = Duration::from_secs(args.batch_timeout_secs);
-        Ok(Self::Local { writer: LocalWriter { embedder, store, cache, metrics, embed_timeout, edge } })
-    }
-
-    async fn write(&self, collection: &str, documents: Vec<Document>, budget: Duration) -> Result<Upserted, String> {
-        match self {
-            Self::Local { writer } => {
-                let writer = Writer {
-                    embedder: writer.embedder.as_ref(),
-                    store: writer.store.as_ref(),
-                    cache: &writer.cache,
-                    metrics: &writer.metrics,
-                    embed_timeout: writer.embed_timeout,
-                };
-                writer.upsert(collection, documents).await.map_err(|e: ApiError| e.to_string())
-            }
-            Self::Remote { gateway } => {
-                let path = format!("/collections/{collection}/documents");
-                let body = serde_json::json!({ "documents": documents });
-                gateway.send(reqwest::Method::PUT, &path, &body, budget).await.map_err(|e| e.to_string())
-            }
-        }
-    }
-
-    fn flush(&self) {
-        if let Self::Local { writer } = self
-            && let Some(edge) = &writer.edge
-        {
-            edge.flush();
-        }
-    }
-}
-
 /// Runs the job; `Ok` carries the summary, also when some documents failed or it was interrupted.
 pub async fn run(args: IngestArgs) -> Result<Summary, IngestError> {
     let input: Box<dyn Read + Send> = if args.input.as_os_str() == "-" {
@@ -130,17 +59,31 @@ pub async fn run(args: IngestArgs) -> Result<Summary, IngestError> {
         Box::new(std::fs::File::open(&args.input).map_err(|source| IngestError::Input { path, source })?)
     };
     let total_bytes = std::fs::metadata(&args.input).ok().filter(|_| args.input.as_os_str() != "-").map(|m| m.len());
-    let sink = Arc::new(Sink::open(&args).await?);
+    let sink = match &args.job.gateway_url {
+        Some(url) => Sink::remote(url, args.job.gateway_api_key.as_ref(), args.job.retries)?,
+        None => Sink::local(&args.job.backends, Duration::from_secs(args.job.batch_timeout_secs)).await?,
+    };
+    run_from(&args, input, total_bytes, Arc::new(sink)).await
+}
+
+/// The job on any input: JSONL documents from `input` (`total_bytes` long, if known) written to
+/// `sink` as `args` say (`reindex` feeds it the old collection's documents).
+pub async fn run_from(
+    args: &IngestArgs,
+    input: Box<dyn Read + Send>,
+    total_bytes: Option<u64>,
+    sink: Arc<Sink>,
+) -> Result<Summary, IngestError> {
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = mpsc::channel(args.concurrency * 2);
+    let (tx, mut rx) = mpsc::channel(args.job.concurrency * 2);
     let reader = {
-        let (stop, batch_size, max_text) = (stop.clone(), args.batch_size, args.max_text_bytes);
+        let (stop, batch_size, max_text) = (stop.clone(), args.job.batch_size, args.max_text_bytes);
         std::thread::spawn(move || read_batches(input, batch_size, max_text, &tx, &stop))
     };
-    let mut progress = Progress::new(total_bytes, Duration::from_secs(args.progress_secs));
+    let mut progress = Progress::new(total_bytes, Duration::from_secs(args.job.progress_secs));
     let mut summary = Summary::default();
     let mut writes: JoinSet<Written> = JoinSet::new();
-    let budget = Duration::from_secs(args.batch_timeout_secs);
+    let budget = Duration::from_secs(args.job.batch_timeout_secs);
     let mut strict_failure = None;
     let mut interrupt = std::pin::pin!(shared::http::shutdown_signal());
     let mut reading = true;
@@ -158,7 +101,7 @@ pub async fn run(args: IngestArgs) -> Result<Summary, IngestError> {
                     std::process::exit(130);
                 });
             }
-            item = rx.recv(), if reading && writes.len() < args.concurrency => match item {
+            item = rx.recv(), if reading && writes.len() < args.job.concurrency => match item {
                 None => {
                     reading = false;
                     input_done = true;

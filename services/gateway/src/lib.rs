@@ -3,6 +3,7 @@
 
 pub mod backends;
 pub mod cache;
+pub mod collections;
 pub mod config;
 pub mod documents;
 pub mod engines;
@@ -11,10 +12,13 @@ pub mod flight;
 pub mod ingest;
 pub mod metrics;
 pub mod playground;
+pub mod profiles;
+pub mod reindex;
 pub mod remote;
 pub mod routes;
 pub mod search;
 pub mod serve;
+pub mod sink;
 pub mod store;
 
 use std::sync::{Arc, Mutex};
@@ -23,7 +27,8 @@ use std::time::{Duration, Instant};
 pub use config::Config;
 
 use crate::cache::CacheLayer;
-use crate::engines::{Embed, Rerank, UpstreamError};
+use crate::collections::Collections;
+use crate::engines::{Rerank, UpstreamError};
 use crate::error::ApiError;
 use crate::flight::Flights;
 use crate::metrics::GatewayMetrics;
@@ -32,7 +37,8 @@ use crate::store::VectorStore;
 
 /// Everything a search or a write needs; shared by the handlers.
 pub struct Gateway {
-    pub embedder: Arc<dyn Embed>,
+    /// Aliases, and each collection's embedder and layout.
+    pub collections: Collections,
     pub reranker: Arc<dyn Rerank>,
     pub store: Arc<dyn VectorStore>,
     pub cache: CacheLayer,
@@ -44,7 +50,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(
-        embedder: Arc<dyn Embed>,
+        collections: Collections,
         reranker: Arc<dyn Rerank>,
         store: Arc<dyn VectorStore>,
         cache: CacheLayer,
@@ -52,7 +58,7 @@ impl Gateway {
         limits: Limits,
     ) -> Self {
         Self {
-            embedder,
+            collections,
             reranker,
             store,
             cache,
@@ -66,7 +72,7 @@ impl Gateway {
     /// Writes documents with this gateway's engines, store and cache.
     pub fn writer(&self) -> documents::Writer<'_> {
         documents::Writer {
-            embedder: self.embedder.as_ref(),
+            collections: &self.collections,
             store: self.store.as_ref(),
             cache: &self.cache,
             metrics: &self.metrics,

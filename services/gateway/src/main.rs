@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     let valid = match &config.command {
         None => config.server.validate(),
         Some(Command::Ingest(args)) => args.validate(),
+        Some(Command::Reindex(args)) => args.validate(),
         Some(Command::Healthcheck(args)) => {
             return shared::http::healthcheck(args, config.server.port, &config.server.serve.auth);
         }
@@ -54,6 +55,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("search-gateway: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Reindex(args)) => match runtime.block_on(search_gateway::reindex::run(*args)) {
+            Ok(done) if done.summary.interrupted => ExitCode::from(EXIT_INTERRUPTED),
+            Ok(done) if done.summary.failed > 0 => ExitCode::FAILURE,
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("search-gateway reindex: {e}");
                 ExitCode::FAILURE
             }
         },

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::Gateway;
 use crate::backends::{Parts, StartError};
 use crate::cache::CacheLayer;
+use crate::collections::Collections;
 use crate::config::ServerArgs;
 use crate::metrics::GatewayMetrics;
 use crate::search::Limits;
@@ -61,7 +62,12 @@ pub fn app(
     let http = HttpMetrics::register(&mut registry);
     let cache = CacheLayer::new(parts.cache.clone(), metrics.clone());
     let gateway = Arc::new(Gateway::new(
-        parts.embedder.clone(),
+        Collections::new(
+            parts.profiles.clone(),
+            parts.collection_embedders.clone(),
+            parts.embedder.clone(),
+            parts.store.clone(),
+        ),
         parts.reranker.clone(),
         parts.store.clone(),
         cache,

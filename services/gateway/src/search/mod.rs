@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use shared::tokenize::InputType;
 
 use crate::Gateway;
 use crate::cache::Generation;
@@ -103,7 +102,7 @@ fn result_key(gateway: &Gateway, search: &Search, generation: u64) -> String {
         &search.collection,
         &numbers,
         search.filter.as_ref().map_or("", SearchFilter::canonical),
-        &gateway.embedder.model(),
+        &gateway.collections.embedding_identity(&search.collection),
         &if search.rerank { gateway.reranker.model() } else { String::new() },
     ]);
     format!("sg:v1:search:{}:{hash}", search.collection)
@@ -115,7 +114,9 @@ fn millis(since: Instant) -> f64 {
 
 pub async fn search(gateway: &Arc<Gateway>, request: SearchRequest) -> Result<SearchResponse, ApiError> {
     let started = Instant::now();
-    let search = validate(gateway, request)?;
+    let mut search = validate(gateway, request)?;
+    // An alias is searched as the collection it names: same results, keys and generation.
+    search.collection = gateway.collections.resolve(&search.collection).await;
     let cache_started = Instant::now();
     let key = match search.mode {
         CacheMode::Bypass => None,
@@ -164,7 +165,7 @@ pub async fn search(gateway: &Arc<Gateway>, request: SearchRequest) -> Result<Se
 async fn compute(gateway: Arc<Gateway>, search: Search, key: Option<String>) -> Result<Arc<Computed>, ApiError> {
     let use_embedding_cache = search.mode != CacheMode::Bypass;
     let embed_started = Instant::now();
-    let vector = embed_query(&gateway, &search.query, use_embedding_cache).await.inspect_err(|_| {
+    let vector = embed_query(&gateway, &search, use_embedding_cache).await.inspect_err(|_| {
         gateway.metrics.dependency_error("embedder");
     })?;
     let embed = millis(embed_started);
@@ -202,10 +203,12 @@ async fn compute(gateway: Arc<Gateway>, search: Search, key: Option<String>) -> 
     Ok(Arc::new(computed))
 }
 
-/// The query's vector, from the embedding cache when it has it.
-async fn embed_query(gateway: &Gateway, query: &str, use_cache: bool) -> Result<Vec<f32>, ApiError> {
-    let model = gateway.embedder.model();
-    let key = format!("sg:v1:qemb:{}", hex_sha256(&[&model, query]));
+/// The query's vector, embedded as the collection's documents were, from the embedding cache
+/// when it has it.
+async fn embed_query(gateway: &Gateway, search: &Search, use_cache: bool) -> Result<Vec<f32>, ApiError> {
+    let (query, collection) = (&search.query, &search.collection);
+    let identity = gateway.collections.embedding_identity(collection);
+    let key = format!("sg:v1:qemb:{}", hex_sha256(&[&identity, query]));
     if use_cache
         && let Some(bytes) = gateway.cache.get(&key).await
         && !bytes.is_empty()
@@ -213,8 +216,9 @@ async fn embed_query(gateway: &Gateway, query: &str, use_cache: bool) -> Result<
     {
         return Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
     }
-    let mut vectors =
-        gateway.embedder.embed(vec![query.to_string()], InputType::Query, gateway.limits.embed_timeout).await?;
+    let (input_type, _) = gateway.collections.profiles.input_types(collection);
+    let embedder = gateway.collections.embedder(collection);
+    let mut vectors = embedder.embed(vec![query.to_string()], input_type, gateway.limits.embed_timeout).await?;
     let vector = vectors.pop().ok_or(ApiError::Internal)?;
     if use_cache {
         let bytes = vector.iter().flat_map(|x| x.to_le_bytes()).collect();

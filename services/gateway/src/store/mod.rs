@@ -18,6 +18,7 @@ pub use filter::SearchFilter;
 pub use qdrant::{Layout, QdrantStore};
 
 use crate::engines::BoxFuture;
+use crate::profiles::PointKeys;
 
 /// Payload key holding the caller's document id.
 pub const ID_KEY: &str = "_doc_id";
@@ -87,12 +88,17 @@ pub struct Point {
 }
 
 impl Point {
-    /// The stored payload: the caller's keys plus the reserved ones.
-    fn stored_payload(&self) -> Map<String, Value> {
+    /// The stored payload: the caller's keys plus the text and id under the collection's keys
+    /// (the reserved ones and the content hash, in the gateway's own collections).
+    fn stored_payload(&self, keys: &PointKeys) -> Map<String, Value> {
         let mut payload = self.payload.clone();
-        payload.insert(ID_KEY.into(), Value::String(self.id.clone()));
-        payload.insert(TEXT_KEY.into(), Value::String(self.text.clone()));
-        payload.insert(HASH_KEY.into(), Value::String(content_hash(&self.text, &self.payload)));
+        if let Some(id_key) = &keys.id {
+            payload.insert(id_key.clone(), Value::String(self.id.clone()));
+        }
+        payload.insert(keys.text.clone(), Value::String(self.text.clone()));
+        if keys.hash {
+            payload.insert(HASH_KEY.into(), Value::String(content_hash(&self.text, &self.payload)));
+        }
         payload
     }
 }
@@ -107,20 +113,41 @@ pub struct Found {
 }
 
 impl Found {
-    /// Splits a stored payload back into the document id, text and the caller's payload. Points
-    /// written by other tools (no reserved keys) keep their point id.
-    fn from_stored(point_id: String, score: f32, mut payload: Map<String, Value>) -> Self {
-        let id = match payload.remove(ID_KEY) {
+    /// Splits a stored payload back into the document id, text and the caller's payload. In the
+    /// gateway's collections the reserved keys are taken out; a configured collection's payload
+    /// is returned as stored. Points without an id key keep their point id.
+    fn from_stored(point_id: String, score: f32, mut payload: Map<String, Value>, keys: &PointKeys) -> Self {
+        let (id, text) = if keys.hash {
+            payload.remove(HASH_KEY);
+            let id = keys.id.as_ref().and_then(|k| payload.remove(k));
+            (id, payload.remove(&keys.text))
+        } else {
+            (keys.id.as_ref().and_then(|k| payload.get(k).cloned()), payload.get(&keys.text).cloned())
+        };
+        let id = match id {
             Some(Value::String(id)) => id,
+            Some(Value::Number(n)) => n.to_string(),
             _ => point_id,
         };
-        let text = match payload.remove(TEXT_KEY) {
+        let text = match text {
             Some(Value::String(text)) => Some(text),
             _ => None,
         };
-        payload.remove(HASH_KEY);
         Self { id, score, text, payload }
     }
+}
+
+/// The filter that finds a configured collection's document by its id key.
+fn id_filter(id_key: &str, document_id: &str) -> Result<SearchFilter, StoreError> {
+    SearchFilter::parse(&serde_json::json!({"must": [{"key": id_key, "match": {"value": document_id}}]}))
+        .map_err(StoreError::Failed)
+}
+
+/// A page of a collection: its documents and where the next page starts, if there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub documents: Vec<Found>,
+    pub next: Option<String>,
 }
 
 /// An error naming the first of `got` (vector lengths) that is not the collection's `expected`.
@@ -166,6 +193,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("the vector store failed: {0}")]
     Failed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 /// What the gateway needs of a vector store.
@@ -187,6 +218,19 @@ pub trait VectorStore: Send + Sync {
     fn info<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<CollectionInfo, StoreError>>;
     /// The names of the store's collections, sorted.
     fn collections(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+    /// Up to `limit` documents in point-id order, from the cursor `after` (a page's `next`).
+    fn scroll<'a>(
+        &'a self,
+        collection: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Page, StoreError>>;
+    /// Removes a collection and the aliases pointing at it; `false` if there was none.
+    fn delete_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Every alias and the collection it names.
+    fn aliases(&self) -> BoxFuture<'_, Result<std::collections::HashMap<String, String>, StoreError>>;
+    /// Points `alias` at `collection` in one step (replacing where it pointed before).
+    fn set_alias<'a>(&'a self, alias: &'a str, collection: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     /// One stored document (its `score` is 0), or `None` if the collection has no such id.
     fn document<'a>(
         &'a self,
@@ -233,11 +277,30 @@ mod tests {
             payload: json!({"city": "Paris"}).as_object().unwrap().clone(),
             vector: vec![1.0],
         };
-        let stored = point.stored_payload();
+        let keys = PointKeys::gateway();
+        let stored = point.stored_payload(&keys);
         assert_eq!(stored[HASH_KEY], json!(content_hash("hello", &point.payload)));
-        let found = Found::from_stored("uuid".into(), 0.5, stored);
+        let found = Found::from_stored("uuid".into(), 0.5, stored, &keys);
         assert_eq!((found.id.as_str(), found.text.as_deref()), ("p1", Some("hello")));
         assert_eq!(Value::Object(found.payload), json!({"city": "Paris"}));
+    }
+
+    #[test]
+    fn a_configured_collection_keeps_its_own_payload() {
+        let keys = PointKeys { text: "document".into(), id: Some("profile_id".into()), hash: false, vector: None };
+        let point = Point {
+            id: "p1".into(),
+            text: "hello".into(),
+            payload: json!({"city": "Paris"}).as_object().unwrap().clone(),
+            vector: vec![1.0],
+        };
+        let stored = point.stored_payload(&keys);
+        assert_eq!(Value::Object(stored.clone()), json!({"city": "Paris", "document": "hello", "profile_id": "p1"}));
+        let found = Found::from_stored("uuid".into(), 0.5, stored, &keys);
+        assert_eq!((found.id.as_str(), found.text.as_deref()), ("p1", Some("hello")));
+        assert_eq!(Value::Object(found.payload), json!({"city": "Paris", "document": "hello", "profile_id": "p1"}));
+        let numeric = json!({"profile_id": 7, "document": "x"}).as_object().unwrap().clone();
+        assert_eq!(Found::from_stored("uuid".into(), 0.0, numeric, &keys).id, "7", "numeric ids read as text");
     }
 
     #[test]
@@ -251,7 +314,8 @@ mod tests {
 
     #[test]
     fn foreign_points_keep_their_point_id() {
-        let found = Found::from_stored("42".into(), 0.1, json!({"name": "x"}).as_object().unwrap().clone());
+        let payload = json!({"name": "x"}).as_object().unwrap().clone();
+        let found = Found::from_stored("42".into(), 0.1, payload, &PointKeys::gateway());
         assert_eq!((found.id.as_str(), found.text), ("42", None));
     }
 

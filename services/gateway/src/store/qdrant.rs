@@ -1,27 +1,32 @@
 //! A Qdrant server over gRPC (`qdrant-client`), with the same point layout as qdrant-edge.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qdrant_client::qdrant::points_selector::PointsSelectorOneOf;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfig;
 use qdrant_client::qdrant::{
-    CreateCollectionBuilder, DeletePointsBuilder, Distance, GetPointsBuilder, PointId, PointStruct, PointsIdsList,
-    Query, QueryPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
+    CreateAliasBuilder, CreateCollectionBuilder, DeletePointsBuilder, Distance, GetPointsBuilder, PointId, PointStruct,
+    PointsIdsList, Query, QueryPointsBuilder, ScrollPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
+    VectorsConfigBuilder,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde_json::{Map, Value};
 
 use super::{
-    CollectionInfo, Found, Point, SearchFilter, StoreError, VectorStore, check_dimension, id_and_hash, point_id,
+    CollectionInfo, Found, Page, Point, SearchFilter, StoreError, VectorStore, check_dimension, id_and_hash, id_filter,
+    point_id,
 };
 use crate::engines::BoxFuture;
+use crate::profiles::Profiles;
 
 pub struct QdrantStore {
     client: Qdrant,
     url: String,
     layout: Layout,
+    /// How configured collections lay out their points.
+    profiles: Arc<Profiles>,
     /// Collections known to exist, with their vectors' dimension, so writes and searches do not
     /// ask every time (Qdrant refuses a wrong dimension as an invalid argument, not by name).
     known: Mutex<HashMap<String, usize>>,
@@ -42,7 +47,13 @@ pub struct Layout {
 
 impl QdrantStore {
     /// Connects lazily: a server that is down shows up as 503s, not as a start-up failure.
-    pub fn connect(url: &str, api_key: Option<String>, timeout: Duration, layout: Layout) -> Result<Self, String> {
+    pub fn connect(
+        url: &str,
+        api_key: Option<String>,
+        timeout: Duration,
+        layout: Layout,
+        profiles: Arc<Profiles>,
+    ) -> Result<Self, String> {
         let client = Qdrant::from_url(url)
             .api_key(api_key)
             .timeout(timeout)
@@ -50,7 +61,8 @@ impl QdrantStore {
             .skip_compatibility_check()
             .build()
             .map_err(|e| format!("invalid Qdrant URL {url:?}: {e}"))?;
-        Ok(Self { client, url: url.to_string(), layout, known: Mutex::default(), creating: Default::default() })
+        let (known, creating) = (Mutex::default(), Default::default());
+        Ok(Self { client, url: url.to_string(), layout, profiles, known, creating })
     }
 
     /// Asks the server once at start-up: a refused API key is a configuration error (`Err`, one
@@ -96,8 +108,12 @@ impl QdrantStore {
             return Ok(existing);
         }
         if !self.client.collection_exists(collection).await.map_err(store_error)? {
-            let mut create = CreateCollectionBuilder::new(collection)
-                .vectors_config(VectorParamsBuilder::new(dimension as u64, Distance::Cosine));
+            let params = VectorParamsBuilder::new(dimension as u64, Distance::Cosine);
+            let mut create = match self.profiles.keys(collection).vector {
+                Some(name) => CreateCollectionBuilder::new(collection)
+                    .vectors_config(VectorsConfigBuilder::default().add_named_vector_params(name, params).clone()),
+                None => CreateCollectionBuilder::new(collection).vectors_config(params),
+            };
             if let Some(shards) = self.layout.shards {
                 create = create.shard_number(shards);
             }
@@ -175,6 +191,14 @@ fn point_id_text(id: Option<PointId>) -> String {
     }
 }
 
+/// A point id given as text: a number, or else a UUID (as the server prints them).
+fn text_point_id(text: &str) -> PointId {
+    match text.parse::<u64>() {
+        Ok(n) => PointId::from(n),
+        Err(_) => PointId::from(text.to_string()),
+    }
+}
+
 fn ids(document_ids: &[String]) -> Vec<PointId> {
     document_ids.iter().map(|id| PointId::from(point_id(id).to_string())).collect()
 }
@@ -193,10 +217,14 @@ impl VectorStore for QdrantStore {
     ) -> BoxFuture<'a, Result<Vec<Found>, StoreError>> {
         Box::pin(async move {
             check_dimension(collection, self.dimension(collection).await?, [vector.len()])?;
+            let keys = self.profiles.keys(collection);
             let mut query = QueryPointsBuilder::new(collection)
                 .query(Query::new_nearest(vector))
                 .limit(limit as u64)
                 .with_payload(true);
+            if let Some(name) = &keys.vector {
+                query = query.using(name);
+            }
             if let Some(filter) = filter {
                 query = query.filter(filter.to_grpc().map_err(StoreError::BadFilter)?);
             }
@@ -204,7 +232,7 @@ impl VectorStore for QdrantStore {
             Ok(response
                 .result
                 .into_iter()
-                .map(|p| Found::from_stored(point_id_text(p.id), p.score, to_json(p.payload)))
+                .map(|p| Found::from_stored(point_id_text(p.id), p.score, to_json(p.payload), &keys))
                 .collect())
         })
     }
@@ -214,10 +242,15 @@ impl VectorStore for QdrantStore {
             let Some(dimension) = points.first().map(|p| p.vector.len()) else { return Ok(()) };
             let expected = self.ensure_collection(collection, dimension).await?;
             check_dimension(collection, expected, points.iter().map(|p| p.vector.len()))?;
+            let keys = self.profiles.keys(collection);
             let points: Vec<PointStruct> = points
                 .iter()
                 .map(|p| {
-                    PointStruct::new(point_id(&p.id).to_string(), p.vector.clone(), Payload::from(p.stored_payload()))
+                    let (id, payload) = (point_id(&p.id).to_string(), Payload::from(p.stored_payload(&keys)));
+                    match &keys.vector {
+                        Some(name) => PointStruct::new(id, HashMap::from([(name.clone(), p.vector.clone())]), payload),
+                        None => PointStruct::new(id, p.vector.clone(), payload),
+                    }
                 })
                 .collect();
             let upsert = UpsertPointsBuilder::new(collection, points).wait(true);
@@ -241,8 +274,10 @@ impl VectorStore for QdrantStore {
             let response = self.client.collection_info(collection).await.map_err(in_collection(collection))?;
             let info = response.result.unwrap_or_default();
             let params = info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config);
-            let dimension = match params {
-                Some(VectorsConfig::Params(p)) => p.size as usize,
+            let vector = self.profiles.keys(collection).vector;
+            let dimension = match (params, vector) {
+                (Some(VectorsConfig::Params(p)), None) => p.size as usize,
+                (Some(VectorsConfig::ParamsMap(map)), Some(name)) => map.map.get(&name).map_or(0, |p| p.size as usize),
                 _ => 0,
             };
             Ok(CollectionInfo {
@@ -264,19 +299,84 @@ impl VectorStore for QdrantStore {
         })
     }
 
+    fn scroll<'a>(
+        &'a self,
+        collection: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Page, StoreError>> {
+        Box::pin(async move {
+            let mut scroll = ScrollPointsBuilder::new(collection).limit(limit.max(1) as u32).with_payload(true);
+            if let Some(after) = after {
+                scroll = scroll.offset(text_point_id(after));
+            }
+            let response = self.client.scroll(scroll).await.map_err(in_collection(collection))?;
+            let keys = self.profiles.keys(collection);
+            let documents = response
+                .result
+                .into_iter()
+                .map(|p| Found::from_stored(point_id_text(p.id), 0.0, to_json(p.payload), &keys))
+                .collect();
+            let next = response.next_page_offset.map(|id| point_id_text(Some(id)));
+            Ok(Page { documents, next })
+        })
+    }
+
+    fn delete_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            if !self.client.collection_exists(collection).await.map_err(store_error)? {
+                return Ok(false);
+            }
+            self.client.delete_collection(collection).await.map_err(in_collection(collection))?;
+            self.known.lock().unwrap_or_else(|p| p.into_inner()).remove(collection);
+            tracing::info!(collection, "deleted collection");
+            Ok(true)
+        })
+    }
+
+    fn aliases(&self) -> BoxFuture<'_, Result<HashMap<String, String>, StoreError>> {
+        Box::pin(async move {
+            let response = self.client.list_aliases().await.map_err(store_error)?;
+            Ok(response.aliases.into_iter().map(|a| (a.alias_name, a.collection_name)).collect())
+        })
+    }
+
+    fn set_alias<'a>(&'a self, alias: &'a str, collection: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            // Qdrant replaces an existing alias of that name in the same operation.
+            let create = CreateAliasBuilder::new(collection, alias);
+            self.client.create_alias(create).await.map_err(in_collection(collection))?;
+            Ok(())
+        })
+    }
+
     fn document<'a>(
         &'a self,
         collection: &'a str,
         document_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Found>, StoreError>> {
         Box::pin(async move {
-            let get = GetPointsBuilder::new(collection, ids(&[document_id.to_string()])).with_payload(true);
-            let response = self.client.get_points(get).await.map_err(in_collection(collection))?;
-            Ok(response
-                .result
+            let keys = self.profiles.keys(collection);
+            let points = match (&keys.id, keys.hash) {
+                // A configured collection's own points: found by their id key, or their point id.
+                (Some(id_key), false) => {
+                    let filter = id_filter(id_key, document_id)?.to_grpc().map_err(StoreError::Failed)?;
+                    let scroll = ScrollPointsBuilder::new(collection).filter(filter).limit(1).with_payload(true);
+                    self.client.scroll(scroll).await.map_err(in_collection(collection))?.result
+                }
+                (None, _) => {
+                    let get = GetPointsBuilder::new(collection, vec![text_point_id(document_id)]).with_payload(true);
+                    self.client.get_points(get).await.map_err(in_collection(collection))?.result
+                }
+                _ => {
+                    let get = GetPointsBuilder::new(collection, ids(&[document_id.to_string()])).with_payload(true);
+                    self.client.get_points(get).await.map_err(in_collection(collection))?.result
+                }
+            };
+            Ok(points
                 .into_iter()
                 .next()
-                .map(|p| Found::from_stored(point_id_text(p.id), 0.0, to_json(p.payload))))
+                .map(|p| Found::from_stored(point_id_text(p.id), 0.0, to_json(p.payload), &keys)))
         })
     }
 

@@ -1,5 +1,7 @@
 //! The HTTP API: `/search` and the collection routes, each documented for `/openapi.json`.
 
+mod lifecycle;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -21,8 +23,10 @@ pub fn api(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/search", post(search))
         .route("/collections", get(collections))
-        .route("/collections/{name}", get(collection))
-        .route("/collections/{name}/documents", put(upsert))
+        .route("/collections/{name}", get(collection).delete(lifecycle::delete_collection))
+        .route("/collections/{name}/documents", put(upsert).get(lifecycle::page))
+        .route("/aliases", get(lifecycle::aliases))
+        .route("/aliases/{alias}", put(lifecycle::set_alias))
         .route("/collections/{name}/documents/{id}", get(document).delete(remove))
         .with_state(gateway)
 }
@@ -31,7 +35,7 @@ pub fn api(gateway: Arc<Gateway>) -> Router {
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)] // Only the derive reads it.
-struct CollectionPath {
+pub(crate) struct CollectionPath {
     /// The collection: 1-64 of A-Z, a-z, 0-9, `_`, `-`, not starting with `-`.
     #[param(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]
     name: String,
@@ -131,7 +135,8 @@ async fn collection(
     Path(name): Path<String>,
 ) -> Result<axum::Json<CollectionInfo>, ApiError> {
     crate::store::validate_collection_name(&name).map_err(ApiError::Invalid)?;
-    Ok(axum::Json(gateway.store.info(&name).await?))
+    let collection = gateway.collections.resolve(&name).await;
+    Ok(axum::Json(gateway.store.info(&collection).await?))
 }
 
 /// Embeds (passage prefix) and stores documents; the collection is created on first write.
@@ -192,7 +197,8 @@ async fn document(
     Path((name, id)): Path<(String, String)>,
 ) -> Result<axum::Json<DocumentResponse>, ApiError> {
     crate::store::validate_collection_name(&name).map_err(ApiError::Invalid)?;
-    match gateway.store.document(&name, &id).await? {
+    let collection = gateway.collections.resolve(&name).await;
+    match gateway.store.document(&collection, &id).await? {
         Some(found) => Ok(axum::Json(DocumentResponse {
             collection: name,
             id: found.id,
@@ -205,7 +211,18 @@ async fn document(
 
 /// The gateway's routes, for its OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(search, collections, collection, upsert, remove, document))]
+#[openapi(paths(
+    search,
+    collections,
+    collection,
+    upsert,
+    remove,
+    document,
+    lifecycle::page,
+    lifecycle::aliases,
+    lifecycle::set_alias,
+    lifecycle::delete_collection
+))]
 struct Api;
 
 /// The OpenAPI 3.1 document served at `/openapi.json` (and checked in as openapi/search-gateway.json).

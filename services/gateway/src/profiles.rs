@@ -1,0 +1,166 @@
+//! Collections the gateway did not build: how their points are laid out and how their queries
+//! must be embedded, read from `--collections-config` (TOML, one table per collection).
+//!
+//! ```toml
+//! [profiles_v1]                       # built by the old Python stack (fastembed 0.5.1)
+//! text_key = "text"                   # the payload key holding the text to rerank
+//! id_key = "profile_id"               # the payload key holding the app's id [default: the point id]
+//! vector = "fast-multilingual-e5-large"   # a named vector (Qdrant server) [default: unnamed]
+//! embed_model_dir = "models/multilingual-e5-large-cls"   # or embed_url = "http://embed-legacy:5555"
+//! input_type = "raw"                  # no E5 prefixes, as fastembed fed the model
+//! writable = false                    # writes are refused unless true
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use shared::tokenize::InputType;
+
+use crate::store::{HASH_KEY, ID_KEY, TEXT_KEY};
+
+/// One collection's settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The payload key holding the document text.
+    pub text_key: String,
+    /// The payload key holding the app's document id; unset: the point id is the id.
+    pub id_key: Option<String>,
+    /// The named vector to search (Qdrant server); unset: the collection's unnamed vector.
+    pub vector: Option<String>,
+    /// The model directory whose embedder built the collection (in process).
+    pub embed_model_dir: Option<PathBuf>,
+    /// An embed-service serving the model that built the collection.
+    pub embed_url: Option<String>,
+    /// The input type the collection's texts were embedded with; queries use it too [default:
+    /// `query` for queries and `passage` for documents, as the gateway embeds].
+    pub input_type: Option<InputType>,
+    /// Whether the gateway may write to the collection (in its layout: text and id under their
+    /// keys, no keys of the gateway's own).
+    #[serde(default)]
+    pub writable: bool,
+}
+
+/// Where a collection's points keep what the gateway reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointKeys {
+    pub text: String,
+    /// `None`: the point id is the document id.
+    pub id: Option<String>,
+    /// Whether points carry the gateway's content hash (so unchanged documents are skipped).
+    pub hash: bool,
+    pub vector: Option<String>,
+}
+
+impl PointKeys {
+    /// The layout of the collections the gateway builds.
+    pub fn gateway() -> Self {
+        Self { text: TEXT_KEY.into(), id: Some(ID_KEY.into()), hash: true, vector: None }
+    }
+}
+
+/// Every configured collection; the others are the gateway's own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profiles(HashMap<String, Profile>);
+
+impl Profiles {
+    /// Reads `--collections-config`; an error names the file and what is wrong.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("--collections-config {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("--collections-config {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let profiles: HashMap<String, Profile> = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (name, profile) in &profiles {
+            crate::store::validate_collection_name(name)?;
+            let reserved = [TEXT_KEY, ID_KEY, HASH_KEY];
+            if profile.text_key.is_empty() || reserved.contains(&profile.text_key.as_str()) {
+                return Err(format!("[{name}] text_key must name the collection's own text key"));
+            }
+            if profile.embed_model_dir.is_some() && profile.embed_url.is_some() {
+                return Err(format!("[{name}] give embed_model_dir or embed_url, not both"));
+            }
+        }
+        Ok(Self(profiles))
+    }
+
+    pub fn get(&self, collection: &str) -> Option<&Profile> {
+        self.0.get(collection)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Profile)> {
+        self.0.iter()
+    }
+
+    /// How `collection`'s points are laid out.
+    pub fn keys(&self, collection: &str) -> PointKeys {
+        match self.get(collection) {
+            Some(p) => {
+                PointKeys { text: p.text_key.clone(), id: p.id_key.clone(), hash: false, vector: p.vector.clone() }
+            }
+            None => PointKeys::gateway(),
+        }
+    }
+
+    /// The input types of `collection`'s queries and documents.
+    pub fn input_types(&self, collection: &str) -> (InputType, InputType) {
+        match self.get(collection).and_then(|p| p.input_type) {
+            Some(input_type) => (input_type, input_type),
+            None => (InputType::Query, InputType::Passage),
+        }
+    }
+
+    /// `Err` with the reason when the gateway may not write to `collection`.
+    pub fn check_writable(&self, collection: &str) -> Result<(), String> {
+        match self.get(collection) {
+            Some(profile) if !profile.writable => Err(format!(
+                "collection {collection:?} is served read-only (--collections-config; set writable = true to allow writes)"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD_STACK: &str = r#"
+        [profiles_v1]
+        text_key = "text"
+        id_key = "profile_id"
+        vector = "fast-multilingual-e5-large"
+        embed_model_dir = "models/e5-cls"
+        input_type = "raw"
+    "#;
+
+    #[test]
+    fn a_configured_collection_has_its_own_layout_and_embedding() {
+        let profiles = Profiles::parse(OLD_STACK).unwrap();
+        let keys = profiles.keys("profiles_v1");
+        assert_eq!(keys.text, "text");
+        assert_eq!(keys.id.as_deref(), Some("profile_id"));
+        assert_eq!(keys.vector.as_deref(), Some("fast-multilingual-e5-large"));
+        assert!(!keys.hash);
+        assert_eq!(profiles.input_types("profiles_v1"), (InputType::Raw, InputType::Raw));
+        assert!(profiles.check_writable("profiles_v1").unwrap_err().contains("read-only"));
+        assert_eq!(profiles.keys("other"), PointKeys::gateway());
+        assert_eq!(profiles.input_types("other"), (InputType::Query, InputType::Passage));
+        assert!(profiles.check_writable("other").is_ok());
+    }
+
+    #[test]
+    fn impossible_profiles_are_refused() {
+        assert!(Profiles::parse("[x]\ntext_key = \"_text\"").unwrap_err().contains("text_key"));
+        assert!(
+            Profiles::parse("[x]\ntext_key = \"t\"\nembed_url = \"http://a\"\nembed_model_dir = \"m\"")
+                .unwrap_err()
+                .contains("not both")
+        );
+        assert!(Profiles::parse("[\"../x\"]\ntext_key = \"t\"").unwrap_err().contains("invalid collection name"));
+        assert!(Profiles::parse("[x]\ntext_key = \"t\"\ntypo = 1").is_err());
+    }
+}

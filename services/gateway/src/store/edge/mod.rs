@@ -1,0 +1,263 @@
+//! qdrant-edge in process: one shard per collection under `<data-dir>/collections/<name>`, and a
+//! write-ahead journal under `<data-dir>/journal` that makes every acknowledged write survive a
+//! crash (see `journal.rs` for why qdrant-edge needs one). The shard API is synchronous, so every
+//! call runs on the blocking pool. qdrant-edge lets one process own a data directory; an
+//! exclusive lock on `<data-dir>/LOCK` makes that explicit.
+
+mod aliases;
+mod shards;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use qdrant_edge::{NamedQuery, PointId, QueryEnum, ScrollRequest, SearchRequest, WithPayloadInterface};
+
+use super::journal::EntryRef;
+use super::{
+    CollectionInfo, Found, Page, Point, SearchFilter, StoreError, VectorStore, check_dimension, id_and_hash, id_filter,
+    point_id,
+};
+use crate::engines::BoxFuture;
+use crate::profiles::Profiles;
+use shards::{Shards, dimension_of, failed};
+
+/// A collection being created (or deleted) lives here until it is whole (or gone); leftovers are
+/// removed at start-up.
+const STAGING_PREFIX: &str = ".new-";
+
+/// qdrant-edge with a write-ahead journal; clones share the same collections.
+#[derive(Clone)]
+pub struct EdgeStore(Arc<Shards>);
+
+impl EdgeStore {
+    /// Opens (creating if needed) the data directory and every collection in it, replays the
+    /// writes its journal holds and checkpoints. `checkpoint_bytes` bounds the journal (and so
+    /// the replay at the next start) between checkpoints; `profiles` say how configured
+    /// collections lay out their points.
+    pub fn open(data_dir: &Path, checkpoint_bytes: u64, profiles: Arc<Profiles>) -> Result<Self, String> {
+        Shards::open(data_dir, checkpoint_bytes, profiles).map(|shards| Self(Arc::new(shards)))
+    }
+
+    /// Flushes every collection and empties the journal, at shutdown. (Dropped without it, the
+    /// shards still flush themselves; the journal is then replayed once more, harmlessly.)
+    pub fn flush(&self) {
+        self.0.flush();
+    }
+}
+
+/// Runs a shard call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Failed(format!("store task failed: {e}")))?
+}
+
+fn point_ids(document_ids: &[String]) -> Vec<PointId> {
+    document_ids.iter().map(|id| PointId::Uuid(point_id(id))).collect()
+}
+
+/// A point id as text (a UUID or a number), as scroll cursors and id-less collections give it.
+fn parse_point_id(text: &str) -> Result<PointId, StoreError> {
+    if let Ok(n) = text.parse::<u64>() {
+        return Ok(PointId::NumId(n));
+    }
+    uuid::Uuid::parse_str(text)
+        .map(PointId::Uuid)
+        .map_err(|_| StoreError::BadRequest(format!("{text:?} is not a point id (a UUID or a number)")))
+}
+
+impl VectorStore for EdgeStore {
+    fn backend(&self) -> &'static str {
+        "qdrant-edge"
+    }
+
+    fn search<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: Vec<f32>,
+        limit: usize,
+        filter: Option<&'a SearchFilter>,
+    ) -> BoxFuture<'a, Result<Vec<Found>, StoreError>> {
+        Box::pin(async move {
+            let shard = self.0.shard(collection)?;
+            check_dimension(collection, dimension_of(&shard), [vector.len()])?;
+            let request = SearchRequest {
+                query: QueryEnum::Nearest(NamedQuery::default_dense(vector)),
+                filter: filter.map(|f| f.parsed.clone()),
+                params: None,
+                limit,
+                offset: 0,
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                with_vector: None,
+                score_threshold: None,
+            };
+            let points = blocking(move || shard.search(request).map_err(failed)).await?;
+            let keys = self.0.profiles.keys(collection);
+            Ok(points
+                .into_iter()
+                .map(|p| {
+                    Found::from_stored(p.id.to_string(), p.score, p.payload.map(|p| p.0).unwrap_or_default(), &keys)
+                })
+                .collect())
+        })
+    }
+
+    fn upsert<'a>(&'a self, collection: &'a str, points: Vec<Point>) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (store, collection) = (self.0.clone(), collection.to_string());
+            blocking(move || store.write(&EntryRef::Upsert { collection: &collection, points: &points })).await
+        })
+    }
+
+    fn delete<'a>(&'a self, collection: &'a str, document_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (store, collection, id) = (self.0.clone(), collection.to_string(), document_id.to_string());
+            blocking(move || store.write(&EntryRef::Delete { collection: &collection, document_id: &id })).await
+        })
+    }
+
+    fn info<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<CollectionInfo, StoreError>> {
+        Box::pin(async move {
+            let shard = self.0.shard(collection)?;
+            let name = collection.to_string();
+            blocking(move || {
+                Ok(CollectionInfo {
+                    name,
+                    points_count: shard.info().points_count as u64,
+                    dimension: dimension_of(&shard),
+                    distance: "cosine",
+                    backend: "qdrant-edge",
+                })
+            })
+            .await
+        })
+    }
+
+    fn collections(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.0.names())))
+    }
+
+    fn scroll<'a>(
+        &'a self,
+        collection: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Page, StoreError>> {
+        Box::pin(async move {
+            let shard = self.0.shard(collection)?;
+            let offset = after.map(parse_point_id).transpose()?;
+            let request = ScrollRequest {
+                offset,
+                limit: Some(limit.max(1)),
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                ..Default::default()
+            };
+            let (records, next) = blocking(move || shard.scroll(request).map_err(failed)).await?;
+            let keys = self.0.profiles.keys(collection);
+            let documents = records
+                .into_iter()
+                .map(|r| Found::from_stored(r.id.to_string(), 0.0, r.payload.map(|p| p.0).unwrap_or_default(), &keys))
+                .collect();
+            Ok(Page { documents, next: next.map(|id| id.to_string()) })
+        })
+    }
+
+    fn delete_collection<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let (store, collection) = (self.0.clone(), collection.to_string());
+        Box::pin(blocking(move || store.delete_collection(&collection)))
+    }
+
+    fn aliases(&self) -> BoxFuture<'_, Result<HashMap<String, String>, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.0.aliases.all())))
+    }
+
+    fn set_alias<'a>(&'a self, alias: &'a str, collection: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.0.shard(collection)?;
+            if self.0.shard(alias).is_ok() {
+                return Err(StoreError::Conflict(format!("{alias:?} is a collection; an alias cannot take its name")));
+            }
+            let (store, alias, collection) = (self.0.clone(), alias.to_string(), collection.to_string());
+            blocking(move || {
+                store.aliases.update(|map| drop(map.insert(alias, collection))).map_err(failed)?;
+                Ok(())
+            })
+            .await
+        })
+    }
+
+    fn document<'a>(
+        &'a self,
+        collection: &'a str,
+        document_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Found>, StoreError>> {
+        Box::pin(async move {
+            let shard = self.0.shard(collection)?;
+            let keys = self.0.profiles.keys(collection);
+            let records = match (&keys.id, keys.hash) {
+                // A configured collection's own points: found by their id key, or their point id.
+                (Some(id_key), false) => {
+                    let filter = id_filter(id_key, document_id)?.parsed;
+                    let request = ScrollRequest { limit: Some(1), filter: Some(filter), ..Default::default() };
+                    blocking(move || shard.scroll(request).map_err(failed)).await?.0
+                }
+                (None, _) => match parse_point_id(document_id) {
+                    Ok(id) => blocking(move || shard.retrieve(&[id], None, None).map_err(failed)).await?,
+                    Err(_) => Vec::new(),
+                },
+                _ => {
+                    let ids = point_ids(&[document_id.to_string()]);
+                    blocking(move || shard.retrieve(&ids, None, None).map_err(failed)).await?
+                }
+            };
+            Ok(records
+                .into_iter()
+                .next()
+                .map(|r| Found::from_stored(r.id.to_string(), 0.0, r.payload.map(|p| p.0).unwrap_or_default(), &keys)))
+        })
+    }
+
+    fn content_hashes<'a>(
+        &'a self,
+        collection: &'a str,
+        document_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<HashMap<String, String>, StoreError>> {
+        Box::pin(async move {
+            let shard = match self.0.shard(collection) {
+                Ok(shard) => shard,
+                Err(StoreError::NotFound(_)) => return Ok(HashMap::new()),
+                Err(e) => return Err(e),
+            };
+            let ids = point_ids(document_ids);
+            let records = blocking(move || shard.retrieve(&ids, None, None).map_err(failed)).await?;
+            Ok(records.into_iter().filter_map(|r| r.payload.and_then(|p| id_and_hash(&p.0))).collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+
+    fn point(id: &str, dimension: usize) -> Point {
+        Point { id: id.into(), text: format!("text {id}"), payload: Map::new(), vector: vec![0.5; dimension] }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_dimension_is_refused_and_not_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EdgeStore::open(dir.path(), 1 << 20, Arc::default()).unwrap();
+        store.upsert("c", vec![point("a", 4)]).await.unwrap();
+        let refused = store.upsert("c", vec![point("b", 4), point("c", 3)]).await.unwrap_err();
+        assert_eq!(refused, StoreError::Dimension { collection: "c".into(), expected: 4, got: 3 });
+        let query = store.search("c", vec![0.5; 5], 3, None).await.unwrap_err();
+        assert!(matches!(query, StoreError::Dimension { expected: 4, got: 5, .. }), "{query:?}");
+        drop(store);
+        let store = EdgeStore::open(dir.path(), 1 << 20, Arc::default()).unwrap();
+        assert_eq!(store.info("c").await.unwrap().points_count, 1, "only the accepted write");
+        assert!(store.document("c", "b").await.unwrap().is_none());
+    }
+}
