@@ -1,9 +1,10 @@
 //! ingest bench: `search-gateway ingest` in process (embedder + qdrant-edge) on the full-size
 //! E5-large-shaped model, against the raw engine embedding the same texts at its best batch
 //! shape (length-sorted, the best of several batch sizes). Prints documents/s and tokens/s and
-//! the ratio ingest/raw.
+//! the ratio ingest/raw. With `--reindex`, it then re-embeds the ingested collection into a new
+//! one with `search-gateway reindex` (the upgrade path) and reports that beside it.
 //!
-//!     scripts/bench.sh ingest
+//!     scripts/bench.sh ingest [-- --reindex]
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ struct Args {
     /// Extra arguments for `search-gateway ingest`, as one string.
     #[arg(long, allow_hyphen_values = true, default_value = "")]
     ingest_args: String,
+    /// Also time `reindex` of the ingested collection into a new one, with the same model.
+    #[arg(long)]
+    reindex: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -81,26 +85,16 @@ fn main() -> anyhow::Result<()> {
     let mut ingest = vec!["ingest", "--collection", "bench", "--input", input.to_str().unwrap()];
     ingest.extend(["--data-dir", data.to_str().unwrap(), "--embed-model-dir", model.to_str().unwrap()]);
     ingest.extend(args.ingest_args.split_whitespace());
-    let t = Instant::now();
     let binary = args.gateway_bin.clone().unwrap_or_else(|| e2e::binary("search-gateway"));
-    let ort = e2e::root().join(".ort/lib/libonnxruntime.so");
-    let output = std::process::Command::new(&binary)
-        .args(&ingest)
-        .env("RUST_LOG", "warn")
-        .env("ORT_DYLIB_PATH", ort)
-        .output()?;
-    let (status, stderr) = (output.status, String::from_utf8_lossy(&output.stderr).into_owned());
-    let wall = t.elapsed().as_secs_f64();
-    anyhow::ensure!(status.success(), "ingest failed:\n{stderr}");
-    let summary = stderr.lines().rev().find(|l| l.starts_with("ingest: done")).unwrap_or_default();
-    println!("{summary}");
-    // The job's own clock starts once the model is loaded and warm (as the raw engine's does).
-    let secs: f64 = summary
-        .split(" in ")
-        .nth(1)
-        .and_then(|rest| rest.split(" s").next())
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no duration in the summary"))?;
+    let (secs, wall) = job(&binary, &ingest)?;
+    let reindexed = if args.reindex {
+        let mut reindex = vec!["reindex", "--from", "bench", "--to", "bench_v2", "--alias", "current"];
+        reindex.extend(["--data-dir", data.to_str().unwrap(), "--embed-model-dir", model.to_str().unwrap()]);
+        reindex.extend(args.ingest_args.split_whitespace());
+        Some(job(&binary, &reindex)?.0)
+    } else {
+        None
+    };
     let raw_rate = args.documents as f64 / best;
     let ingest_rate = args.documents as f64 / secs;
     println!("\n| | documents/s | tokens/s | seconds |");
@@ -111,6 +105,36 @@ fn main() -> anyhow::Result<()> {
         tokens as f64 / secs
     );
     println!("| ratio ingest/raw | **{:.2}** | | |", ingest_rate / raw_rate);
+    if let Some(secs) = reindexed {
+        let rate = args.documents as f64 / secs;
+        println!(
+            "| reindex (page through, embed, upsert into a new collection) | {rate:.1} | {:.0} | {secs:.1} |",
+            tokens as f64 / secs
+        );
+        println!("| ratio reindex/raw | **{:.2}** | | |", rate / raw_rate);
+        println!("(reindex: {:.1} min per 10k such documents)", 10_000.0 / rate / 60.0);
+    }
     println!("(ingest process wall time including model load and warm-up: {wall:.1} s)");
     Ok(())
+}
+
+/// Runs a `search-gateway` job; returns its own duration (from its summary: the clock starts
+/// once the model is loaded and warm, as the raw engine's does) and the process's wall time.
+fn job(binary: &std::path::Path, args: &[&str]) -> anyhow::Result<(f64, f64)> {
+    let t = Instant::now();
+    let ort = e2e::root().join(".ort/lib/libonnxruntime.so");
+    let output =
+        std::process::Command::new(binary).args(args).env("RUST_LOG", "warn").env("ORT_DYLIB_PATH", ort).output()?;
+    let (status, stderr) = (output.status, String::from_utf8_lossy(&output.stderr).into_owned());
+    let wall = t.elapsed().as_secs_f64();
+    anyhow::ensure!(status.success(), "{} failed:\n{stderr}", args[0]);
+    let summary = stderr.lines().rev().find(|l| l.starts_with("ingest: done")).unwrap_or_default();
+    println!("{}: {summary}", args[0]);
+    let secs: f64 = summary
+        .split(" in ")
+        .nth(1)
+        .and_then(|rest| rest.split(" s").next())
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no duration in the summary"))?;
+    Ok((secs, wall))
 }

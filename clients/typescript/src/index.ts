@@ -49,6 +49,17 @@ export function searchGateway(options: ServiceOptions) {
       run((signal) => api.GET("/collections/{name}/documents/{id}", { params: document(name, id), signal }), o),
     deleteDocument: (name: string, id: string, o?: CallOptions) =>
       run((signal) => api.DELETE("/collections/{name}/documents/{id}", { params: document(name, id), signal }), o),
+    /** Every collection with its size. */
+    collections: (o?: CallOptions) => run((signal) => api.GET("/collections", { signal }), o),
+    /** A page of a collection's documents; pass the answer's `next` as `after` for the next one. */
+    documents: (name: string, page?: { after?: string; limit?: number }, o?: CallOptions) =>
+      run((signal) => api.GET("/collections/{name}/documents", { params: { ...collection(name), query: page }, signal }), o),
+    deleteCollection: (name: string, o?: CallOptions) =>
+      run((signal) => api.DELETE("/collections/{name}", { params: collection(name), signal }), o),
+    aliases: (o?: CallOptions) => run((signal) => api.GET("/aliases", { signal }), o),
+    /** Points `alias` at `collection` in one step. */
+    setAlias: (alias: string, target: string, o?: CallOptions) =>
+      run((signal) => api.PUT("/aliases/{alias}", { params: { path: { alias } }, body: { collection: target }, signal }), o),
     ready: (o?: CallOptions) => run((signal) => api.GET("/ready", { signal }), o),
   };
 }

@@ -50,11 +50,22 @@ describe("search-gateway", () => {
     assert.deepEqual(berlin.hits.map((h) => h.payload.city), ["Berlin", "Berlin"]);
     assert.equal((await gateway.collection(collection)).points_count, 3);
     assert.equal((await gateway.document(collection, "bread")).text, "Baker of sourdough bread");
+    const page = await gateway.documents(collection, { limit: 2 });
+    assert.equal(page.documents.length, 2);
+    const rest = await gateway.documents(collection, { after: page.next, limit: 2 });
+    assert.equal(rest.documents.length, 1);
+    assert.equal(rest.next, null);
+    assert.ok((await gateway.collections()).collections.some((c) => c.name === collection));
+    await gateway.setAlias(`${collection}-alias`, collection);
+    assert.equal((await gateway.aliases()).aliases[`${collection}-alias`], collection);
+    assert.equal((await gateway.collection(`${collection}-alias`)).name, collection);
     assert.deepEqual(await gateway.deleteDocument(collection, "bread"), { collection, id: "bread", deleted: true });
     const gone = await failure(gateway.document(collection, "bread"));
     assert.ok(gone instanceof ServiceError);
     assert.equal(gone.status, 404);
     assert.equal(gone.code, "unknown_document");
+    assert.deepEqual(await gateway.deleteCollection(collection), { collection, deleted: true });
+    assert.equal((await failure(gateway.collection(collection))).code, "unknown_collection");
   });
 
   test("bad input comes back as a ServiceError with the service's code", async () => {

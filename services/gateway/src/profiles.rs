@@ -9,6 +9,10 @@
 //! embed_model_dir = "models/multilingual-e5-large-cls"   # or embed_url = "http://embed-legacy:5555"
 //! input_type = "raw"                  # no E5 prefixes, as fastembed fed the model
 //! writable = false                    # writes are refused unless true
+//!
+//! [profiles_v0]                       # built by this gateway with the previous model: only
+//! embed_url = "http://embed-old:5555" # its embedder is pinned while it is re-indexed
+//! writable = true
 //! ```
 
 use std::collections::HashMap;
@@ -23,8 +27,9 @@ use crate::store::{HASH_KEY, ID_KEY, TEXT_KEY};
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
-    /// The payload key holding the document text.
-    pub text_key: String,
+    /// The payload key holding the document text; unset: the collection was built by the gateway
+    /// (its own keys), and only its embedder or vector differ.
+    pub text_key: Option<String>,
     /// The payload key holding the app's document id; unset: the point id is the id.
     pub id_key: Option<String>,
     /// The named vector to search (Qdrant server); unset: the collection's unnamed vector.
@@ -77,8 +82,13 @@ impl Profiles {
         for (name, profile) in &profiles {
             crate::store::validate_collection_name(name)?;
             let reserved = [TEXT_KEY, ID_KEY, HASH_KEY];
-            if profile.text_key.is_empty() || reserved.contains(&profile.text_key.as_str()) {
-                return Err(format!("[{name}] text_key must name the collection's own text key"));
+            if let Some(key) = &profile.text_key
+                && (key.is_empty() || reserved.contains(&key.as_str()))
+            {
+                return Err(format!("[{name}] text_key must name the collection's own text key (or be left out)"));
+            }
+            if profile.text_key.is_none() && profile.id_key.is_some() {
+                return Err(format!("[{name}] id_key needs text_key (a collection of the gateway's own has neither)"));
             }
             if profile.embed_model_dir.is_some() && profile.embed_url.is_some() {
                 return Err(format!("[{name}] give embed_model_dir or embed_url, not both"));
@@ -98,8 +108,11 @@ impl Profiles {
     /// How `collection`'s points are laid out.
     pub fn keys(&self, collection: &str) -> PointKeys {
         match self.get(collection) {
-            Some(p) => {
-                PointKeys { text: p.text_key.clone(), id: p.id_key.clone(), hash: false, vector: p.vector.clone() }
+            Some(Profile { text_key: Some(text), id_key, vector, .. }) => {
+                PointKeys { text: text.clone(), id: id_key.clone(), hash: false, vector: vector.clone() }
+            }
+            Some(Profile { text_key: None, vector, .. }) => {
+                PointKeys { vector: vector.clone(), ..PointKeys::gateway() }
             }
             None => PointKeys::gateway(),
         }
@@ -162,5 +175,14 @@ mod tests {
         );
         assert!(Profiles::parse("[\"../x\"]\ntext_key = \"t\"").unwrap_err().contains("invalid collection name"));
         assert!(Profiles::parse("[x]\ntext_key = \"t\"\ntypo = 1").is_err());
+        assert!(Profiles::parse("[x]\nid_key = \"i\"").unwrap_err().contains("needs text_key"));
+    }
+
+    #[test]
+    fn a_collection_of_the_gateways_own_can_pin_its_embedder() {
+        let profiles = Profiles::parse("[v0]\nembed_url = \"http://embed-old:5555\"\nwritable = true").unwrap();
+        assert_eq!(profiles.keys("v0"), PointKeys::gateway());
+        assert_eq!(profiles.input_types("v0"), (InputType::Query, InputType::Passage));
+        assert!(profiles.check_writable("v0").is_ok());
     }
 }
