@@ -130,10 +130,7 @@ impl Writer<'_> {
         let upserted = points.len();
         let result = self.store.upsert(collection, points).await;
         // Bumped even after a failure: part of the batch may have been written.
-        self.cache.bump(collection).await;
-        if name != collection {
-            self.cache.bump(name).await;
-        }
+        self.invalidate(name, collection).await;
         result?;
         Ok(Upserted { upserted, unchanged })
     }
@@ -145,17 +142,22 @@ impl Writer<'_> {
         self.collections.profiles.check_writable(collection).map_err(ApiError::ReadOnly)?;
         if profile.is_some_and(|p| p.id_key.is_some()) {
             // Its points' ids are not derived from document ids: not deletable by id here.
-            return Err(ApiError::ReadOnly(format!(
+            return Err(ApiError::Conflict(format!(
                 "documents of {collection:?} are found by their id key, not deletable by id; reindex it instead"
             )));
         }
         let result = self.store.delete(collection, id).await;
         if result.is_ok() {
-            self.cache.bump(collection).await;
-            if name != collection {
-                self.cache.bump(name).await;
-            }
+            self.invalidate(name, collection).await;
         }
         Ok(result?)
+    }
+
+    /// Invalidates the cached results of `collection`, and of `name` if that is its alias.
+    async fn invalidate(&self, name: &str, collection: &str) {
+        self.cache.bump(collection).await;
+        if name != collection {
+            self.cache.bump(name).await;
+        }
     }
 }

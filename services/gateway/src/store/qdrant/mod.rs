@@ -7,12 +7,11 @@ use std::time::Duration;
 use qdrant_client::qdrant::points_selector::PointsSelectorOneOf;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfig;
 use qdrant_client::qdrant::{
-    CreateAliasBuilder, CreateCollectionBuilder, DeletePointsBuilder, Distance, GetPointsBuilder, PointId, PointStruct,
+    CreateAliasBuilder, CreateCollectionBuilder, DeletePointsBuilder, Distance, GetPointsBuilder, PointStruct,
     PointsIdsList, Query, QueryPointsBuilder, ScrollPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
     VectorsConfigBuilder,
 };
-use qdrant_client::{Payload, Qdrant, QdrantError};
-use serde_json::{Map, Value};
+use qdrant_client::{Payload, Qdrant};
 
 use super::{
     CollectionInfo, Found, Page, Point, SearchFilter, StoreError, VectorStore, check_dimension, id_and_hash, id_filter,
@@ -20,6 +19,10 @@ use super::{
 };
 use crate::engines::BoxFuture;
 use crate::profiles::Profiles;
+
+mod convert;
+
+use convert::{ids, in_collection, point_id_text, refused_key, store_error, text_point_id, to_json};
 
 pub struct QdrantStore {
     client: Qdrant,
@@ -143,66 +146,6 @@ impl QdrantStore {
     }
 }
 
-fn refused_key(e: &QdrantError) -> bool {
-    matches!(e, QdrantError::ResponseError { status }
-        if matches!(status.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied))
-}
-
-fn store_error(e: QdrantError) -> StoreError {
-    if refused_key(&e) {
-        return StoreError::Unavailable("the Qdrant server refused the API key (QDRANT_API_KEY)".into());
-    }
-    match &e {
-        QdrantError::ResponseError { status } => match status.code() {
-            tonic::Code::NotFound => StoreError::NotFound(status.message().to_string()),
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
-                StoreError::Unavailable(status.message().to_string())
-            }
-            // qdrant-client reports a refused connection as an internal error.
-            tonic::Code::Internal if status.message().contains("Failed to connect") => {
-                StoreError::Unavailable(status.message().to_string())
-            }
-            tonic::Code::InvalidArgument => StoreError::BadFilter(status.message().to_string()),
-            _ => StoreError::Failed(e.to_string()),
-        },
-        QdrantError::ResourceExhaustedError { .. } => StoreError::Unavailable(e.to_string()),
-        _ => StoreError::Failed(e.to_string()),
-    }
-}
-
-/// Not-found errors name the collection the caller asked for.
-fn in_collection(collection: &str) -> impl Fn(QdrantError) -> StoreError + '_ {
-    move |e| match store_error(e) {
-        StoreError::NotFound(_) => StoreError::NotFound(collection.to_string()),
-        other => other,
-    }
-}
-
-fn to_json(payload: HashMap<String, qdrant_client::qdrant::Value>) -> Map<String, Value> {
-    Map::from(Payload::from(payload))
-}
-
-fn point_id_text(id: Option<PointId>) -> String {
-    use qdrant_client::qdrant::point_id::PointIdOptions;
-    match id.and_then(|id| id.point_id_options) {
-        Some(PointIdOptions::Num(n)) => n.to_string(),
-        Some(PointIdOptions::Uuid(u)) => u,
-        None => String::new(),
-    }
-}
-
-/// A point id given as text: a number, or else a UUID (as the server prints them).
-fn text_point_id(text: &str) -> PointId {
-    match text.parse::<u64>() {
-        Ok(n) => PointId::from(n),
-        Err(_) => PointId::from(text.to_string()),
-    }
-}
-
-fn ids(document_ids: &[String]) -> Vec<PointId> {
-    document_ids.iter().map(|id| PointId::from(point_id(id).to_string())).collect()
-}
-
 impl VectorStore for QdrantStore {
     fn backend(&self) -> &'static str {
         "qdrant"
@@ -275,10 +218,23 @@ impl VectorStore for QdrantStore {
             let info = response.result.unwrap_or_default();
             let params = info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config);
             let vector = self.profiles.keys(collection).vector;
+            let mismatch = |what: String| {
+                StoreError::Conflict(format!("collection {collection:?} {what} (see `vector` in --collections-config)"))
+            };
             let dimension = match (params, vector) {
                 (Some(VectorsConfig::Params(p)), None) => p.size as usize,
-                (Some(VectorsConfig::ParamsMap(map)), Some(name)) => map.map.get(&name).map_or(0, |p| p.size as usize),
-                _ => 0,
+                (Some(VectorsConfig::ParamsMap(map)), Some(name)) => match map.map.get(&name) {
+                    Some(p) => p.size as usize,
+                    None => return Err(mismatch(format!("has no vector named {name:?}"))),
+                },
+                (Some(VectorsConfig::ParamsMap(map)), None) => {
+                    let names: Vec<&String> = map.map.keys().collect();
+                    return Err(mismatch(format!("has named vectors {names:?} and none was named")));
+                }
+                (Some(VectorsConfig::Params(_)), Some(name)) => {
+                    return Err(mismatch(format!("has one unnamed vector, not {name:?}")));
+                }
+                (None, _) => 0,
             };
             Ok(CollectionInfo {
                 name: collection.to_string(),
