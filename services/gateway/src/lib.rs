@@ -15,6 +15,7 @@ pub mod playground;
 pub mod profiles;
 pub mod reindex;
 pub mod remote;
+pub mod replicas;
 pub mod routes;
 pub mod search;
 pub mod serve;

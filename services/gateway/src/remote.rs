@@ -11,29 +11,64 @@ use shared::config::Secret;
 use tokio::time::Instant;
 
 use crate::engines::UpstreamError;
+use crate::replicas::Replicas;
 
 /// Pooled connections are dropped after this long idle: well before the services close them
 /// (`--header-timeout-secs`, 10 s by default), so a request never races a closing connection.
 const POOL_IDLE: Duration = Duration::from_secs(4);
 /// The longest pause between two attempts, whatever `Retry-After` says.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
+/// The pause before sending again a request whose replica failed in transport (times the attempt).
+const TRANSPORT_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Why no answer came.
+enum Failure {
+    /// reqwest's own error (building the request, reading the answer).
+    Http(reqwest::Error),
+    /// The replica could not be reached, or its connection broke.
+    Transport(tower::BoxError),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Http(e) => f.write_str(&error_chain(e)),
+            Self::Transport(e) => f.write_str(&error_chain(e.as_ref())),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct RemoteService {
     role: &'static str,
     base: Arc<str>,
     client: reqwest::Client,
+    /// Every replica the base URL(s) name, balanced.
+    replicas: Replicas,
     retries: u32,
     /// The model's name from `GET /info`, once it has answered.
     model: Arc<OnceLock<String>>,
 }
 
 impl RemoteService {
-    /// `role` names the dependency in errors ("embedder", "reranker"); `api_key`, if any, is
-    /// sent as `Authorization: Bearer` with every request.
-    pub fn new(role: &'static str, base: &str, api_key: Option<&Secret>, retries: u32) -> Result<Self, String> {
-        let base = base.trim_end_matches('/');
-        reqwest::Url::parse(base).map_err(|e| format!("invalid {role} URL {base:?}: {e}"))?;
+    /// `role` names the dependency in errors ("embedder", "reranker"); `bases` is one URL or
+    /// several, comma-separated (replicas; host names are re-resolved); `api_key`, if any, is
+    /// sent as `Authorization: Bearer` with every request. Must run inside a tokio runtime.
+    pub fn new(role: &'static str, bases: &str, api_key: Option<&Secret>, retries: u32) -> Result<Self, String> {
+        let urls: Vec<reqwest::Url> = bases
+            .split(',')
+            .map(|base| base.trim().trim_end_matches('/'))
+            .filter(|base| !base.is_empty())
+            .map(|base| {
+                let url = reqwest::Url::parse(base).map_err(|e| format!("invalid {role} URL {base:?}: {e}"))?;
+                match (url.scheme(), url.path()) {
+                    ("http" | "https", "/" | "") => Ok(url),
+                    _ => Err(format!("invalid {role} URL {base:?}: give http(s)://host:port, without a path")),
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let Some(first) = urls.first() else { return Err(format!("no {role} URL given")) };
+        let base = first.as_str().trim_end_matches('/').to_string();
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(key) = api_key.filter(|k| !k.expose().is_empty()) {
             let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.expose()))
@@ -48,7 +83,8 @@ impl RemoteService {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { role, base: base.into(), client, retries, model: Arc::default() })
+        let replicas = Replicas::new(client.clone(), urls);
+        Ok(Self { role, base: base.into(), client, replicas, retries, model: Arc::default() })
     }
 
     pub fn base(&self) -> &str {
@@ -66,8 +102,8 @@ impl RemoteService {
         struct Info {
             model: String,
         }
-        let url = format!("{}/info", self.base);
-        let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(2), self.client.get(url).send()).await else {
+        let Ok(request) = self.client.get(format!("{}/info", self.base)).build() else { return false };
+        let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(2), self.replicas.send(request)).await else {
             return false;
         };
         match response.error_for_status() {
@@ -105,23 +141,33 @@ impl RemoteService {
         let mut attempt = 0;
         loop {
             let call = async {
-                let response = self.client.request(method.clone(), &url).json(body).send().await?;
+                let request = self.client.request(method.clone(), &url).json(body).build().map_err(Failure::Http)?;
+                let response = self.replicas.send(request).await.map_err(Failure::Transport)?;
                 let status = response.status();
                 let retry_after = retry_after(&response);
                 if status.is_success() {
-                    return Ok(Ok(response.json::<R>().await?));
+                    return Ok(Ok(response.json::<R>().await.map_err(Failure::Http)?));
                 }
                 let detail = response.text().await.unwrap_or_default();
                 Ok(Err((status, retry_after, detail)))
             };
-            let outcome: Result<Result<R, _>, reqwest::Error> =
+            let outcome: Result<Result<R, _>, Failure> =
                 tokio::time::timeout_at(deadline, call).await.map_err(|_| UpstreamError::Timeout(self.role))?;
             let (status, pause, detail) = match outcome {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(failure)) => failure,
-                Err(e) if e.is_timeout() => return Err(UpstreamError::Timeout(self.role)),
-                Err(e) if e.is_decode() => return Err(UpstreamError::Failed(self.role, e.to_string())),
-                Err(e) => return Err(UpstreamError::Unavailable(self.role, error_chain(&e))),
+                Err(Failure::Http(e)) if e.is_timeout() => return Err(UpstreamError::Timeout(self.role)),
+                Err(Failure::Http(e)) if e.is_decode() => return Err(UpstreamError::Failed(self.role, e.to_string())),
+                Err(failure) => {
+                    // Refused or reset: that replica cools down, and another takes the request.
+                    let pause = TRANSPORT_RETRY_PAUSE * (attempt + 1);
+                    if attempt < self.retries && Instant::now() + pause < deadline {
+                        attempt += 1;
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                    return Err(UpstreamError::Unavailable(self.role, failure.to_string()));
+                }
             };
             let retryable = matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE);
             // Retry-After when given, else exponential backoff from 100 ms.
