@@ -103,3 +103,16 @@ async fn a_killed_replica_fails_no_search_and_gets_traffic_again_when_back() {
     assert!(served(&embeds[0], "embed", "/embed/batch").await > 0.0, "the restarted embed-service took no traffic");
     assert!(served(&reranks[1], "rerank", "/rerank").await > 0.0, "the restarted rerank-service took no traffic");
 }
+
+#[tokio::test]
+async fn a_replica_name_that_does_not_resolve_is_unavailable_not_a_hang() {
+    let data = TempDir::new("replicas-unresolved");
+    let gateway =
+        start_gateway(&data, &["--embed-url", "http://no-such-host.invalid:5555", "--embed-timeout-ms", "20000"]);
+    gateway.wait_ready(Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    let (status, body) = e2e::post_json(&client, gateway.url("/search"), json!({"query": "x"})).await;
+    // 504 would mean the call waited out its budget for a replica to appear.
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "embedder_unavailable", "{body}");
+}

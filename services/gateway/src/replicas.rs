@@ -172,14 +172,15 @@ async fn discover(
 }
 
 /// The origins `base` stands for: itself when its host is an address, else one per address its
-/// host name resolves to (none while it does not resolve: the replicas may not exist yet).
+/// host name resolves to. A name that does not resolve (yet) stands for itself, so that calls
+/// fail at once, as unreachable, instead of waiting for a replica.
 async fn resolve(base: &reqwest::Url) -> Vec<reqwest::Url> {
-    let (Some(host), Some(port)) = (base.host(), base.port_or_known_default()) else { return Vec::new() };
+    let (Some(host), Some(port)) = (base.host(), base.port_or_known_default()) else { return vec![base.clone()] };
     let name = match host {
         url::Host::Domain(name) => name.to_string(),
         url::Host::Ipv4(_) | url::Host::Ipv6(_) => return vec![base.clone()],
     };
-    match tokio::net::lookup_host((name.as_str(), port)).await {
+    let resolved: Vec<reqwest::Url> = match tokio::net::lookup_host((name.as_str(), port)).await {
         Ok(addresses) => addresses
             .map(|address| {
                 let mut origin = base.clone();
@@ -191,7 +192,8 @@ async fn resolve(base: &reqwest::Url) -> Vec<reqwest::Url> {
             tracing::debug!(host = name, error = %e, "cannot resolve a replica's host name yet");
             Vec::new()
         }
-    }
+    };
+    if resolved.is_empty() { vec![base.clone()] } else { resolved }
 }
 
 #[cfg(test)]
@@ -206,6 +208,7 @@ mod tests {
         let resolved = resolve(&name).await;
         assert!(!resolved.is_empty(), "localhost resolves");
         assert!(resolved.iter().all(|u| u.port() == Some(5555) && u.host_str() != Some("localhost")), "{resolved:?}");
-        assert!(resolve(&reqwest::Url::parse("http://no-such-host.invalid:1").unwrap()).await.is_empty());
+        let unknown = reqwest::Url::parse("http://no-such-host.invalid:1").unwrap();
+        assert_eq!(resolve(&unknown).await, vec![unknown], "stands for itself until it resolves");
     }
 }
