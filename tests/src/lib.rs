@@ -200,6 +200,35 @@ pub fn run_to_exit(name: &str, args: &[&str], envs: &[(&str, &str)]) -> (ExitSta
     (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
+/// Runs a batch job of search-gateway (`ingest`, `reindex`; `args` should ask for a progress
+/// line after every batch) until it reports `kill_after` documents upserted, kills it (-9), and
+/// returns what it last reported: (upserted, stored = upserted + unchanged).
+pub fn run_job_and_kill(args: &[&str], kill_after: usize) -> (usize, usize) {
+    let mut child = Command::new(binary("search-gateway"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Progress lines read "ingest: read R | upserted U | unchanged C | ...".
+    let field =
+        |line: &str, key: &str| -> Option<usize> { line.split(key).nth(1)?.split_whitespace().next()?.parse().ok() };
+    let (mut upserted, mut stored) = (0, 0);
+    for line in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
+        if let (Some(u), Some(c)) = (field(&line, "| upserted "), field(&line, "| unchanged ")) {
+            (upserted, stored) = (u, u + c);
+        }
+        if upserted >= kill_after {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(upserted >= kill_after, "the job ended before {kill_after} documents were upserted");
+    (upserted, stored)
+}
+
 /// A directory under the system temp folder, removed when dropped.
 pub struct TempDir(PathBuf);
 

@@ -3,12 +3,10 @@
 //! write is there after a restart and every acknowledged delete is not.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::{Process, TempDir, binary, fixture, start_gateway, start_gateway_with_envs};
+use e2e::{Process, TempDir, fixture, start_gateway, start_gateway_with_envs};
 use serde_json::{Value, json};
 
 const READY: Duration = Duration::from_secs(60);
@@ -198,31 +196,10 @@ fn corpus(dir: &TempDir, count: usize) -> std::path::PathBuf {
 /// (-9), and returns how many documents it had reported as stored (upserted or unchanged).
 fn ingest_and_kill(input: &std::path::Path, data: &TempDir, kill_after: usize) -> usize {
     let (embed, input) = (fixture("tiny-e5"), input.to_str().unwrap());
-    let mut child = Command::new(binary("search-gateway"))
-        .args(["ingest", "--collection", "corpus", "--input", input, "--data-dir", data.to_str()])
-        .args(["--embed-model-dir", embed.to_str().unwrap(), "--intra-op-threads", "1"])
-        .args(["--batch-size", "8", "--progress-secs", "0", "--journal-checkpoint-kib", "16"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Progress lines read "ingest: read R | upserted U | unchanged C | ...".
-    let field =
-        |line: &str, key: &str| -> Option<usize> { line.split(key).nth(1)?.split_whitespace().next()?.parse().ok() };
-    let (mut upserted, mut stored) = (0, 0);
-    for line in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
-        if let (Some(u), Some(c)) = (field(&line, "| upserted "), field(&line, "| unchanged ")) {
-            (upserted, stored) = (u, u + c);
-        }
-        if upserted >= kill_after {
-            child.kill().unwrap();
-            break;
-        }
-    }
-    child.wait().unwrap();
-    assert!(upserted >= kill_after, "the job ended before {kill_after} documents were upserted");
-    stored
+    let mut args = vec!["ingest", "--collection", "corpus", "--input", input, "--data-dir", data.to_str()];
+    args.extend(["--embed-model-dir", embed.to_str().unwrap(), "--intra-op-threads", "1"]);
+    args.extend(["--batch-size", "8", "--progress-secs", "0", "--journal-checkpoint-kib", "16"]);
+    e2e::run_job_and_kill(&args, kill_after).1
 }
 
 #[tokio::test]

@@ -3,14 +3,12 @@
 //! Qdrant server; then `reindex` re-embeds it into a new collection with the default model while
 //! searches by an alias run on, is killed midway and resumed, and switches the alias.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use e2e::{Process, QDRANT_API_KEY, Qdrant, TempDir, binary, fixture, post_json, start_gateway_with_envs};
+use e2e::{Process, QDRANT_API_KEY, Qdrant, TempDir, fixture, post_json, start_gateway_with_envs};
 use serde_json::{Value, json};
 
 const DOCUMENTS: usize = 300;
@@ -98,29 +96,11 @@ fn search_loop(gateway: &Process, alias: &str) -> (Arc<AtomicBool>, tokio::task:
     (stop, task)
 }
 
-/// Runs `reindex` until it reports `kill_after` upserted documents, then kills it (-9).
+/// Runs `reindex` in small batches until it reports `kill_after` upserted documents, then kills
+/// it (-9); returns how many it had reported.
 fn reindex_and_kill(args: &[&str], kill_after: usize) -> usize {
-    let mut child = Command::new(binary("search-gateway"))
-        .args(args)
-        .args(["--batch-size", "2", "--concurrency", "1", "--progress-secs", "0"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let field =
-        |line: &str, key: &str| -> Option<usize> { line.split(key).nth(1)?.split_whitespace().next()?.parse().ok() };
-    let mut upserted = 0;
-    for line in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
-        upserted = field(&line, "| upserted ").unwrap_or(upserted);
-        if upserted >= kill_after {
-            child.kill().unwrap();
-            break;
-        }
-    }
-    child.wait().unwrap();
-    assert!(upserted >= kill_after, "reindex ended before {kill_after} documents were upserted");
-    upserted
+    let args = [args, &["--batch-size", "2", "--concurrency", "1", "--progress-secs", "0"]].concat();
+    e2e::run_job_and_kill(&args, kill_after).0
 }
 
 /// Runs `reindex` to the end, in small batches (so the searches beside it overlap); returns its
