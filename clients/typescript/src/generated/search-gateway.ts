@@ -849,6 +849,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The collections config does not match the collection (`conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Not a valid collection name (`invalid_request`) */
             422: {
                 headers: {
@@ -1188,7 +1197,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The collection holds vectors of another dimension (`dimension_mismatch`) */
+            /** @description The collection holds vectors of another dimension (`dimension_mismatch`), or is served read-only (`read_only_collection`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1433,6 +1442,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The collection is served read-only (`read_only_collection`), or its documents are found by an id key (`conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Not a valid collection name (`invalid_request`) */
             422: {
                 headers: {
@@ -1670,6 +1688,15 @@ export interface operations {
             };
             /** @description The request body stopped arriving (`request_timeout`, --body-timeout-secs). */
             408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The collections config does not match the collection (`conflict`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -96,6 +96,7 @@ pub struct DocumentResponse {
     responses(
         (status = 200, description = "The hits, best first, with how they were found", body = SearchResponse),
         (status = 404, description = "No such collection (`unknown_collection`)", body = shared::http::ErrorBody),
+        (status = 409, description = "The collections config does not match the collection (`conflict`)", body = shared::http::ErrorBody),
         BadBody, Upstream, Unauthorized,
     ))]
 async fn search(
@@ -115,6 +116,8 @@ async fn collections(State(gateway): State<Arc<Gateway>>) -> Result<axum::Json<C
             Ok(info) => collections.push(info),
             // Deleted between the listing and the look: leave it out.
             Err(crate::store::StoreError::NotFound(_)) => {}
+            // A configured collection that does not match its config: its own routes say why.
+            Err(crate::store::StoreError::Conflict(why)) => tracing::warn!(collection = name, %why, "not listed"),
             Err(e) => return Err(e.into()),
         }
     }
@@ -127,6 +130,7 @@ async fn collections(State(gateway): State<Arc<Gateway>>) -> Result<axum::Json<C
     responses(
         (status = 200, description = "The collection", body = CollectionInfo),
         (status = 404, description = "No such collection (`unknown_collection`)", body = shared::http::ErrorBody),
+        (status = 409, description = "The collections config does not match the collection (`conflict`)", body = shared::http::ErrorBody),
         (status = 422, description = "Not a valid collection name (`invalid_request`)", body = shared::http::ErrorBody),
         Upstream, Unauthorized,
     ))]
@@ -145,7 +149,7 @@ async fn collection(
     params(CollectionPath),
     responses(
         (status = 200, description = "Written (or already stored unchanged)", body = UpsertResponse),
-        (status = 409, description = "The collection holds vectors of another dimension (`dimension_mismatch`)", body = shared::http::ErrorBody),
+        (status = 409, description = "The collection holds vectors of another dimension (`dimension_mismatch`), or is served read-only (`read_only_collection`)", body = shared::http::ErrorBody),
         BadBody, Upstream, Unauthorized,
     ))]
 async fn upsert(
@@ -172,6 +176,7 @@ async fn upsert(
     responses(
         (status = 200, description = "Deleted, or was not there", body = DeleteResponse),
         (status = 404, description = "No such collection (`unknown_collection`)", body = shared::http::ErrorBody),
+        (status = 409, description = "The collection is served read-only (`read_only_collection`), or its documents are found by an id key (`conflict`)", body = shared::http::ErrorBody),
         (status = 422, description = "Not a valid collection name (`invalid_request`)", body = shared::http::ErrorBody),
         Upstream, Unauthorized,
     ))]
