@@ -59,8 +59,8 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Reindex(args)) => match runtime.block_on(search_gateway::reindex::run(*args)) {
-            Ok(done) if done.summary.interrupted => ExitCode::from(EXIT_INTERRUPTED),
-            Ok(done) if done.summary.failed > 0 => ExitCode::FAILURE,
+            Ok(summary) if summary.interrupted => ExitCode::from(EXIT_INTERRUPTED),
+            Ok(summary) if summary.failed > 0 => ExitCode::FAILURE,
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("search-gateway reindex: {e}");

@@ -35,13 +35,8 @@ struct PageDocument {
     payload: Map<String, Value>,
 }
 
-/// What the job did: the ingest summary, and the alias if it was switched.
-pub struct Reindexed {
-    pub summary: Summary,
-    pub alias_switched: bool,
-}
-
-pub async fn run(args: ReindexArgs) -> Result<Reindexed, IngestError> {
+/// Runs the job; `Ok` carries the ingest summary of writing NEW.
+pub async fn run(args: ReindexArgs) -> Result<Summary, IngestError> {
     let job = &args.job;
     let budget = Duration::from_secs(job.batch_timeout_secs);
     let sink = Arc::new(match &job.gateway_url {
@@ -62,16 +57,14 @@ pub async fn run(args: ReindexArgs) -> Result<Reindexed, IngestError> {
             false
         }
     };
-    let mut alias_switched = false;
     if let Some(alias) = args.alias.as_deref().filter(|_| complete) {
         switch_alias(&sink, alias, &args.to, budget).await.map_err(StartError::Config)?;
         eprintln!("reindex: alias {alias} -> {}", args.to);
-        alias_switched = true;
     } else if args.alias.is_some() {
         eprintln!("reindex: not complete, so the alias was left as it was; run the same command again to resume");
     }
     sink.flush();
-    Ok(Reindexed { summary, alias_switched })
+    Ok(summary)
 }
 
 /// Writes OLD's documents as JSONL into `output` (the ingest pipeline's input), page by page;
