@@ -59,7 +59,7 @@ cleanup() {
         "${compose[@]}" down -v --remove-orphans >"$work/down.log" 2>&1 || true
     fi
     # The previous run's images, replaced by this run's tags, and the build cache: each run copies
-    # the binaries in again (~1.5 GB in debug), which would otherwise pile up run after run.
+    # the binaries in again, which would otherwise pile up run after run.
     $docker image prune -f >/dev/null 2>&1 || true
     $docker builder prune -f >/dev/null 2>&1 || true
     if [ -n "$dockerd_pid" ]; then
@@ -97,7 +97,8 @@ context="$work/context"
 rm -rf "$context" && mkdir -p "$context/out"
 for binary in embed-service rerank-service search-gateway; do
     [ -x "target/$profile/$binary" ] || fail "target/$profile/$binary is missing (cargo build --workspace --bins)"
-    cp "target/$profile/$binary" "$context/out/"
+    # Without debug info: the images need none, and a debug build's would be ~1.5 GB to copy.
+    strip --strip-debug -o "$context/out/$binary" "target/$profile/$binary"
 done
 [ -f .ort/lib/libonnxruntime.so ] && [ -x .qdrant/bin/qdrant ] || fail "run scripts/setup.sh first"
 cp .ort/lib/libonnxruntime.so .qdrant/bin/qdrant "$context/"
