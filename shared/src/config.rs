@@ -42,6 +42,17 @@ pub struct EngineArgs {
     /// Inference threads, each with its own copy of the model.
     #[arg(long, env = "INFERENCE_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// Padded-token cap of a batch of bulk work (batch jobs): a running batch cannot be
+    /// interrupted, so this bounds how long a search can find the model busy with a job's batch.
+    #[arg(long, env = "BULK_BATCH_TOKENS", default_value_t = 512)]
+    pub bulk_batch_tokens: usize,
+    /// Longest a bulk batch is held back while interactive work goes first; then one runs.
+    #[arg(long, env = "BULK_MAX_DELAY_MS", default_value_t = 1000)]
+    pub bulk_max_delay_ms: u64,
+    /// Batches a request may be passed over by requests of a better-fitting length before one of
+    /// its sequences must join the next batch (bounds the tail latency; 0 = first come, first served).
+    #[arg(long, env = "MAX_PASSED_OVER", default_value_t = 2)]
+    pub max_passed_over: usize,
 }
 
 impl EngineArgs {
@@ -65,6 +76,9 @@ impl EngineArgs {
             max_wait: Duration::from_millis(self.max_wait_ms),
             queue_capacity: self.queue_capacity,
             workers: self.workers,
+            bulk_batch_tokens: self.bulk_batch_tokens,
+            bulk_max_delay: Duration::from_millis(self.bulk_max_delay_ms),
+            max_passed_over: self.max_passed_over,
         }
     }
 
@@ -72,11 +86,12 @@ impl EngineArgs {
     pub fn validate(&self, largest_request: usize) -> Result<(), String> {
         if self.max_batch_size == 0
             || self.max_batch_tokens == 0
+            || self.bulk_batch_tokens == 0
             || self.workers == 0
             || self.intra_op_threads == Some(0)
         {
             return Err(
-                "--max-batch-size, --max-batch-tokens, --inference-workers and --intra-op-threads must be at least 1"
+                "--max-batch-size, --max-batch-tokens, --bulk-batch-tokens, --workers and --intra-op-threads must be at least 1"
                     .into(),
             );
         }

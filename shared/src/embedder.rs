@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::batcher::{Batcher, BatcherMetrics};
+use crate::batcher::{Batcher, BatcherMetrics, Priority};
 use crate::config::EngineArgs;
 use crate::engine::{Engine, EngineError, cut};
 use crate::model::{ModelDir, ModelError, ModelKind};
@@ -67,11 +67,16 @@ impl Embedder {
         self.engine.batcher().output_width()
     }
 
-    /// Embeds `texts` with the prefix of `input_type`; vectors come back in input order.
-    pub async fn embed(&self, texts: Vec<String>, input_type: InputType) -> Result<Embedded, EngineError> {
+    /// Embeds `texts` with the prefix of `input_type` at `priority`; vectors come back in input order.
+    pub async fn embed(
+        &self,
+        texts: Vec<String>,
+        input_type: InputType,
+        priority: Priority,
+    ) -> Result<Embedded, EngineError> {
         let (vectors, tokens) = self
             .engine
-            .run(move |tokenizer, byte_limit| {
+            .run(priority, move |tokenizer, byte_limit| {
                 texts
                     .iter()
                     .map(|t| tokenizer.encode(cut(t, byte_limit), input_type))

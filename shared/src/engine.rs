@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::batcher::{Batcher, BatcherError, BatcherMetrics, Model, ModelFactory};
+use crate::batcher::{Batcher, BatcherError, BatcherMetrics, Model, ModelFactory, Priority};
 use crate::config::EngineArgs;
 use crate::model::{ModelConfig, ModelDir, ModelError, ModelKind};
 use crate::session::{InferenceSession, SessionOptions};
@@ -81,8 +81,9 @@ impl Engine {
     }
 
     /// Tokenizes with `encode` on the blocking pool (never on the async workers), then runs the
-    /// sequences through the batcher. Returns the outputs in order and the tokens the model saw.
-    pub async fn run<F>(&self, encode: F) -> Result<(Vec<Vec<f32>>, usize), EngineError>
+    /// sequences through the batcher at `priority`. Returns the outputs in order and the tokens
+    /// the model saw.
+    pub async fn run<F>(&self, priority: Priority, encode: F) -> Result<(Vec<Vec<f32>>, usize), EngineError>
     where
         F: FnOnce(&TextTokenizer, usize) -> Result<Vec<Encoded>, TokenizeError> + Send + 'static,
     {
@@ -95,7 +96,7 @@ impl Engine {
         .map_err(|e| EngineError::Tokenize(e.to_string()))?
         .map_err(|e| EngineError::Tokenize(e.to_string()))?;
         let tokens = encoded.iter().map(Encoded::len).sum();
-        Ok((self.batcher.submit(encoded).await?, tokens))
+        Ok((self.batcher.submit(encoded, priority).await?, tokens))
     }
 }
 

@@ -16,7 +16,7 @@ pub mod session;
 pub mod telemetry;
 pub mod tokenize;
 
-pub use batcher::{Batcher, BatcherError};
+pub use batcher::{Batcher, BatcherError, Priority};
 pub use embedder::Embedder;
 pub use engine::EngineError;
 pub use model::{ModelConfig, ModelDir, ModelKind};

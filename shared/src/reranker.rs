@@ -1,7 +1,7 @@
 //! The cross-encoder reranking engine: each (query, document) pair is one batcher item, so the
 //! documents of a request are packed by length and share the queue fairly with other requests.
 
-use crate::batcher::{Batcher, BatcherMetrics};
+use crate::batcher::{Batcher, BatcherMetrics, Priority};
 use crate::config::EngineArgs;
 use crate::engine::{Engine, EngineError, cut};
 use crate::model::{ModelDir, ModelError, ModelKind};
@@ -44,7 +44,7 @@ impl Reranker {
     pub async fn score(&self, query: String, documents: Vec<String>) -> Result<Scored, EngineError> {
         let (outputs, tokens) = self
             .engine
-            .run(move |tokenizer, byte_limit| {
+            .run(Priority::Interactive, move |tokenizer, byte_limit| {
                 let query = cut(&query, byte_limit);
                 documents
                     .iter()

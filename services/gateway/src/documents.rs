@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use shared::Priority;
 
 use crate::cache::CacheLayer;
 use crate::collections::Collections;
@@ -60,6 +61,10 @@ pub struct UpsertRequest {
     /// `too_many_documents`. A later duplicate of an id wins.
     #[schema(min_items = 1)]
     pub documents: Vec<Document>,
+    /// `interactive` (default) or `bulk`: batch jobs (`ingest`, `reindex`) send `bulk`, whose
+    /// embeddings yield to searches on the same engine.
+    #[serde(default)]
+    pub priority: Priority,
 }
 
 /// What an upsert did.
@@ -83,7 +88,7 @@ pub struct Writer<'a> {
 impl Writer<'_> {
     /// Embeds and stores `documents` (a later duplicate of an id wins), skipping those stored
     /// unchanged, then invalidates the collection's cached results.
-    pub async fn upsert(&self, name: &str, documents: Vec<Document>) -> Result<Upserted, ApiError> {
+    pub async fn upsert(&self, name: &str, documents: Vec<Document>, priority: Priority) -> Result<Upserted, ApiError> {
         validate_collection_name(name).map_err(ApiError::Invalid)?;
         let collection = &self.collections.resolve(name).await;
         self.collections.profiles.check_writable(collection).map_err(ApiError::ReadOnly)?;
@@ -117,7 +122,7 @@ impl Writer<'_> {
         for chunk in unique.chunks(EMBED_CHUNK) {
             let texts = chunk.iter().map(|d| d.text.clone()).collect();
             let vectors = embedder
-                .embed(texts, input_type, self.embed_timeout)
+                .embed(texts, input_type, priority, self.embed_timeout)
                 .await
                 .inspect_err(|_| self.metrics.dependency_error("embedder"))?;
             points.extend(chunk.iter().zip(vectors).map(|(d, vector)| Point {

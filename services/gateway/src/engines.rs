@@ -5,8 +5,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use shared::batcher::Foreground;
 use shared::tokenize::InputType;
-use shared::{BatcherError, Embedder, EngineError, Reranker};
+use shared::{BatcherError, Embedder, EngineError, Priority, Reranker};
 
 use crate::remote::RemoteService;
 
@@ -41,13 +42,19 @@ impl UpstreamError {
 pub trait Embed: Send + Sync {
     /// The model's name (part of every cache key).
     fn model(&self) -> String;
-    /// Vectors in input order, with the prefix of `input_type`, within `budget`.
+    /// Vectors in input order, with the prefix of `input_type`, at `priority`, within `budget`.
     fn embed(
         &self,
         texts: Vec<String>,
         input_type: InputType,
+        priority: Priority,
         budget: Duration,
     ) -> BoxFuture<'_, Result<Vec<Vec<f32>>, UpstreamError>>;
+    /// The in-process engine's count of interactive work, which a search holds from its embed
+    /// to its rerank so that no bulk batch starts on these cores meanwhile; none for a remote one.
+    fn foreground(&self) -> Option<Foreground> {
+        None
+    }
 }
 
 /// Scores documents against a query.
@@ -60,6 +67,10 @@ pub trait Rerank: Send + Sync {
         documents: Vec<String>,
         budget: Duration,
     ) -> BoxFuture<'_, Result<Vec<f32>, UpstreamError>>;
+    /// Whether it runs in this process, on the same cores as an in-process embedder.
+    fn in_process(&self) -> bool {
+        false
+    }
 }
 
 const EMBEDDER: &str = "embedder";
@@ -86,11 +97,16 @@ impl Embed for Embedder {
         &self,
         texts: Vec<String>,
         input_type: InputType,
+        priority: Priority,
         budget: Duration,
     ) -> BoxFuture<'_, Result<Vec<Vec<f32>>, UpstreamError>> {
-        Box::pin(
-            async move { within(EMBEDDER, budget, Embedder::embed(self, texts, input_type)).await.map(|e| e.vectors) },
-        )
+        Box::pin(async move {
+            within(EMBEDDER, budget, Embedder::embed(self, texts, input_type, priority)).await.map(|e| e.vectors)
+        })
+    }
+
+    fn foreground(&self) -> Option<Foreground> {
+        Some(self.batcher().foreground().clone())
     }
 }
 
@@ -110,6 +126,10 @@ impl Rerank for Reranker {
             Ok(scored.logits.into_iter().map(shared::reranker::sigmoid).collect())
         })
     }
+
+    fn in_process(&self) -> bool {
+        true
+    }
 }
 
 /// embed-service over HTTP.
@@ -127,6 +147,7 @@ impl RemoteEmbedder {
 struct EmbedBatchRequest<'a> {
     texts: &'a [String],
     input_type: InputType,
+    priority: Priority,
 }
 
 #[derive(Deserialize)]
@@ -143,10 +164,11 @@ impl Embed for RemoteEmbedder {
         &self,
         texts: Vec<String>,
         input_type: InputType,
+        priority: Priority,
         budget: Duration,
     ) -> BoxFuture<'_, Result<Vec<Vec<f32>>, UpstreamError>> {
         Box::pin(async move {
-            let request = EmbedBatchRequest { texts: &texts, input_type };
+            let request = EmbedBatchRequest { texts: &texts, input_type, priority };
             let response: EmbedBatchResponse = self.service.post("/embed/batch", &request, budget).await?;
             if response.embeddings.len() != texts.len() {
                 return Err(UpstreamError::Failed(

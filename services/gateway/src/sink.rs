@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
+use shared::Priority;
 use shared::batcher::Readiness;
 use shared::config::Secret;
 
@@ -76,11 +77,11 @@ impl Sink {
                     metrics: &local.metrics,
                     embed_timeout: local.embed_timeout,
                 };
-                writer.upsert(collection, documents).await.map_err(|e: ApiError| e.to_string())
+                writer.upsert(collection, documents, Priority::Bulk).await.map_err(|e: ApiError| e.to_string())
             }
             Self::Remote(gateway) => {
                 let path = format!("/collections/{collection}/documents");
-                let body = serde_json::json!({ "documents": documents });
+                let body = serde_json::json!({ "documents": documents, "priority": Priority::Bulk });
                 gateway.send(reqwest::Method::PUT, &path, &body, budget).await.map_err(|e| e.to_string())
             }
         }

@@ -14,6 +14,8 @@ pub struct BatcherMetrics {
     pub queue_duration: Histogram,
     pub inference_duration: Histogram,
     pub items: Counter,
+    /// The share of `items` that was bulk work.
+    pub bulk_items: Counter,
     pub rejected: Counter,
     pub cancelled: Counter,
     /// Totals behind the padding ratio over any window: 1 - real / padded.
@@ -31,6 +33,7 @@ impl Default for BatcherMetrics {
             queue_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             inference_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             items: Counter::default(),
+            bulk_items: Counter::default(),
             rejected: Counter::default(),
             cancelled: Counter::default(),
             real_tokens: Counter::default(),
@@ -53,6 +56,7 @@ impl BatcherMetrics {
         );
         registry.register("inference_duration_seconds", "ONNX Runtime time per batch", self.inference_duration.clone());
         registry.register("sequences", "Sequences run through the model", self.items.clone());
+        registry.register("bulk_sequences", "Sequences run at bulk priority (batch jobs)", self.bulk_items.clone());
         registry.register("rejected_sequences", "Sequences refused because the queue was full", self.rejected.clone());
         registry.register(
             "cancelled_sequences",

@@ -5,22 +5,26 @@
 //! owner task drains the queue: when an inference thread is free it forms a batch at once if a
 //! full batch is waiting or if requests have been arriving far apart (nobody is coming to share
 //! it), or else after the oldest item has waited `max_wait`. Admission is bounded: a full queue
-//! refuses work with [`BatcherError::Overloaded`] instead of growing.
+//! refuses work with [`BatcherError::Overloaded`] instead of growing. Work has a [`Priority`]:
+//! interactive ahead of bulk (see `owner`).
 
 mod metrics;
+mod owner;
 pub mod packing;
 mod pending;
+mod worker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc as std_mpsc};
 use std::time::Duration;
 
 pub use self::metrics::BatcherMetrics;
+use self::owner::{Owner, Submitted};
 pub use self::packing::BatchLimits;
-use self::pending::Pending;
+use self::worker::Worker;
 use crate::tokenize::Encoded;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy)]
 pub struct BatcherConfig {
@@ -32,6 +36,53 @@ pub struct BatcherConfig {
     pub queue_capacity: usize,
     /// Inference threads, each with its own session (and its own copy of the weights).
     pub workers: usize,
+    /// Padded-token cap of a bulk batch (at most `limits.max_batch_tokens`): a batch cannot be
+    /// interrupted, so this bounds how long interactive work can find the threads busy with bulk.
+    pub bulk_batch_tokens: usize,
+    /// The longest bulk work waits while interactive work goes first: then one bulk batch runs.
+    pub bulk_max_delay: Duration,
+    /// Batches a request may be passed over (others of a better-fitting length going first)
+    /// before one of its items must join the next batch; 0 is first come, first served.
+    pub max_passed_over: usize,
+}
+
+/// Which work goes first. Interactive: someone is waiting for this answer (a search, a single
+/// embedding). Bulk: a batch job's documents, which yield to interactive work but are not starved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    #[default]
+    Interactive,
+    Bulk,
+}
+
+/// A count of interactive work in flight, shared by the engines that run on the same cores: while
+/// it is above zero, no bulk batch starts (except one per `bulk_max_delay`). Each batcher counts its
+/// own interactive requests; a caller whose one piece of work spans engines (a search: embed, then
+/// rerank) holds a [`ForegroundGuard`] for all of it.
+#[derive(Clone)]
+pub struct Foreground(Arc<watch::Sender<usize>>);
+
+impl Default for Foreground {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(0)))
+    }
+}
+
+impl Foreground {
+    /// Counts interactive work in flight until the guard is dropped.
+    pub fn enter(&self) -> ForegroundGuard {
+        self.0.send_modify(|n| *n += 1);
+        ForegroundGuard(self.0.clone())
+    }
+}
+
+pub struct ForegroundGuard(Arc<watch::Sender<usize>>);
+
+impl Drop for ForegroundGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -81,7 +132,8 @@ pub type ModelFactory = Arc<dyn Fn() -> Result<Box<dyn Model>, String> + Send + 
 /// A cloneable handle to the engine. Dropping every handle lets the owner finish and stop.
 #[derive(Clone)]
 pub struct Batcher {
-    requests: mpsc::UnboundedSender<Vec<Item>>,
+    requests: mpsc::UnboundedSender<Submitted>,
+    foreground: Foreground,
     queued: Arc<AtomicUsize>,
     capacity: usize,
     metrics: BatcherMetrics,
@@ -133,7 +185,10 @@ impl Batcher {
                 .expect("spawning an inference thread");
         }
         let queued = Arc::new(AtomicUsize::new(0));
+        let foreground = Foreground::default();
         let owner = Owner {
+            foreground: foreground.0.subscribe(),
+            _foreground: foreground.clone(),
             config,
             requests: requests_rx,
             jobs: jobs_tx,
@@ -144,6 +199,7 @@ impl Batcher {
         tokio::spawn(owner.run());
         Self {
             requests: requests_tx,
+            foreground,
             queued,
             capacity: config.queue_capacity,
             metrics,
@@ -166,9 +222,15 @@ impl Batcher {
         self.queued.load(Ordering::Relaxed)
     }
 
+    /// This engine's count of interactive work in flight, to share with a caller's guard.
+    pub fn foreground(&self) -> &Foreground {
+        &self.foreground
+    }
+
     /// Queues the sequences of one request and waits for their outputs, in order. All or none
     /// are admitted. Dropping the returned future cancels the items that have not run yet.
-    pub async fn submit(&self, sequences: Vec<Encoded>) -> Result<Vec<Vec<f32>>, BatcherError> {
+    pub async fn submit(&self, sequences: Vec<Encoded>, priority: Priority) -> Result<Vec<Vec<f32>>, BatcherError> {
+        let _interactive = (priority == Priority::Interactive).then(|| self.foreground.enter());
         let n = sequences.len();
         if n == 0 {
             return Ok(Vec::new());
@@ -185,7 +247,7 @@ impl Batcher {
                 (Item { encoded, respond, enqueued, span: tracing::Span::current() }, rx)
             })
             .unzip();
-        if self.requests.send(items).is_err() {
+        if self.requests.send(Submitted { items, priority }).is_err() {
             self.queued.fetch_sub(n, Ordering::SeqCst);
             return Err(BatcherError::Unavailable("the batcher has stopped".into()));
         }
@@ -236,187 +298,7 @@ fn load_and_warm(factory: &ModelFactory, warmup: &[Vec<Encoded>]) -> Result<(Box
     Ok((model, width))
 }
 
-/// The single owner of the queue.
-struct Owner {
-    config: BatcherConfig,
-    requests: mpsc::UnboundedReceiver<Vec<Item>>,
-    jobs: std_mpsc::Sender<Job>,
-    free_workers: Arc<Semaphore>,
-    queued: Arc<AtomicUsize>,
-    metrics: BatcherMetrics,
-}
-
-impl Owner {
-    async fn run(mut self) {
-        let mut pending = Pending::default();
-        let mut arrivals = Arrivals::default();
-        let mut worker: Option<OwnedSemaphorePermit> = None;
-        let mut open = true;
-        loop {
-            let cancelled = pending.drop_cancelled();
-            if cancelled > 0 {
-                self.metrics.cancelled.inc_by(cancelled as u64);
-                self.dequeued(cancelled);
-            }
-            if pending.is_empty() {
-                if !open {
-                    return;
-                }
-                match self.requests.recv().await {
-                    Some(items) => arrivals.push(&mut pending, items, self.config.max_wait),
-                    None => open = false,
-                }
-                continue;
-            }
-            let Some(permit) = worker.take() else {
-                tokio::select! {
-                    biased;
-                    permit = self.free_workers.clone().acquire_owned() => {
-                        worker = Some(permit.expect("the worker semaphore is never closed"));
-                    }
-                    items = self.requests.recv(), if open => match items {
-                        Some(items) => arrivals.push(&mut pending, items, self.config.max_wait),
-                        None => open = false,
-                    },
-                }
-                continue;
-            };
-            while let Ok(items) = self.requests.try_recv() {
-                arrivals.push(&mut pending, items, self.config.max_wait);
-            }
-            let deadline = pending.oldest().map_or_else(Instant::now, |t| t + self.config.max_wait);
-            let worth_waiting =
-                open && arrivals.company_likely(self.config.max_wait) && !pending.can_fill(&self.config.limits);
-            if worth_waiting && Instant::now() < deadline {
-                worker = Some(permit);
-                tokio::select! {
-                    _ = sleep_until(deadline) => {}
-                    items = self.requests.recv() => match items {
-                        Some(items) => arrivals.push(&mut pending, items, self.config.max_wait),
-                        None => open = false,
-                    },
-                }
-                continue;
-            }
-            let items = pending.take_batch(&self.config.limits);
-            self.dequeued(items.len());
-            let span = tracing::debug_span!("batch", size = items.len());
-            for item in &items {
-                span.follows_from(&item.span);
-            }
-            if let Err(std_mpsc::SendError(job)) = self.jobs.send(Job { items, _worker: permit, span }) {
-                for item in job.items {
-                    let _ = item.respond.send(Err(BatcherError::Unavailable("no inference thread is running".into())));
-                }
-            }
-        }
-    }
-
-    fn dequeued(&self, n: usize) {
-        let before = self.queued.fetch_sub(n, Ordering::SeqCst);
-        self.metrics.queue_depth.set((before - n) as i64);
-    }
-}
-
-/// How far apart requests have recently arrived, to tell whether a lone item waiting `max_wait`
-/// can expect company. A client sending one request at a time (each after the previous answer)
-/// never brings company within `max_wait`, and waiting would only add to every request's latency;
-/// concurrent clients and bursts arrive close together and share batches.
-#[derive(Default)]
-struct Arrivals {
-    last: Option<Instant>,
-    /// Moving average (weight 1/4 for the newest) of the gaps between requests, each counted as
-    /// at most `8 x max_wait` so that one idle pause is forgotten within a few requests.
-    mean_gap: Option<Duration>,
-}
-
-impl Arrivals {
-    fn push(&mut self, pending: &mut Pending, items: Vec<Item>, max_wait: Duration) {
-        let now = Instant::now();
-        if let Some(last) = self.last {
-            let gap = now.duration_since(last).min(max_wait * 8);
-            self.mean_gap = Some(self.mean_gap.map_or(gap, |mean| (mean * 3 + gap) / 4));
-        }
-        self.last = Some(now);
-        pending.push_request(items);
-    }
-
-    /// With no history yet (the very first request), yes: it waits as configured.
-    fn company_likely(&self, max_wait: Duration) -> bool {
-        self.mean_gap.is_none_or(|gap| gap <= max_wait)
-    }
-}
-
-/// An inference thread: owns one session and runs the batches it is handed.
-struct Worker {
-    jobs: Arc<Mutex<std_mpsc::Receiver<Job>>>,
-    metrics: BatcherMetrics,
-}
-
-impl Worker {
-    fn run(self, mut model: Box<dyn Model>) {
-        // Freed activation buffers go back to the OS: after warm-up, at most once a second under
-        // load, and whenever the thread has been idle for a second since its last batch.
-        const IDLE: Duration = Duration::from_secs(1);
-        let mut trimmer = crate::memory::Trimmer::new(IDLE);
-        trimmer.trim_now();
-        let mut untrimmed = false;
-        loop {
-            let next = {
-                let jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                jobs.recv_timeout(IDLE)
-            };
-            let job = match next {
-                Ok(job) => job,
-                Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    if untrimmed {
-                        trimmer.trim_now();
-                        untrimmed = false;
-                    }
-                    continue;
-                }
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-            };
-            let span = job.span.clone();
-            span.in_scope(|| self.run_job(model.as_mut(), job));
-            untrimmed = !trimmer.maybe_trim();
-        }
-    }
-
-    fn run_job(&self, model: &mut dyn Model, job: Job) {
-        let started = Instant::now();
-        let sequences: Vec<&Encoded> = job.items.iter().map(|i| &i.encoded).collect();
-        let longest = sequences.iter().map(|e| e.len()).max().unwrap_or(0);
-        let real: usize = sequences.iter().map(|e| e.len()).sum();
-        let m = &self.metrics;
-        for item in &job.items {
-            m.queue_duration.observe(started.duration_since(item.enqueued).as_secs_f64());
-        }
-        let outputs = model.run(&sequences);
-        let elapsed = started.elapsed();
-        m.inference_duration.observe(elapsed.as_secs_f64());
-        tracing::debug!(size = job.items.len(), longest, real, ms = elapsed.as_secs_f64() * 1e3, "batch ran");
-        m.batch_size.observe(job.items.len() as f64);
-        m.batch_tokens.observe((longest * job.items.len()) as f64);
-        m.padding_ratio.observe(packing::padding_ratio(real, job.items.len(), longest));
-        m.items.inc_by(job.items.len() as u64);
-        m.real_tokens.inc_by(real as u64);
-        m.padded_tokens.inc_by((longest * job.items.len()) as u64);
-        match outputs {
-            Ok(outputs) => {
-                for (item, output) in job.items.into_iter().zip(outputs) {
-                    let _ = item.respond.send(Ok(output));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "batch failed");
-                for item in job.items {
-                    let _ = item.respond.send(Err(BatcherError::Inference(e.clone())));
-                }
-            }
-        }
-    }
-}
-
+#[cfg(test)]
+mod priority_tests;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,11 @@
 //! anchor (the item whose turn it is) from the queued items closest to it in length: an item
 //! joins only if it raises the batch's efficiency `real tokens / cost` (otherwise it is better
 //! left for a batch of its own length) and the budget, size and padding caps all still hold.
+//!
+//! Grouping by length alone lets an item of an odd length be passed over batch after batch while
+//! later items of a better-fitting length go first, which shows in the tail latency at
+//! saturation. So the caller may name items that are *due* (they have been passed over long
+//! enough): they join first, oldest first, under the budget and size caps only.
 
 /// The limits one batch must respect.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,17 +36,28 @@ pub fn padding_ratio(real_tokens: usize, count: usize, longest: usize) -> f64 {
 }
 
 /// Picks the members of the next batch from queued sequence `lengths`. The `anchor` is always
-/// included (alone if nothing else fits, even over budget: a single sequence is never refused);
-/// the others are considered closest in length first, earlier index first among equals, and
-/// taken when they keep every limit and do not lower the batch's [`efficiency`].
+/// included (alone if nothing else fits, even over budget: a single sequence is never refused).
+/// Then the `due` items, in the order given, each if the batch stays within its size and token
+/// caps. Then the others, closest in length first, earlier index first among equals, each when
+/// it keeps every limit and does not lower the batch's [`efficiency`].
 /// Returns indices into `lengths`, anchor first.
-pub fn select_batch(lengths: &[usize], anchor: usize, limits: BatchLimits) -> Vec<usize> {
+pub fn select_batch(lengths: &[usize], anchor: usize, due: &[usize], limits: BatchLimits) -> Vec<usize> {
     let anchor_len = lengths[anchor];
-    let mut order: Vec<usize> = (0..lengths.len()).filter(|&i| i != anchor).collect();
-    order.sort_by_key(|&i| (lengths[i].abs_diff(anchor_len), i));
-
     let mut chosen = vec![anchor];
     let (mut longest, mut real) = (anchor_len, anchor_len);
+    for &i in due {
+        if chosen.len() >= limits.max_batch_size {
+            break;
+        }
+        let new_longest = longest.max(lengths[i]);
+        if i != anchor && !chosen.contains(&i) && (chosen.len() + 1) * new_longest <= limits.max_batch_tokens {
+            chosen.push(i);
+            longest = new_longest;
+            real += lengths[i];
+        }
+    }
+    let mut order: Vec<usize> = (0..lengths.len()).filter(|i| !chosen.contains(i)).collect();
+    order.sort_by_key(|&i| (lengths[i].abs_diff(anchor_len), i));
     for i in order {
         if chosen.len() >= limits.max_batch_size {
             break;
@@ -77,7 +93,7 @@ mod tests {
     #[test]
     fn groups_similar_lengths() {
         let lengths = [10, 50, 11, 49, 12, 9];
-        let batch = select_batch(&lengths, 0, LIMITS);
+        let batch = select_batch(&lengths, 0, &[], LIMITS);
         assert_eq!(batch, vec![0, 2, 5, 4], "closest first, earlier index among equals");
     }
 
@@ -86,14 +102,26 @@ mod tests {
         let limits =
             BatchLimits { max_batch_tokens: 10_000, max_batch_size: 32, max_padding_ratio: 1.0, overhead_tokens: 10 };
         // 30 alone: 30/40 = 0.75; with a 10 it would be 40/70 = 0.57, so the 10s go together later.
-        assert_eq!(select_batch(&[30, 10, 10, 29], 0, limits), vec![0, 3]);
+        assert_eq!(select_batch(&[30, 10, 10, 29], 0, &[], limits), vec![0, 3]);
         // Short items gain from company: 10 alone is 10/20, two of them 20/30.
-        assert_eq!(select_batch(&[10, 30, 10], 0, limits), vec![0, 2]);
+        assert_eq!(select_batch(&[10, 30, 10], 0, &[], limits), vec![0, 2]);
     }
 
     #[test]
     fn a_lone_item_over_budget_still_runs() {
-        assert_eq!(select_batch(&[500, 1], 0, LIMITS), vec![0]);
+        assert_eq!(select_batch(&[500, 1], 0, &[], LIMITS), vec![0]);
+    }
+
+    #[test]
+    fn due_items_join_first_whatever_their_length() {
+        let limits = BatchLimits { max_batch_tokens: 128, ..LIMITS };
+        // 50 lowers the efficiency and breaks the padding cap, but it is due; then the budget
+        // (3 x 50 > 128) keeps the closer lengths out.
+        assert_eq!(select_batch(&[10, 11, 50, 12], 0, &[2], limits), vec![0, 2]);
+        // A due item goes in only if the budget holds: the second 50 does not.
+        assert_eq!(select_batch(&[10, 50, 50, 10], 0, &[1, 2], limits), vec![0, 1]);
+        // Not due, 50 waits for its own kind.
+        assert_eq!(select_batch(&[10, 11, 50, 12], 0, &[], limits), vec![0, 1, 3]);
     }
 
     #[test]
@@ -114,7 +142,7 @@ mod tests {
         ) {
             let anchor = anchor_seed.index(lengths.len());
             let limits = BatchLimits { max_batch_tokens, max_batch_size, max_padding_ratio, overhead_tokens };
-            let batch = select_batch(&lengths, anchor, limits);
+            let batch = select_batch(&lengths, anchor, &[], limits);
 
             prop_assert_eq!(batch[0], anchor);
             prop_assert!(batch.len() <= max_batch_size.max(1));
@@ -133,10 +161,34 @@ mod tests {
         }
 
         #[test]
+        fn due_items_are_taken_oldest_first_within_the_caps(
+            lengths in prop::collection::vec(1usize..600, 2..100),
+            due_count in 1usize..20,
+            max_batch_tokens in 1usize..20_000,
+            max_batch_size in 1usize..64,
+        ) {
+            let limits = BatchLimits { max_batch_tokens, max_batch_size, max_padding_ratio: 0.0, overhead_tokens: 16 };
+            let due: Vec<usize> = (1..lengths.len()).take(due_count).collect();
+            let batch = select_batch(&lengths, 0, &due, limits);
+            prop_assert_eq!(batch[0], 0);
+            prop_assert!(batch.len() <= max_batch_size.max(1));
+            if batch.len() > 1 {
+                let longest = batch.iter().map(|&i| lengths[i]).max().unwrap();
+                prop_assert!(batch.len() * longest <= max_batch_tokens);
+            }
+            // The first due item is left out only when the caps cannot take it.
+            let first = due[0];
+            if !batch.contains(&first) {
+                let longest = lengths[0].max(lengths[first]);
+                prop_assert!(max_batch_size < 2 || 2 * longest > max_batch_tokens);
+            }
+        }
+
+        #[test]
         fn equal_lengths_fill_the_batch(len in 1usize..100, n in 1usize..100, size in 1usize..32) {
             let lengths = vec![len; n];
             let limits = BatchLimits { max_batch_tokens: usize::MAX, max_batch_size: size, max_padding_ratio: 0.0, overhead_tokens: 8 };
-            prop_assert_eq!(select_batch(&lengths, 0, limits).len(), n.min(size));
+            prop_assert_eq!(select_batch(&lengths, 0, &[], limits).len(), n.min(size));
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The owner task's queue: items grouped by request, served round-robin so that one large client
-//! batch cannot starve the single queries that arrive after it.
+//! One priority class's queue: items grouped by request, served round-robin so that one large
+//! client batch cannot starve the single queries that arrive after it, and with a bound on how
+//! many batches a request may be passed over before one of its items must go in.
 
 use std::collections::VecDeque;
 
@@ -10,6 +11,8 @@ use super::packing::{BatchLimits, select_batch};
 
 struct RequestQueue {
     items: VecDeque<Item>,
+    /// Batches taken from this queue since one of this request's items was last in one.
+    passed_over: usize,
 }
 
 #[derive(Default)]
@@ -27,7 +30,7 @@ impl Pending {
         }
         self.len += items.len();
         self.tokens += items.iter().map(|i| i.encoded.len()).sum::<usize>();
-        self.requests.push_back(RequestQueue { items: items.into() });
+        self.requests.push_back(RequestQueue { items: items.into(), passed_over: 0 });
     }
 
     #[cfg(test)]
@@ -65,9 +68,12 @@ impl Pending {
         self.tokens = self.requests.iter().flat_map(|r| &r.items).map(|i| i.encoded.len()).sum();
     }
 
-    /// Takes the next batch: anchored on the front request's first item, filled with the queued
-    /// items closest in length. The anchor's request then goes to the back of the rotation.
-    pub(super) fn take_batch(&mut self, limits: &BatchLimits) -> Vec<Item> {
+    /// Takes the next batch: anchored on the front request's first item, then one item of each
+    /// request passed over `max_passed_over` times or more (the one closest in length to the
+    /// anchor; oldest requests first), then filled with the queued items closest in length. The
+    /// anchor's request then goes to the back of the rotation. `max_passed_over = 0` makes it a
+    /// first-come first-served batcher; `usize::MAX` groups by length alone.
+    pub(super) fn take_batch(&mut self, limits: &BatchLimits, max_passed_over: usize) -> Vec<Item> {
         if self.is_empty() {
             return Vec::new();
         }
@@ -75,8 +81,12 @@ impl Pending {
         let positions: Vec<(usize, usize)> =
             self.requests.iter().enumerate().flat_map(|(r, q)| (0..q.items.len()).map(move |i| (r, i))).collect();
         let lengths: Vec<usize> = positions.iter().map(|&(r, i)| self.requests[r].items[i].encoded.len()).collect();
+        let due = self.due(&positions, &lengths, max_passed_over);
         let mut chosen: Vec<(usize, usize)> =
-            select_batch(&lengths, 0, *limits).into_iter().map(|k| positions[k]).collect();
+            select_batch(&lengths, 0, &due, *limits).into_iter().map(|k| positions[k]).collect();
+        for (r, request) in self.requests.iter_mut().enumerate() {
+            request.passed_over = if chosen.iter().any(|&(cr, _)| cr == r) { 0 } else { request.passed_over + 1 };
+        }
 
         // Remove from the back of each request's queue first so indices stay valid.
         chosen.sort_unstable_by(|a, b| b.cmp(a));
@@ -90,6 +100,28 @@ impl Pending {
         self.len -= batch.len();
         self.tokens -= batch.iter().map(|i| i.encoded.len()).sum::<usize>();
         batch
+    }
+
+    /// Indices into `positions` of the items that must go first: for each request (after the
+    /// anchor's) passed over at least `max_passed_over` times, its item closest in length to the
+    /// anchor.
+    fn due(&self, positions: &[(usize, usize)], lengths: &[usize], max_passed_over: usize) -> Vec<usize> {
+        let anchor_len = lengths[0];
+        let mut due: Vec<usize> = Vec::new();
+        for (k, &(r, _)) in positions.iter().enumerate().skip(1) {
+            if r == 0 || self.requests[r].passed_over < max_passed_over {
+                continue;
+            }
+            match due.last() {
+                Some(&last) if positions[last].0 == r => {
+                    if lengths[k].abs_diff(anchor_len) < lengths[last].abs_diff(anchor_len) {
+                        *due.last_mut().expect("just matched") = k;
+                    }
+                }
+                _ => due.push(k),
+            }
+        }
+        due
     }
 }
 
@@ -120,11 +152,33 @@ mod tests {
         let (single, _single_rx) = request(&[10], 2);
         pending.push_request(single);
 
-        let first = pending.take_batch(&LIMITS);
+        let first = pending.take_batch(&LIMITS, usize::MAX);
         assert_eq!(first.len(), 4);
-        let second = pending.take_batch(&LIMITS);
+        let second = pending.take_batch(&LIMITS, usize::MAX);
         assert_eq!(second[0].encoded.ids[0], 2, "the single query anchors the second batch");
         assert_eq!(pending.len(), 40 - 7);
+    }
+
+    /// Which batch the query of length 40 (tag 99) runs in: single queries of four lengths are
+    /// ahead of it and three more of each length behind it, so every batch's anchor finds company
+    /// of its own length among the later arrivals.
+    fn batch_of_the_odd_one(max_passed_over: usize) -> usize {
+        let mut pending = Pending::default();
+        let mut receivers = Vec::new();
+        let behind = [10, 20, 30, 60].iter().flat_map(|&l| [l; 3]);
+        for len in [10, 20, 30, 60, 40].into_iter().chain(behind) {
+            let (items, rx) = request(&[len], if len == 40 { 99 } else { 1 });
+            pending.push_request(items);
+            receivers.push(rx);
+        }
+        (0..).find(|_| pending.take_batch(&LIMITS, max_passed_over).iter().any(|i| i.encoded.ids[0] == 99)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_is_passed_over_at_most_max_passed_over_times() {
+        assert_eq!(batch_of_the_odd_one(usize::MAX), 4, "by length alone, every anchor's kind goes first");
+        assert_eq!(batch_of_the_odd_one(2), 2, "passed over twice, then due");
+        assert_eq!(batch_of_the_odd_one(0), 1, "first come, first served: the four ahead fill batch 0");
     }
 
     #[tokio::test]
@@ -138,7 +192,7 @@ mod tests {
         assert_eq!(pending.drop_cancelled(), 3);
         assert_eq!(pending.len(), 1);
         assert!(!pending.can_fill(&LIMITS));
-        assert_eq!(pending.take_batch(&LIMITS).len(), 1);
+        assert_eq!(pending.take_batch(&LIMITS, usize::MAX).len(), 1);
         assert!(pending.is_empty());
         assert_eq!(pending.oldest(), None);
     }

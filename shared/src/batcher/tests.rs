@@ -4,6 +4,8 @@ use std::sync::Mutex;
 
 use super::*;
 
+const INTERACTIVE: Priority = Priority::Interactive;
+
 /// Stands in for ONNX Runtime (these tests are about the queue, not numerics): returns each
 /// sequence's length and records the batch sizes it was given.
 struct RecordingModel {
@@ -24,6 +26,9 @@ fn config(max_batch_size: usize, queue_capacity: usize, max_wait_ms: u64) -> Bat
         max_wait: Duration::from_millis(max_wait_ms),
         queue_capacity,
         workers: 1,
+        bulk_batch_tokens: 10_000,
+        bulk_max_delay: Duration::from_secs(1),
+        max_passed_over: 2,
     }
 }
 
@@ -47,7 +52,7 @@ async fn start(max_batch_size: usize, queue_capacity: usize) -> (Batcher, Arc<Mu
 async fn a_lone_item_waits_max_wait_for_company() {
     let (batcher, batches) = start(8, 100).await;
     let started = Instant::now();
-    let out = batcher.submit(vec![seq(7)]).await.unwrap();
+    let out = batcher.submit(vec![seq(7)], INTERACTIVE).await.unwrap();
     assert_eq!(out, vec![vec![7.0]]);
     assert!(started.elapsed() >= Duration::from_millis(50), "waited {:?}", started.elapsed());
     assert_eq!(*batches.lock().unwrap(), vec![1]);
@@ -60,7 +65,7 @@ async fn one_request_at_a_time_is_not_kept_waiting_and_a_burst_waits_again() {
     let mut waited = Vec::new();
     for _ in 0..4 {
         let started = Instant::now();
-        batcher.submit(vec![seq(5)]).await.unwrap();
+        batcher.submit(vec![seq(5)], INTERACTIVE).await.unwrap();
         waited.push(started.elapsed());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -71,7 +76,7 @@ async fn one_request_at_a_time_is_not_kept_waiting_and_a_burst_waits_again() {
     let mut callers = Vec::new();
     for _ in 0..12 {
         let batcher = batcher.clone();
-        callers.push(tokio::spawn(async move { batcher.submit(vec![seq(5)]).await }));
+        callers.push(tokio::spawn(async move { batcher.submit(vec![seq(5)], INTERACTIVE).await }));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     for caller in callers {
@@ -86,7 +91,7 @@ async fn one_request_at_a_time_is_not_kept_waiting_and_a_burst_waits_again() {
 async fn a_full_batch_goes_at_once() {
     let (batcher, batches) = start(4, 100).await;
     let started = Instant::now();
-    let out = batcher.submit((1..=4).map(seq).collect()).await.unwrap();
+    let out = batcher.submit((1..=4).map(seq).collect(), INTERACTIVE).await.unwrap();
     assert_eq!(out, vec![vec![1.0], vec![2.0], vec![3.0], vec![4.0]], "outputs keep input order");
     assert!(started.elapsed() < Duration::from_millis(50), "no wait: {:?}", started.elapsed());
     assert_eq!(*batches.lock().unwrap(), vec![4]);
@@ -97,10 +102,10 @@ async fn items_arriving_within_max_wait_share_a_batch() {
     let (batcher, batches) = start(8, 100).await;
     let first = tokio::spawn({
         let batcher = batcher.clone();
-        async move { batcher.submit(vec![seq(6)]).await }
+        async move { batcher.submit(vec![seq(6)], INTERACTIVE).await }
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let second = batcher.submit(vec![seq(6)]).await.unwrap();
+    let second = batcher.submit(vec![seq(6)], INTERACTIVE).await.unwrap();
     assert_eq!(second, vec![vec![6.0]]);
     first.await.unwrap().unwrap();
     assert_eq!(*batches.lock().unwrap(), vec![2]);
@@ -109,9 +114,9 @@ async fn items_arriving_within_max_wait_share_a_batch() {
 #[tokio::test(start_paused = true)]
 async fn a_full_queue_refuses_instead_of_growing() {
     let (batcher, _batches) = start(8, 3).await;
-    assert_eq!(batcher.submit((0..4).map(|_| seq(3)).collect()).await, Err(BatcherError::Overloaded));
+    assert_eq!(batcher.submit((0..4).map(|_| seq(3)).collect(), INTERACTIVE).await, Err(BatcherError::Overloaded));
     assert_eq!(batcher.queue_depth(), 0, "a refused request leaves nothing queued");
-    assert_eq!(batcher.submit((0..3).map(|_| seq(3)).collect()).await.unwrap().len(), 3);
+    assert_eq!(batcher.submit((0..3).map(|_| seq(3)).collect(), INTERACTIVE).await.unwrap().len(), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -119,13 +124,13 @@ async fn cancelled_callers_are_dropped_unrun() {
     let (batcher, batches) = start(8, 100).await;
     let abandoned = tokio::spawn({
         let batcher = batcher.clone();
-        async move { batcher.submit(vec![seq(3), seq(3)]).await }
+        async move { batcher.submit(vec![seq(3), seq(3)], INTERACTIVE).await }
     });
     tokio::task::yield_now().await;
     abandoned.abort();
     let _ = abandoned.await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    batcher.submit(vec![seq(9)]).await.unwrap();
+    batcher.submit(vec![seq(9)], INTERACTIVE).await.unwrap();
     assert_eq!(*batches.lock().unwrap(), vec![1], "only the live request ran");
     assert_eq!(batcher.queue_depth(), 0);
 }
@@ -137,7 +142,7 @@ async fn a_model_that_fails_to_load_reports_it() {
     let mut ready = batcher.readiness();
     let state = ready.wait_for(|r| *r != Readiness::Loading).await.unwrap().clone();
     assert_eq!(state, Readiness::Failed("no such model".into()));
-    assert!(matches!(batcher.submit(vec![seq(2)]).await, Err(BatcherError::Unavailable(_))));
+    assert!(matches!(batcher.submit(vec![seq(2)], INTERACTIVE).await, Err(BatcherError::Unavailable(_))));
 }
 
 /// Panics on its first batch, as a broken native library might.
@@ -155,8 +160,11 @@ async fn a_panicking_inference_thread_fails_the_engine_instead_of_hanging() {
     let batcher = Batcher::start(config(2, 10, 1), factory, Vec::new(), BatcherMetrics::default());
     let mut ready = batcher.readiness();
     ready.wait_for(|r| *r == Readiness::Ready).await.unwrap();
-    assert!(matches!(batcher.submit(vec![seq(2)]).await, Err(BatcherError::Unavailable(_))));
+    assert!(matches!(batcher.submit(vec![seq(2)], INTERACTIVE).await, Err(BatcherError::Unavailable(_))));
     let state = ready.wait_for(|r| matches!(r, Readiness::Failed(_))).await.unwrap().clone();
     assert_eq!(state, Readiness::Failed("an inference thread panicked".into()));
-    assert!(matches!(batcher.submit(vec![seq(2)]).await, Err(BatcherError::Unavailable(_))), "no hang afterwards");
+    assert!(
+        matches!(batcher.submit(vec![seq(2)], INTERACTIVE).await, Err(BatcherError::Unavailable(_))),
+        "no hang afterwards"
+    );
 }

@@ -153,6 +153,12 @@ export interface components {
         BatchRequest: {
             input_type?: null | components["schemas"]["InputType"];
             /**
+             * @description `interactive` (default) or `bulk`: batch jobs send `bulk`, and their texts then yield to
+             *     interactive requests (bulk batches are smaller and wait while interactive work runs, but
+             *     get a turn at least every --bulk-max-delay-ms).
+             */
+            priority?: components["schemas"]["Priority"];
+            /**
              * @description 1 to --max-client-batch texts (256 by default); more is 413 `too_many_texts`, none is 422
              *     `empty_batch`.
              */
@@ -191,6 +197,11 @@ export interface components {
          */
         EmbedRequest: {
             input_type?: null | components["schemas"]["InputType"];
+            /**
+             * @description `interactive` (default): someone waits for it. `bulk`: a batch job's texts, which yield
+             *     to interactive work.
+             */
+            priority?: components["schemas"]["Priority"];
             /** @description The text; longer than the model's `max_length` tokens is truncated. */
             text: string;
         };
@@ -289,6 +300,12 @@ export interface components {
          * @enum {string}
          */
         Pooling: "mean" | "cls";
+        /**
+         * @description Which work goes first. Interactive: someone is waiting for this answer (a search, a single
+         *     embedding). Bulk: a batch job's documents, which yield to interactive work but are not starved.
+         * @enum {string}
+         */
+        Priority: "interactive" | "bulk";
         /**
          * @description `GET /health` and `GET /ready`'s answer.
          * @example {

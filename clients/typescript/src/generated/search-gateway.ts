@@ -369,6 +369,12 @@ export interface components {
             text?: string | null;
         };
         /**
+         * @description Which work goes first. Interactive: someone is waiting for this answer (a search, a single
+         *     embedding). Bulk: a batch job's documents, which yield to interactive work but are not starved.
+         * @enum {string}
+         */
+        Priority: "interactive" | "bulk";
+        /**
          * @description `applied`: reranked; `skipped`: not asked for (or nothing to rerank); `fallback`: the reranker
          *     failed or ran out of time, so the hits are in vector order.
          * @enum {string}
@@ -458,6 +464,11 @@ export interface components {
              *     `too_many_documents`. A later duplicate of an id wins.
              */
             documents: components["schemas"]["Document"][];
+            /**
+             * @description `interactive` (default) or `bulk`: batch jobs (`ingest`, `reindex`) send `bulk`, whose
+             *     embeddings yield to searches on the same engine.
+             */
+            priority?: components["schemas"]["Priority"];
         };
         /**
          * @description What an upsert did.

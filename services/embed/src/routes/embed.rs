@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use shared::Priority;
 use shared::http::Json;
 use shared::http::openapi::{BadBody, EngineBusy, Unauthorized};
 use shared::tokenize::InputType;
@@ -18,6 +19,10 @@ pub(crate) struct EmbedRequest {
     text: String,
     /// Which E5 prefix to add [default: --default-input-type, `query` unless configured].
     input_type: Option<InputType>,
+    /// `interactive` (default): someone waits for it. `bulk`: a batch job's texts, which yield
+    /// to interactive work.
+    #[serde(default)]
+    priority: Priority,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -37,6 +42,11 @@ pub(crate) struct BatchRequest {
     texts: Vec<String>,
     /// Which E5 prefix to add [default: --default-input-type].
     input_type: Option<InputType>,
+    /// `interactive` (default) or `bulk`: batch jobs send `bulk`, and their texts then yield to
+    /// interactive requests (bulk batches are smaller and wait while interactive work runs, but
+    /// get a turn at least every --bulk-max-delay-ms).
+    #[serde(default)]
+    priority: Priority,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -55,7 +65,7 @@ pub(crate) async fn single(
     Json(request): Json<EmbedRequest>,
 ) -> Result<axum::Json<EmbedResponse>, ApiError> {
     let input_type = request.input_type.unwrap_or(state.config.default_input_type);
-    let mut out = state.embedder.embed(vec![request.text], input_type).await?;
+    let mut out = state.embedder.embed(vec![request.text], input_type, request.priority).await?;
     let missing = || ApiError::Engine(shared::BatcherError::Inference("no vector returned".into()).into());
     let embedding = out.vectors.pop().ok_or_else(missing)?;
     Ok(axum::Json(EmbedResponse { embedding }))
@@ -71,7 +81,7 @@ pub(crate) async fn batch(
 ) -> Result<axum::Json<BatchResponse>, ApiError> {
     check_batch_size(request.texts.len(), state.config.max_client_batch)?;
     let input_type = request.input_type.unwrap_or(state.config.default_input_type);
-    let out = state.embedder.embed(request.texts, input_type).await?;
+    let out = state.embedder.embed(request.texts, input_type, request.priority).await?;
     Ok(axum::Json(BatchResponse { embeddings: out.vectors }))
 }
 

@@ -96,7 +96,7 @@ pub(crate) async fn embeddings(
         return Err(ApiError::InvalidRequest(format!("this model's embeddings have {dim} dimensions, not {asked}")));
     }
     let input_type = request.input_type.unwrap_or(state.config.default_input_type);
-    let out = state.embedder.embed(texts, input_type).await?;
+    let out = state.embedder.embed(texts, input_type, shared::Priority::Interactive).await?;
     let base64 = request.encoding_format == Some(EncodingFormat::Base64);
     let data = out
         .vectors

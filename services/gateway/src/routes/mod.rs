@@ -166,7 +166,7 @@ async fn upsert(
             "{count} documents in one request; the limit is {max} (--max-upsert-documents)"
         )));
     }
-    let done = gateway.writer().upsert(&name, request.documents).await?;
+    let done = gateway.writer().upsert(&name, request.documents, request.priority).await?;
     Ok(axum::Json(UpsertResponse { collection: name, upserted: done.upserted, unchanged: done.unchanged }))
 }
 

@@ -163,6 +163,10 @@ pub async fn search(gateway: &Arc<Gateway>, request: SearchRequest) -> Result<Se
 
 /// Embeds, searches, reranks, and caches the result under `key` (unless reranking fell back).
 async fn compute(gateway: Arc<Gateway>, search: Search, key: Option<String>) -> Result<Arc<Computed>, ApiError> {
+    // With both engines in process, no bulk batch (an ingest's) starts on these cores from the
+    // query's embedding to the end of its rerank.
+    let embedder_foreground = gateway.collections.embedder(&search.collection).foreground();
+    let _foreground = embedder_foreground.filter(|_| gateway.reranker.in_process()).map(|f| f.enter());
     let use_embedding_cache = search.mode != CacheMode::Bypass;
     let embed_started = Instant::now();
     let vector = embed_query(&gateway, &search, use_embedding_cache).await.inspect_err(|_| {
@@ -218,7 +222,9 @@ async fn embed_query(gateway: &Gateway, search: &Search, use_cache: bool) -> Res
     }
     let (input_type, _) = gateway.collections.profiles.input_types(collection);
     let embedder = gateway.collections.embedder(collection);
-    let mut vectors = embedder.embed(vec![query.to_string()], input_type, gateway.limits.embed_timeout).await?;
+    let priority = shared::Priority::Interactive;
+    let mut vectors =
+        embedder.embed(vec![query.to_string()], input_type, priority, gateway.limits.embed_timeout).await?;
     let vector = vectors.pop().ok_or(ApiError::Internal)?;
     if use_cache {
         let bytes = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
