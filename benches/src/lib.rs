@@ -1,6 +1,8 @@
 //! Bench helpers: texts of exact token lengths, an HTTP load driver, latency statistics, process
 //! RSS, and reading counters from `/metrics`. The bench targets print ratios against the raw engine.
 
+pub mod closed_loop;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -134,6 +136,19 @@ impl Latencies {
         }
         let rank = ((p / 100.0) * (self.0.len() - 1) as f64).round() as usize;
         self.0[rank]
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The samples, sorted.
+    pub fn values(&self) -> Vec<f64> {
+        self.0.clone()
     }
 
     pub fn median(&self) -> f64 {

@@ -44,10 +44,10 @@ pub struct EngineArgs {
     pub workers: usize,
     /// Padded-token cap of a batch of bulk work (batch jobs): a running batch cannot be
     /// interrupted, so this bounds how long a search can find the model busy with a job's batch.
-    #[arg(long, env = "BULK_BATCH_TOKENS", default_value_t = 512)]
+    #[arg(long, env = "BULK_BATCH_TOKENS", default_value_t = 256)]
     pub bulk_batch_tokens: usize,
     /// Longest a bulk batch is held back while interactive work goes first; then one runs.
-    #[arg(long, env = "BULK_MAX_DELAY_MS", default_value_t = 1000)]
+    #[arg(long, env = "BULK_MAX_DELAY_MS", default_value_t = 2000)]
     pub bulk_max_delay_ms: u64,
     /// Batches a request may be passed over by requests of a better-fitting length before one of
     /// its sequences must join the next batch (bounds the tail latency; 0 = first come, first served).

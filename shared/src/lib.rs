@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod http;
 pub mod memory;
 pub mod model;
+pub mod niceness;
 pub mod pooling;
 pub mod reranker;
 pub mod runtime;

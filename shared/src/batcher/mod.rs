@@ -57,31 +57,41 @@ pub enum Priority {
 }
 
 /// A count of interactive work in flight, shared by the engines that run on the same cores: while
-/// it is above zero, no bulk batch starts (except one per `bulk_max_delay`). Each batcher counts its
-/// own interactive requests; a caller whose one piece of work spans engines (a search: embed, then
-/// rerank) holds a [`ForegroundGuard`] for all of it.
+/// it is above zero, and for a moment after (see `owner`), no bulk batch starts (except one per
+/// `bulk_max_delay`). Each batcher counts its own interactive requests; a caller whose one piece
+/// of work spans engines (a search: embed, then rerank) holds a [`ForegroundGuard`] for all of it.
 #[derive(Clone)]
-pub struct Foreground(Arc<watch::Sender<usize>>);
+pub struct Foreground(Arc<watch::Sender<Activity>>);
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Activity {
+    pub in_flight: usize,
+    /// When interactive work last ended.
+    pub last_exit: Option<Instant>,
+}
 
 impl Default for Foreground {
     fn default() -> Self {
-        Self(Arc::new(watch::Sender::new(0)))
+        Self(Arc::new(watch::Sender::new(Activity::default())))
     }
 }
 
 impl Foreground {
     /// Counts interactive work in flight until the guard is dropped.
     pub fn enter(&self) -> ForegroundGuard {
-        self.0.send_modify(|n| *n += 1);
+        self.0.send_modify(|a| a.in_flight += 1);
         ForegroundGuard(self.0.clone())
     }
 }
 
-pub struct ForegroundGuard(Arc<watch::Sender<usize>>);
+pub struct ForegroundGuard(Arc<watch::Sender<Activity>>);
 
 impl Drop for ForegroundGuard {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
+        self.0.send_modify(|a| {
+            a.in_flight -= 1;
+            a.last_exit = Some(Instant::now());
+        });
     }
 }
 
@@ -166,7 +176,7 @@ impl Batcher {
             let output_width = output_width.clone();
             std::thread::Builder::new()
                 .name(format!("inference-{n}"))
-                .spawn(move || match load_and_warm(&factory, &warmup) {
+                .spawn(move || match lower_priority_then(|| load_and_warm(&factory, &warmup)) {
                     Ok((model, width)) => {
                         let _failed_if_panicking = FailOnPanic(ready_tx.clone());
                         if let Some(width) = width {
@@ -285,6 +295,15 @@ impl Drop for FailOnPanic {
             self.0.send_replace(Readiness::Failed("an inference thread panicked".into()));
         }
     }
+}
+
+/// Runs `load` (which builds the session, and with it ONNX Runtime's threads) after lowering this
+/// inference thread's CPU priority, so that they all run below the request threads.
+fn lower_priority_then<T>(load: impl FnOnce() -> T) -> T {
+    if let Err(error) = crate::niceness::lower_this_thread(crate::niceness::INFERENCE_NICE) {
+        tracing::warn!(%error, "could not lower the inference thread's CPU priority");
+    }
+    load()
 }
 
 fn load_and_warm(factory: &ModelFactory, warmup: &[Vec<Encoded>]) -> Result<(Box<dyn Model>, Option<usize>), String> {

@@ -6,8 +6,11 @@
 //! its batches are capped at `bulk_batch_tokens` (the longest an interactive item can find every
 //! thread busy with bulk), and no bulk batch starts while interactive work is in flight, here or
 //! wherever the [`Foreground`] is shared (a gateway holds it for a whole search, whose rerank runs
-//! on another engine but on the same cores). Bulk is never starved: once its oldest item has
-//! waited `bulk_max_delay` since the last bulk batch, the next batch is bulk's, whatever waits.
+//! on another engine but on the same cores), nor within [`INTERACTIVE_LINGER`] of its end:
+//! interactive work comes in streams (a client's next search follows its last answer within a
+//! millisecond or two), and a bulk batch started in such a gap would hold up the next search for
+//! its whole length. Bulk is never starved: once its oldest item has waited `bulk_max_delay`
+//! since the last bulk batch, the next batch is bulk's, whatever waits.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
@@ -17,7 +20,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use super::pending::Pending;
-use super::{BatchLimits, BatcherConfig, BatcherError, BatcherMetrics, Foreground, Item, Job, Priority};
+use super::{Activity, BatchLimits, BatcherConfig, BatcherError, BatcherMetrics, Foreground, Item, Job, Priority};
+
+/// How long after interactive work ends bulk work still waits for more of it.
+pub(super) const INTERACTIVE_LINGER: Duration = Duration::from_millis(50);
 
 /// One request's items on their way to the owner.
 pub(super) struct Submitted {
@@ -34,7 +40,7 @@ pub(super) struct Owner {
     pub metrics: BatcherMetrics,
     /// Interactive work in flight (this engine's and any shared guard's); the handle keeps the
     /// channel open for the receiver.
-    pub foreground: watch::Receiver<usize>,
+    pub foreground: watch::Receiver<Activity>,
     pub _foreground: Foreground,
 }
 
@@ -139,8 +145,10 @@ impl Owner {
         let bulk_owed = bulk_due.is_some_and(|due| now >= due);
         let (priority, pending, limits) = if !queues.interactive.is_empty() && !bulk_owed {
             (Priority::Interactive, &queues.interactive, self.config.limits)
-        } else if *self.foreground.borrow_and_update() > 0 && !bulk_owed {
-            return Next::Wait(bulk_due);
+        } else if let Some(quiet) = self.quiet_from(now)
+            && !bulk_owed
+        {
+            return Next::Wait(quiet.map_or(bulk_due, |q| Some(bulk_due.map_or(q, |d| d.min(q)))));
         } else {
             (Priority::Bulk, &queues.bulk, self.bulk_limits())
         };
@@ -148,6 +156,14 @@ impl Owner {
         let deadline = pending.oldest().map_or(now, |t| t + self.config.max_wait);
         let worth_waiting = open && queues.arrivals.company_likely(self.config.max_wait) && !pending.can_fill(&limits);
         if worth_waiting && now < deadline { Next::Wait(Some(deadline)) } else { Next::Run(priority) }
+    }
+
+    /// `None` when bulk may start now; else when the foreground will be quiet (`Some(None)`:
+    /// not before interactive work in flight ends).
+    fn quiet_from(&mut self, now: Instant) -> Option<Option<Instant>> {
+        let activity = *self.foreground.borrow_and_update();
+        let quiet = activity.last_exit.map(|t| t + INTERACTIVE_LINGER);
+        if activity.in_flight > 0 { Some(None) } else { quiet.filter(|&q| now < q).map(Some) }
     }
 
     fn bulk_limits(&self) -> BatchLimits {
