@@ -49,9 +49,14 @@ pub struct EngineArgs {
     /// Longest a bulk batch is held back while interactive work goes first; then one runs.
     #[arg(long, env = "BULK_MAX_DELAY_MS", default_value_t = 2000)]
     pub bulk_max_delay_ms: u64,
+    /// Milliseconds after interactive work ends before bulk work may start again (a client's
+    /// next search usually follows at once). On one machine with separate model services, about
+    /// one rerank's time, so that the embed-service's bulk work pauses while a search reranks.
+    #[arg(long, env = "INTERACTIVE_LINGER_MS", default_value_t = 50)]
+    pub interactive_linger_ms: u64,
     /// Batches a request may be passed over by requests of a better-fitting length before one of
     /// its sequences must join the next batch (bounds the tail latency; 0 = first come, first served).
-    #[arg(long, env = "MAX_PASSED_OVER", default_value_t = 2)]
+    #[arg(long, env = "MAX_PASSED_OVER", default_value_t = 4)]
     pub max_passed_over: usize,
 }
 
@@ -78,6 +83,7 @@ impl EngineArgs {
             workers: self.workers,
             bulk_batch_tokens: self.bulk_batch_tokens,
             bulk_max_delay: Duration::from_millis(self.bulk_max_delay_ms),
+            interactive_linger: Duration::from_millis(self.interactive_linger_ms),
             max_passed_over: self.max_passed_over,
         }
     }

@@ -41,6 +41,8 @@ pub struct BatcherConfig {
     pub bulk_batch_tokens: usize,
     /// The longest bulk work waits while interactive work goes first: then one bulk batch runs.
     pub bulk_max_delay: Duration,
+    /// How long after interactive work ends bulk work still waits, for more of it.
+    pub interactive_linger: Duration,
     /// Batches a request may be passed over (others of a better-fitting length going first)
     /// before one of its items must join the next batch; 0 is first come, first served.
     pub max_passed_over: usize,

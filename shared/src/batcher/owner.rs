@@ -6,10 +6,11 @@
 //! its batches are capped at `bulk_batch_tokens` (the longest an interactive item can find every
 //! thread busy with bulk), and no bulk batch starts while interactive work is in flight, here or
 //! wherever the [`Foreground`] is shared (a gateway holds it for a whole search, whose rerank runs
-//! on another engine but on the same cores), nor within [`INTERACTIVE_LINGER`] of its end:
+//! on another engine but on the same cores), nor within `interactive_linger` of its end:
 //! interactive work comes in streams (a client's next search follows its last answer within a
 //! millisecond or two), and a bulk batch started in such a gap would hold up the next search for
-//! its whole length. Bulk is never starved: once its oldest item has waited `bulk_max_delay`
+//! its whole length. (An embed-service cannot see the rerank of the search it embedded a query
+//! for, in another process; on one machine, a linger as long as a rerank covers it.) Bulk is never starved: once its oldest item has waited `bulk_max_delay`
 //! since the last bulk batch, the next batch is bulk's, whatever waits.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,9 +22,6 @@ use tokio::time::{Instant, sleep_until};
 
 use super::pending::Pending;
 use super::{Activity, BatchLimits, BatcherConfig, BatcherError, BatcherMetrics, Foreground, Item, Job, Priority};
-
-/// How long after interactive work ends bulk work still waits for more of it.
-pub(super) const INTERACTIVE_LINGER: Duration = Duration::from_millis(50);
 
 /// One request's items on their way to the owner.
 pub(super) struct Submitted {
@@ -162,7 +160,7 @@ impl Owner {
     /// not before interactive work in flight ends).
     fn quiet_from(&mut self, now: Instant) -> Option<Option<Instant>> {
         let activity = *self.foreground.borrow_and_update();
-        let quiet = activity.last_exit.map(|t| t + INTERACTIVE_LINGER);
+        let quiet = activity.last_exit.map(|t| t + self.config.interactive_linger);
         if activity.in_flight > 0 { Some(None) } else { quiet.filter(|&q| now < q).map(Some) }
     }
 

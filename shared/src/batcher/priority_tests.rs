@@ -60,6 +60,7 @@ async fn start(bulk_max_delay: Duration) -> Fixture {
         workers: 1,
         bulk_batch_tokens: 10_000,
         bulk_max_delay,
+        interactive_linger: Duration::from_millis(50),
         max_passed_over: 2,
     };
     let batcher = Batcher::start(config, factory, Vec::new(), BatcherMetrics::default());

@@ -28,6 +28,7 @@ fn config(max_batch_size: usize, queue_capacity: usize, max_wait_ms: u64) -> Bat
         workers: 1,
         bulk_batch_tokens: 10_000,
         bulk_max_delay: Duration::from_secs(1),
+        interactive_linger: Duration::from_millis(50),
         max_passed_over: 2,
     }
 }
