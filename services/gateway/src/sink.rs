@@ -7,7 +7,7 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use shared::Priority;
 use shared::batcher::Readiness;
-use shared::config::Secret;
+use shared::config::{EngineArgs, Secret};
 
 use crate::backends::StartError;
 use crate::cache::CacheLayer;
@@ -49,9 +49,12 @@ impl Sink {
         let metrics = GatewayMetrics::default();
         let cache = CacheLayer::new(crate::backends::cache(backends)?, metrics.clone());
         let mut registry = Registry::default();
-        let (embedder, readiness) = crate::backends::embedder(backends, &backends.engine, &mut registry).await?;
+        // This process's engine runs the job alone, with no search to make room for: its bulk
+        // batches may fill the whole token budget (the small ones cost ~15% of throughput).
+        let engine = EngineArgs { bulk_batch_tokens: backends.engine.max_batch_tokens, ..backends.engine.clone() };
+        let (embedder, readiness) = crate::backends::embedder(backends, &engine, &mut registry).await?;
         let (embedders, others) =
-            crate::backends::collection_embedders(backends, &profiles, &backends.engine, &mut registry).await?;
+            crate::backends::collection_embedders(backends, &profiles, &engine, &mut registry).await?;
         for mut readiness in readiness.into_iter().chain(others) {
             let state = readiness.wait_for(|r| !matches!(r, Readiness::Loading)).await;
             if let Ok(Readiness::Failed(why)) = state.as_deref() {
