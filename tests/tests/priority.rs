@@ -16,13 +16,13 @@ async fn metric(process: &Process, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_goes_before_the_queued_bulk_work_and_no_bulk_text_is_lost() {
-    // One inference thread; bulk batches of 4 texts of 128 tokens (--bulk-batch-tokens 512).
+    // One inference thread; bulk batches of 2 texts of 128 tokens (the default --bulk-batch-tokens 256).
     let args = ["--workers", "1", "--intra-op-threads", "1", "--bulk-max-delay-ms", "60000"];
     let service = start_model_service("embed-service", &fixture("tiny-e5"), &args, &[]);
     service.wait_ready(Duration::from_secs(30)).await;
     let client = reqwest::Client::new();
 
-    // 40 bulk requests of 32 long texts: 320 bulk batches, seconds of work for this model.
+    // 40 bulk requests of 32 long texts: 640 bulk batches, seconds of work for this model.
     let long_text = "profile ".repeat(200);
     let bulk: Vec<_> = (0..40)
         .map(|_| {
