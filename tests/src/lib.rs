@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 mod qdrant;
-pub use qdrant::{QDRANT_API_KEY, Qdrant, qdrant_binary};
+pub use qdrant::{NO_QDRANT_SERVER, QDRANT_API_KEY, Qdrant, qdrant_binary};
 
 /// The workspace root.
 pub fn root() -> PathBuf {

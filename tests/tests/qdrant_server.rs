@@ -1,9 +1,12 @@
-//! The gateway against a real Qdrant server (the binary `scripts/setup.sh` installs): everything
-//! it does with qdrant-edge, with the same answers; faults; and a 3-node cluster losing a node.
+//! The gateway against a real Qdrant server (the binary `QDRANT_BIN` names): everything it does
+//! with qdrant-edge, with the same answers; faults; and a 3-node cluster losing a node. Without
+//! `QDRANT_BIN` these tests are ignored with `e2e::NO_QDRANT_SERVER` as the reason (tests/build.rs).
 
 use std::time::{Duration, Instant};
 
-use e2e::{Process, QDRANT_API_KEY, Qdrant, TempDir, fixture, post_json, run_to_exit, start_gateway};
+use e2e::{
+    NO_QDRANT_SERVER, Process, QDRANT_API_KEY, Qdrant, TempDir, fixture, post_json, root, run_to_exit, start_gateway,
+};
 use serde_json::{Value, json};
 
 const READY: Duration = Duration::from_secs(60);
@@ -112,6 +115,7 @@ async fn exercise(gateway: &Process, backend: &str) -> Vec<Vec<String>> {
     found
 }
 
+#[cfg_attr(not(qdrant_server), ignore = "skipped: no Qdrant server (set QDRANT_BIN=/path/to/qdrant)")]
 #[tokio::test]
 async fn the_server_backend_does_what_qdrant_edge_does_with_the_same_results() {
     let qdrant = Qdrant::start();
@@ -160,6 +164,7 @@ async fn the_server_backend_does_what_qdrant_edge_does_with_the_same_results() {
     }
 }
 
+#[cfg_attr(not(qdrant_server), ignore = "skipped: no Qdrant server (set QDRANT_BIN=/path/to/qdrant)")]
 #[tokio::test]
 async fn a_refused_key_a_killed_server_and_a_restart() {
     let mut qdrant = Qdrant::start();
@@ -212,6 +217,7 @@ async fn a_refused_key_a_killed_server_and_a_restart() {
     }
 }
 
+#[cfg_attr(not(qdrant_server), ignore = "skipped: no Qdrant server (set QDRANT_BIN=/path/to/qdrant)")]
 #[tokio::test]
 async fn a_three_node_cluster_keeps_answering_when_a_node_dies() {
     let mut nodes = Qdrant::start_cluster(3);
@@ -265,4 +271,26 @@ async fn a_three_node_cluster_keeps_answering_when_a_node_dies() {
         .put(gateway.url("/collections/members/documents"))
         .json(&json!({"documents": [{"id": "late", "text": "joined while a node was down"}]}));
     assert_eq!(send(put).await.0, 200);
+}
+
+/// Runs with or without a server: every test that starts one is ignored without it, with the
+/// reason `scripts/test.sh` counts (an `ignore` attribute takes a literal, not the constant).
+#[test]
+fn every_qdrant_server_test_is_skipped_by_name_without_a_server() {
+    let attribute = format!("#[cfg_attr(not(qdrant_server), ignore = \"{NO_QDRANT_SERVER}\")]");
+    let mut guarded = 0;
+    for entry in std::fs::read_dir(root().join("tests/tests")).unwrap() {
+        let path = entry.unwrap().path();
+        let source = std::fs::read_to_string(&path).unwrap();
+        // Each test function: the line above its `#[tokio::test]`, and its body.
+        for (at, _) in source.match_indices("\n#[tokio::test") {
+            let above = source[..at].lines().last().unwrap_or_default();
+            let body = source[at + 1..].split("\n}\n").next().unwrap();
+            if body.contains("Qdrant::start") {
+                assert_eq!(above, attribute, "{}: a test that starts a Qdrant server", path.display());
+                guarded += 1;
+            }
+        }
+    }
+    assert_eq!(guarded, 4, "the Qdrant-server tests (README and scripts/test.sh say how many)");
 }
