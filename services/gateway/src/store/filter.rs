@@ -55,7 +55,10 @@ fn condition(c: &Condition) -> Result<grpc::Condition, String> {
         Condition::IsEmpty(c) => ConditionOneOf::IsEmpty(grpc::IsEmptyCondition { key: c.is_empty.key.to_string() }),
         Condition::IsNull(c) => ConditionOneOf::IsNull(grpc::IsNullCondition { key: c.is_null.key.to_string() }),
         Condition::HasId(c) => {
-            ConditionOneOf::HasId(grpc::HasIdCondition { has_id: c.has_id.iter().map(point_id).collect() })
+            // A set in qdrant-edge: sorted, so the same filter is always the same request.
+            let mut ids: Vec<&PointId> = c.has_id.iter().collect();
+            ids.sort();
+            ConditionOneOf::HasId(grpc::HasIdCondition { has_id: ids.into_iter().map(point_id).collect() })
         }
         Condition::HasVector(c) => {
             ConditionOneOf::HasVector(grpc::HasVectorCondition { has_vector: c.has_vector.to_string() })
@@ -164,6 +167,10 @@ fn point_id(id: &PointId) -> grpc::PointId {
         PointId::Uuid(u) => u.to_string().into(),
     }
 }
+
+#[cfg(test)]
+#[path = "filter_grpc_tests.rs"]
+mod grpc_tests;
 
 #[cfg(test)]
 mod tests {

@@ -4,23 +4,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use qdrant_client::qdrant::points_selector::PointsSelectorOneOf;
+use qdrant_client::Qdrant;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfig;
-use qdrant_client::qdrant::{
-    CreateAliasBuilder, CreateCollectionBuilder, DeletePointsBuilder, Distance, GetPointsBuilder, PointStruct,
-    PointsIdsList, Query, QueryPointsBuilder, ScrollPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
-    VectorsConfigBuilder,
-};
-use qdrant_client::{Payload, Qdrant};
 
 use super::{
     CollectionInfo, Found, Page, Point, SearchFilter, StoreError, VectorStore, check_dimension, id_and_hash, id_filter,
-    point_id,
 };
 use crate::engines::BoxFuture;
 use crate::profiles::Profiles;
 
 mod convert;
+mod requests;
 
 use convert::{ids, in_collection, point_id_text, refused_key, store_error, text_point_id, to_json};
 
@@ -111,21 +105,8 @@ impl QdrantStore {
             return Ok(existing);
         }
         if !self.client.collection_exists(collection).await.map_err(store_error)? {
-            let params = VectorParamsBuilder::new(dimension as u64, Distance::Cosine);
-            let mut create = match self.profiles.keys(collection).vector {
-                Some(name) => CreateCollectionBuilder::new(collection)
-                    .vectors_config(VectorsConfigBuilder::default().add_named_vector_params(name, params).clone()),
-                None => CreateCollectionBuilder::new(collection).vectors_config(params),
-            };
-            if let Some(shards) = self.layout.shards {
-                create = create.shard_number(shards);
-            }
-            if let Some(copies) = self.layout.replication_factor {
-                create = create.replication_factor(copies);
-            }
-            if let Some(acks) = self.layout.write_consistency {
-                create = create.write_consistency_factor(acks);
-            }
+            let vector = self.profiles.keys(collection).vector;
+            let create = requests::create_collection(collection, dimension, vector.as_deref(), self.layout);
             if let Err(e) = self.client.create_collection(create).await {
                 // Another process may have created it meanwhile; that is fine.
                 if !self.client.collection_exists(collection).await.map_err(store_error)? {
@@ -161,16 +142,8 @@ impl VectorStore for QdrantStore {
         Box::pin(async move {
             check_dimension(collection, self.dimension(collection).await?, [vector.len()])?;
             let keys = self.profiles.keys(collection);
-            let mut query = QueryPointsBuilder::new(collection)
-                .query(Query::new_nearest(vector))
-                .limit(limit as u64)
-                .with_payload(true);
-            if let Some(name) = &keys.vector {
-                query = query.using(name);
-            }
-            if let Some(filter) = filter {
-                query = query.filter(filter.to_grpc().map_err(StoreError::BadFilter)?);
-            }
+            let filter = filter.map(SearchFilter::to_grpc).transpose().map_err(StoreError::BadFilter)?;
+            let query = requests::nearest(collection, vector, limit, keys.vector.as_deref(), filter);
             let response = self.client.query(query).await.map_err(in_collection(collection))?;
             Ok(response
                 .result
@@ -185,18 +158,7 @@ impl VectorStore for QdrantStore {
             let Some(dimension) = points.first().map(|p| p.vector.len()) else { return Ok(()) };
             let expected = self.ensure_collection(collection, dimension).await?;
             check_dimension(collection, expected, points.iter().map(|p| p.vector.len()))?;
-            let keys = self.profiles.keys(collection);
-            let points: Vec<PointStruct> = points
-                .iter()
-                .map(|p| {
-                    let (id, payload) = (point_id(&p.id).to_string(), Payload::from(p.stored_payload(&keys)));
-                    match &keys.vector {
-                        Some(name) => PointStruct::new(id, HashMap::from([(name.clone(), p.vector.clone())]), payload),
-                        None => PointStruct::new(id, p.vector.clone(), payload),
-                    }
-                })
-                .collect();
-            let upsert = UpsertPointsBuilder::new(collection, points).wait(true);
+            let upsert = requests::upsert(collection, &points, &self.profiles.keys(collection));
             let result = self.client.upsert_points(upsert).await.map_err(in_collection(collection));
             result.map_err(|e| self.forget_if_gone(collection, e))?;
             Ok(())
@@ -205,8 +167,7 @@ impl VectorStore for QdrantStore {
 
     fn delete<'a>(&'a self, collection: &'a str, document_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let selector = PointsSelectorOneOf::Points(PointsIdsList { ids: ids(&[document_id.to_string()]) });
-            let delete = DeletePointsBuilder::new(collection).points(selector).wait(true);
+            let delete = requests::delete(collection, document_id);
             self.client.delete_points(delete).await.map_err(in_collection(collection))?;
             Ok(())
         })
@@ -262,10 +223,7 @@ impl VectorStore for QdrantStore {
         limit: usize,
     ) -> BoxFuture<'a, Result<Page, StoreError>> {
         Box::pin(async move {
-            let mut scroll = ScrollPointsBuilder::new(collection).limit(limit.max(1) as u32).with_payload(true);
-            if let Some(after) = after {
-                scroll = scroll.offset(text_point_id(after));
-            }
+            let scroll = requests::page(collection, after, limit);
             let response = self.client.scroll(scroll).await.map_err(in_collection(collection))?;
             let keys = self.profiles.keys(collection);
             let documents = response
@@ -299,9 +257,10 @@ impl VectorStore for QdrantStore {
 
     fn set_alias<'a>(&'a self, alias: &'a str, collection: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            // Qdrant replaces an existing alias of that name in the same operation.
-            let create = CreateAliasBuilder::new(collection, alias);
-            self.client.create_alias(create).await.map_err(in_collection(collection))?;
+            self.client
+                .create_alias(requests::set_alias(alias, collection))
+                .await
+                .map_err(in_collection(collection))?;
             Ok(())
         })
     }
@@ -317,15 +276,15 @@ impl VectorStore for QdrantStore {
                 // A configured collection's own points: found by their id key, or their point id.
                 (Some(id_key), false) => {
                     let filter = id_filter(id_key, document_id)?.to_grpc().map_err(StoreError::Failed)?;
-                    let scroll = ScrollPointsBuilder::new(collection).filter(filter).limit(1).with_payload(true);
+                    let scroll = requests::first_match(collection, filter);
                     self.client.scroll(scroll).await.map_err(in_collection(collection))?.result
                 }
                 (None, _) => {
-                    let get = GetPointsBuilder::new(collection, vec![text_point_id(document_id)]).with_payload(true);
+                    let get = requests::get(collection, vec![text_point_id(document_id)]);
                     self.client.get_points(get).await.map_err(in_collection(collection))?.result
                 }
                 _ => {
-                    let get = GetPointsBuilder::new(collection, ids(&[document_id.to_string()])).with_payload(true);
+                    let get = requests::get(collection, ids(&[document_id.to_string()]));
                     self.client.get_points(get).await.map_err(in_collection(collection))?.result
                 }
             };
@@ -342,7 +301,7 @@ impl VectorStore for QdrantStore {
         document_ids: &'a [String],
     ) -> BoxFuture<'a, Result<HashMap<String, String>, StoreError>> {
         Box::pin(async move {
-            let get = GetPointsBuilder::new(collection, ids(document_ids)).with_payload(true);
+            let get = requests::get(collection, ids(document_ids));
             let response = match self.client.get_points(get).await.map_err(in_collection(collection)) {
                 Ok(response) => response,
                 Err(StoreError::NotFound(_)) => return Ok(HashMap::new()),
