@@ -18,8 +18,8 @@ RUN apt-get update \
 WORKDIR /data
 CMD ["redis-server"]
 
-# Stands in for qdrant/qdrant:v1.18.1: the same version, built from the upstream tag (../shared/bin),
-# laid out like the official image (/qdrant, storage in /qdrant/storage).
+# Stands in for qdrant/qdrant:v1.18.1: the same version (the binary QDRANT_BIN names, or the one
+# scripts/install-qdrant.sh downloaded; built only when there is one), laid out like the official image (/qdrant, storage in /qdrant/storage).
 FROM debian:bookworm-slim AS qdrant
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \

@@ -153,7 +153,7 @@ pub type Store = (Arc<dyn VectorStore>, Option<EdgeStore>);
 /// Opens the vector store: a Qdrant server (whose answer to the API key is checked once), or
 /// qdrant-edge under the data directory.
 pub async fn store(backends: &Backends, profiles: Arc<Profiles>) -> Result<Store, StartError> {
-    match &backends.qdrant_url {
+    match backends.qdrant_url() {
         Some(url) => {
             let timeout = Duration::from_millis(backends.qdrant_timeout_ms);
             let store = QdrantStore::connect(

@@ -95,7 +95,7 @@ pub struct Backends {
     /// Where named models are kept.
     #[arg(long, env = "MODELS_DIR", default_value = "models")]
     pub models_dir: PathBuf,
-    /// Qdrant server gRPC URL (e.g. http://qdrant:6334); unset = qdrant-edge under --data-dir.
+    /// Qdrant server gRPC URL (e.g. http://qdrant:6334); unset or empty = qdrant-edge under --data-dir.
     #[arg(long, env = "QDRANT_URL")]
     pub qdrant_url: Option<String>,
     /// Qdrant API key.
@@ -167,6 +167,12 @@ impl Backends {
             engine.intra_op_spinning.get_or_insert(false);
         }
         engine
+    }
+
+    /// The Qdrant server, if any: an empty `QDRANT_URL=` (compose's unset `${VAR:-}`) means none,
+    /// as an unset one does.
+    pub fn qdrant_url(&self) -> Option<&str> {
+        self.qdrant_url.as_deref().filter(|url| !url.trim().is_empty())
     }
 
     pub fn qdrant_layout(&self) -> crate::store::Layout {
@@ -351,6 +357,17 @@ mod tests {
         assert_eq!(b.data_dir, PathBuf::from("data"));
         assert!(s.validate().is_ok());
         assert!(!b.server_engine_args().spinning(), "two engines in process: no spinning");
+    }
+
+    #[test]
+    fn an_empty_qdrant_url_is_the_embedded_store() {
+        let url = |args: &[&str]| {
+            let config = Config::try_parse_from([&["search-gateway"], args].concat()).unwrap();
+            config.server.backends.qdrant_url().map(str::to_string)
+        };
+        assert_eq!(url(&["--qdrant-url", ""]), None);
+        assert_eq!(url(&["--qdrant-url", " "]), None);
+        assert_eq!(url(&["--qdrant-url", "http://qdrant:6334"]).as_deref(), Some("http://qdrant:6334"));
     }
 
     #[test]
