@@ -14,6 +14,7 @@ if [ -z "${QDRANT_BIN:-}" ] && [ -x .qdrant/bin/qdrant ]; then
 fi
 echo "== format";  cargo fmt --all --check
 echo "== clippy";  cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== modules"; python3 scripts/module_cycles.py
 echo "== goldens"; .venv/bin/python models/tools/make_goldens.py --check
 echo "== build";   cargo build --workspace --bins --locked
 mkdir -p target

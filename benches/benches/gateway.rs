@@ -175,7 +175,7 @@ fn start_gateway(
         args.extend(["--redis-url", url]);
     }
     args.extend_from_slice(extra);
-    let gateway = Process::start("search-gateway", &args, &[("RUST_LOG", "warn,search_gateway::serve=info")]);
+    let gateway = Process::start("search-gateway", &args, &[("RUST_LOG", "warn,search_gateway::http::serve=info")]);
     runtime.block_on(gateway.wait_ready(Duration::from_secs(900)));
     gateway
 }

@@ -249,7 +249,7 @@ fn start(
     rerank: &Path,
     extra: &[String],
 ) -> Stack {
-    let quiet = [("RUST_LOG", "warn,search_gateway::serve=info,shared::http=info")];
+    let quiet = [("RUST_LOG", "warn,search_gateway::http::serve=info,shared::http=info")];
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let mut args = vec!["--host", "127.0.0.1", "--port", "0", "--data-dir", data.to_str()];
     let mut engines = Vec::new();

@@ -1,5 +1,5 @@
-//! Command-line/environment options shared by the services: the batching engine, serving, and
-//! where a model comes from.
+//! Command-line/environment options shared by the services: the batching engine, secrets, and
+//! where a model comes from (serving's own options are `http::ServeArgs`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -111,47 +111,6 @@ impl EngineArgs {
             ));
         }
         Ok(())
-    }
-}
-
-/// Serving options common to all services.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ServeArgs {
-    /// Largest accepted request body, in bytes; larger bodies get 413.
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
-    pub max_body_bytes: usize,
-    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
-    pub shutdown_grace_secs: u64,
-    /// Seconds a client has to send a request's headers, counted from when its connection is
-    /// ready for a request. A kept-alive connection is ready right after its last response, so
-    /// this is also how long an idle connection stays open (hyper uses one timer for both).
-    #[arg(long, env = "HEADER_TIMEOUT_SECS", default_value_t = 10)]
-    pub header_timeout_secs: u64,
-    /// Seconds a request body may pause; a stalled body gets 408 and its connection is closed.
-    #[arg(long, env = "BODY_TIMEOUT_SECS", default_value_t = 30)]
-    pub body_timeout_secs: u64,
-    /// Log one JSON object per line instead of human-readable text.
-    #[arg(long, env = "LOG_JSON")]
-    pub log_json: bool,
-    #[command(flatten)]
-    pub auth: crate::http::AuthArgs,
-}
-
-impl ServeArgs {
-    pub fn limits(&self) -> crate::http::ConnectionLimits {
-        crate::http::ConnectionLimits {
-            header_timeout: Duration::from_secs(self.header_timeout_secs),
-            body_timeout: Duration::from_secs(self.body_timeout_secs),
-            grace: Duration::from_secs(self.shutdown_grace_secs),
-        }
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        if self.header_timeout_secs == 0 || self.body_timeout_secs == 0 {
-            return Err("--header-timeout-secs and --body-timeout-secs must be at least 1".into());
-        }
-        self.auth.api_keys().map(drop)
     }
 }
 

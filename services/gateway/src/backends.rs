@@ -1,7 +1,6 @@
 //! Building the gateway's dependencies from [`Backends`]: the engines (in process or remote),
 //! the vector store and the cache. Shared by the server and the batch jobs.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +11,12 @@ use shared::{Embedder, Reranker};
 use tokio::sync::watch;
 
 use crate::cache::{Cache, MemoryCache, RedisCache};
+use crate::collections::CollectionEmbedders;
+use crate::collections::profiles::Profiles;
 use crate::config::Backends;
-use crate::engines::{Embed, RemoteEmbedder, RemoteReranker, Rerank};
-use crate::profiles::Profiles;
-use crate::remote::RemoteService;
 use crate::store::{EdgeStore, QdrantStore, VectorStore};
+use crate::upstream::RemoteService;
+use crate::upstream::{Embed, RemoteEmbedder, RemoteReranker, Rerank};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -35,9 +35,6 @@ pub enum StartError {
     #[error("the {0} model failed: {1}")]
     EngineFailed(&'static str, String),
 }
-
-/// Embedders of configured collections that another model built, by collection.
-pub type CollectionEmbedders = HashMap<String, Arc<dyn Embed>>;
 
 /// The dependencies built from [`Backends`], and the in-process engines' readiness.
 pub struct Parts {
@@ -152,7 +149,8 @@ pub type Store = (Arc<dyn VectorStore>, Option<EdgeStore>);
 
 /// Opens the vector store: a Qdrant server (whose answer to the API key is checked once), or
 /// qdrant-edge under the data directory.
-pub async fn store(backends: &Backends, profiles: Arc<Profiles>) -> Result<Store, StartError> {
+pub async fn store(backends: &Backends, profiles: &Profiles) -> Result<Store, StartError> {
+    let layouts = Arc::new(profiles.layouts());
     match backends.qdrant_url() {
         Some(url) => {
             let timeout = Duration::from_millis(backends.qdrant_timeout_ms);
@@ -161,7 +159,7 @@ pub async fn store(backends: &Backends, profiles: Arc<Profiles>) -> Result<Store
                 backends.qdrant_api_key.as_ref().map(|k| k.expose().to_string()),
                 timeout,
                 backends.qdrant_layout(),
-                profiles,
+                layouts,
             )
             .map_err(StartError::Config)?;
             store.check_access().await.map_err(StartError::Config)?;
@@ -169,7 +167,7 @@ pub async fn store(backends: &Backends, profiles: Arc<Profiles>) -> Result<Store
         }
         None => {
             let checkpoint_bytes = backends.journal_checkpoint_kib.saturating_mul(1024);
-            let store = EdgeStore::open(&backends.data_dir, checkpoint_bytes, profiles).map_err(StartError::Config)?;
+            let store = EdgeStore::open(&backends.data_dir, checkpoint_bytes, layouts).map_err(StartError::Config)?;
             Ok((Arc::new(store.clone()), Some(store)))
         }
     }
@@ -188,7 +186,7 @@ pub fn cache(backends: &Backends) -> Result<Arc<dyn Cache>, StartError> {
 impl Parts {
     pub async fn build(backends: &Backends, registry: &mut Registry) -> Result<Self, StartError> {
         let profiles = profiles(backends)?;
-        let (store, edge) = store(backends, profiles.clone()).await?;
+        let (store, edge) = store(backends, &profiles).await?;
         let cache = cache(backends)?;
         let engine = backends.server_engine_args();
         let (embedder, embed_ready) = embedder(backends, &engine, registry).await?;

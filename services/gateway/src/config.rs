@@ -4,7 +4,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shared::config::{EngineArgs, Secret, ServeArgs};
+use shared::config::{EngineArgs, Secret};
+use shared::http::ServeArgs;
 
 /// Semantic search: cache -> embed the query -> vector top-N -> rerank -> cache. Without
 /// EMBED_URL/RERANK_URL/QDRANT_URL/REDIS_URL it runs everything in this process (ONNX Runtime

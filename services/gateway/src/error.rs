@@ -6,8 +6,8 @@ use shared::http::error_response;
 
 use shared::http::ErrorBody;
 
-use crate::engines::UpstreamError;
 use crate::store::StoreError;
+use crate::upstream::UpstreamError;
 
 /// The responses of a route when a dependency (embedder, reranker, vector store) cannot answer.
 #[derive(utoipa::IntoResponses)]

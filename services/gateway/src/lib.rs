@@ -5,23 +5,15 @@ pub mod backends;
 pub mod cache;
 pub mod collections;
 pub mod config;
-pub mod documents;
-pub mod engines;
 pub mod error;
-pub mod flight;
-pub mod ingest;
+pub mod http;
+pub mod jobs;
 pub mod metrics;
-pub mod playground;
-pub mod profiles;
-pub mod reindex;
-pub mod remote;
-pub mod replicas;
-pub mod routes;
 pub mod search;
-pub mod serve;
-pub mod sink;
 pub mod store;
+pub mod upstream;
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,12 +21,17 @@ pub use config::Config;
 
 use crate::cache::CacheLayer;
 use crate::collections::Collections;
-use crate::engines::{Rerank, UpstreamError};
+use crate::collections::documents;
 use crate::error::ApiError;
-use crate::flight::Flights;
 use crate::metrics::GatewayMetrics;
 use crate::search::Limits;
+use crate::search::flight::Flights;
 use crate::store::VectorStore;
+use crate::upstream::{Rerank, UpstreamError};
+
+/// The future of a trait method that must stay object-safe (the stores, caches and engines are
+/// `dyn`): boxed, sendable.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Everything a search or a write needs; shared by the handlers.
 pub struct Gateway {

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use search_gateway::config::{Command, Config};
-use search_gateway::ingest::{self, IngestError};
+use search_gateway::jobs::ingest::{self, IngestError};
 use shared::config::resolve_model;
 
 /// `EX_USAGE`: the configuration cannot work.
@@ -51,14 +51,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        None => match runtime.block_on(search_gateway::serve::run(config.server)) {
+        None => match runtime.block_on(search_gateway::http::serve::run(config.server)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("search-gateway: {e}");
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Reindex(args)) => match runtime.block_on(search_gateway::reindex::run(*args)) {
+        Some(Command::Reindex(args)) => match runtime.block_on(search_gateway::jobs::reindex::run(*args)) {
             Ok(summary) if summary.interrupted => ExitCode::from(EXIT_INTERRUPTED),
             Ok(summary) if summary.failed > 0 => ExitCode::FAILURE,
             Ok(_) => ExitCode::SUCCESS,

@@ -3,7 +3,8 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use shared::config::{EngineArgs, ServeArgs};
+use shared::config::EngineArgs;
+use shared::http::ServeArgs;
 use shared::http::{Listen, ServiceCommand, ServiceConfig};
 
 /// BGE cross-encoder reranking over HTTP, on ONNX Runtime with dynamic batching.

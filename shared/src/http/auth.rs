@@ -14,8 +14,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::IntoResponses;
 
-use super::error::error_response;
+use super::error::{ErrorBody, error_response};
 use crate::config::Secret;
 
 /// Who may call the API.
@@ -124,6 +125,15 @@ pub async fn require_key(State(keys): State<Arc<ApiKeys>>, request: Request, nex
     let mut response = error_response(StatusCode::UNAUTHORIZED, "unauthorized", message);
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
+}
+
+/// The answer to a request without a valid key, when API keys are on.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only the derive reads it.
+pub enum Unauthorized {
+    /// No `Authorization: Bearer <key>`, or a key that is not valid (`unauthorized`).
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "`Bearer`")))]
+    Unauthorized(ErrorBody),
 }
 
 #[cfg(test)]

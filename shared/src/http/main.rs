@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use axum::Router;
 use tokio::sync::watch;
 
+use super::serve::ServeArgs;
 use super::server::{Listen, ServiceError, run_model_service};
 use crate::batcher::Readiness;
-use crate::config::{ServeArgs, resolve_model};
+use crate::config::resolve_model;
 use crate::fetch::FetchError;
 use crate::model::{ModelDir, ModelError};
 use crate::runtime::RuntimeError;

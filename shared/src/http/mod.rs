@@ -8,6 +8,7 @@ pub mod integer;
 pub mod main;
 pub mod metrics;
 pub mod openapi;
+pub mod ops;
 pub mod serve;
 pub mod server;
 
@@ -16,8 +17,6 @@ pub use error::{ErrorBody, Json, engine_error_response, error_response};
 pub use health::{HealthcheckArgs, ServiceCommand, healthcheck};
 pub use main::{ServiceConfig, run_main};
 pub use metrics::HttpMetrics;
-pub use serve::{ConnectionLimits, serve, shutdown_signal};
-pub use server::{
-    Listen, Operations, Readiness, ServiceError, ServiceMetrics, engine_readiness, model_router, ops_routes,
-    run_model_service,
-};
+pub use ops::{Operations, Readiness, ops_routes};
+pub use serve::{ConnectionLimits, ServeArgs, serve, shutdown_signal};
+pub use server::{Listen, ServiceError, ServiceMetrics, engine_readiness, model_router, run_model_service};

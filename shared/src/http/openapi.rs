@@ -1,14 +1,15 @@
-//! What every service's OpenAPI document shares: the operational routes, the error body, the
-//! error responses common to all JSON routes, and the optional bearer key.
+//! What every service's OpenAPI document shares: the operational routes (described in `ops`),
+//! the error responses common to all JSON routes, and the optional bearer key.
 //!
 //! Each service derives its own routes from its handler types and passes them to [`document`].
 //! The result is served at `GET /openapi.json` and checked in under `openapi/`; a test fails when
 //! the two differ (`UPDATE_OPENAPI=1 cargo test -p <service> openapi` rewrites the file).
 
+use utoipa::IntoResponses;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
-use utoipa::{IntoResponses, ToSchema};
 
+pub use super::auth::Unauthorized;
 use super::error::ErrorBody;
 
 /// The name of the bearer scheme in `components.securitySchemes`.
@@ -53,36 +54,10 @@ pub enum EngineBusy {
     Internal(ErrorBody),
 }
 
-/// The answer to a request without a valid key, when API keys are on.
-#[derive(IntoResponses)]
-#[allow(dead_code)] // Only the derive reads it.
-pub enum Unauthorized {
-    /// No `Authorization: Bearer <key>`, or a key that is not valid (`unauthorized`).
-    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "`Bearer`")))]
-    Unauthorized(ErrorBody),
-}
-
-/// `GET /health` and `GET /ready`'s answer.
-#[derive(serde::Serialize, ToSchema)]
-#[schema(example = json!({"status": "ok"}))]
-pub struct Status {
-    /// `ok` (/health) or `ready` (/ready).
-    pub status: String,
-}
-
-/// The operational routes, the same in every service.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(super::server::health, super::server::ready, super::server::metrics, super::server::openapi_json),
-    components(schemas(ErrorBody, Status))
-)]
-struct Operations;
-
 /// A service's whole document: its own routes (`api`) plus the operational routes, the bearer
 /// scheme, and the service's title and summary.
 pub fn document(mut api: OpenApi, title: &str, description: &str) -> OpenApi {
-    use utoipa::OpenApi as _;
-    api.merge(Operations::openapi());
+    api.merge(super::ops::description());
     api.info = InfoBuilder::new()
         .title(title)
         .version(env!("CARGO_PKG_VERSION"))
@@ -107,16 +82,11 @@ pub fn document(mut api: OpenApi, title: &str, description: &str) -> OpenApi {
     api
 }
 
-/// The bytes `/openapi.json` serves.
-pub fn to_json(document: &OpenApi) -> String {
-    document.to_pretty_json().expect("an OpenAPI document serializes")
-}
-
 /// Compares a service's document with its checked-in copy under `openapi/` and panics, naming
 /// the fix, when they differ. With `UPDATE_OPENAPI=1` it rewrites the copy instead. For tests.
 pub fn check_checked_in(document: &OpenApi, file_name: &str) {
     let path = crate::runtime::project_root().join("openapi").join(file_name);
-    let served = format!("{}\n", to_json(document));
+    let served = format!("{}\n", super::ops::to_json(document));
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::create_dir_all(path.parent().expect("openapi/ has a parent")).expect("creating openapi/");
         std::fs::write(&path, &served).expect("writing the OpenAPI document");

@@ -1,5 +1,5 @@
-//! Serving connections: limits on slow and broken clients, and graceful shutdown on
-//! SIGINT/SIGTERM.
+//! Serving connections: the serving options every service takes, limits on slow and broken
+//! clients, and graceful shutdown on SIGINT/SIGTERM.
 //!
 //! hyper's header-read timer bounds how long a client may take to send a request's head. hyper
 //! starts it as soon as a connection is ready for a request: on a new connection, and on a
@@ -22,6 +22,47 @@ use tokio::sync::watch;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody};
+
+/// Serving options common to all services.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Largest accepted request body, in bytes; larger bodies get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+    /// Seconds a client has to send a request's headers, counted from when its connection is
+    /// ready for a request. A kept-alive connection is ready right after its last response, so
+    /// this is also how long an idle connection stays open (hyper uses one timer for both).
+    #[arg(long, env = "HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may pause; a stalled body gets 408 and its connection is closed.
+    #[arg(long, env = "BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Log one JSON object per line instead of human-readable text.
+    #[arg(long, env = "LOG_JSON")]
+    pub log_json: bool,
+    #[command(flatten)]
+    pub auth: super::auth::AuthArgs,
+}
+
+impl ServeArgs {
+    pub fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            grace: Duration::from_secs(self.shutdown_grace_secs),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.header_timeout_secs == 0 || self.body_timeout_secs == 0 {
+            return Err("--header-timeout-secs and --body-timeout-secs must be at least 1".into());
+        }
+        self.auth.api_keys().map(drop)
+    }
+}
 
 /// What a connection may cost the server, and how long shutdown waits for requests in flight.
 #[derive(Debug, Clone, Copy, PartialEq)]

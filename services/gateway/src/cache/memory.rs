@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 
 use super::{Cache, CacheError};
-use crate::engines::BoxFuture;
+use crate::BoxFuture;
 
 #[derive(Clone)]
 struct Entry {

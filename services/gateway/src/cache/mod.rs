@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub use memory::MemoryCache;
 pub use redis::RedisCache;
 
-use crate::engines::BoxFuture;
+use crate::BoxFuture;
 use crate::metrics::GatewayMetrics;
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -9,7 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Mutex;
 
 use super::{Cache, CacheError};
-use crate::engines::BoxFuture;
+use crate::BoxFuture;
 
 /// Pause between connection attempts while Redis cannot be reached.
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);

@@ -1,4 +1,5 @@
-//! `POST /search`: cache -> embed the query -> vector top-N -> rerank -> cache.
+//! `POST /search`: cache -> embed the query -> vector top-N -> rerank -> cache. Its request and
+//! answer types are in `api`; identical concurrent searches share one computation (`flight`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use crate::error::ApiError;
 use crate::store::{Found, SearchFilter, validate_collection_name};
 
 mod api;
+pub mod flight;
 
 use api::DEFAULT_CANDIDATES;
 pub use api::{CacheMode, CacheStatus, Hit, RerankStatus, SearchRequest, SearchResponse, Timings};

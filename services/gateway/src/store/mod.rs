@@ -2,11 +2,13 @@
 //! the same point layout, so the same filter finds the same documents in either.
 //!
 //! A document becomes one point: its id is a UUIDv5 of the caller's id, its vector the passage
-//! embedding, its payload the caller's payload plus three reserved keys (below).
+//! embedding, its payload the caller's payload plus three reserved keys (`keys`, where configured
+//! collections' own layouts are kept too).
 
 mod edge;
 mod filter;
 mod journal;
+mod keys;
 mod qdrant;
 
 use serde_json::{Map, Value};
@@ -15,17 +17,10 @@ use uuid::Uuid;
 
 pub use edge::EdgeStore;
 pub use filter::SearchFilter;
+pub use keys::{HASH_KEY, ID_KEY, PointKeys, PointLayouts, TEXT_KEY};
 pub use qdrant::{Layout, QdrantStore};
 
-use crate::engines::BoxFuture;
-use crate::profiles::PointKeys;
-
-/// Payload key holding the caller's document id.
-pub const ID_KEY: &str = "_doc_id";
-/// Payload key holding the document text (what the reranker reads).
-pub const TEXT_KEY: &str = "_text";
-/// Payload key holding the SHA-256 of the text and payload (unchanged documents are skipped).
-pub const HASH_KEY: &str = "_content_hash";
+use crate::BoxFuture;
 
 /// Namespace of point ids: UUIDv5(namespace, document id).
 const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_4c1e_8a7b_4c53_9d0e_5ab4_1f3e_2c77);

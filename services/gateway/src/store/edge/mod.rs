@@ -18,8 +18,8 @@ use super::{
     CollectionInfo, Found, Page, Point, SearchFilter, StoreError, VectorStore, check_dimension, id_and_hash, id_filter,
     point_id,
 };
-use crate::engines::BoxFuture;
-use crate::profiles::Profiles;
+use crate::BoxFuture;
+use crate::store::PointLayouts;
 use shards::{Shards, dimension_of, failed};
 
 /// A collection being created (or deleted) lives here until it is whole (or gone); leftovers are
@@ -33,10 +33,10 @@ pub struct EdgeStore(Arc<Shards>);
 impl EdgeStore {
     /// Opens (creating if needed) the data directory and every collection in it, replays the
     /// writes its journal holds and checkpoints. `checkpoint_bytes` bounds the journal (and so
-    /// the replay at the next start) between checkpoints; `profiles` say how configured
+    /// the replay at the next start) between checkpoints; `layouts` say how configured
     /// collections lay out their points.
-    pub fn open(data_dir: &Path, checkpoint_bytes: u64, profiles: Arc<Profiles>) -> Result<Self, String> {
-        Shards::open(data_dir, checkpoint_bytes, profiles).map(|shards| Self(Arc::new(shards)))
+    pub fn open(data_dir: &Path, checkpoint_bytes: u64, layouts: Arc<PointLayouts>) -> Result<Self, String> {
+        Shards::open(data_dir, checkpoint_bytes, layouts).map(|shards| Self(Arc::new(shards)))
     }
 
     /// Flushes every collection and empties the journal, at shutdown. (Dropped without it, the
@@ -93,7 +93,7 @@ impl VectorStore for EdgeStore {
                 score_threshold: None,
             };
             let points = blocking(move || shard.search(request).map_err(failed)).await?;
-            let keys = self.0.profiles.keys(collection);
+            let keys = self.0.layouts.keys(collection);
             Ok(points
                 .into_iter()
                 .map(|p| {
@@ -154,7 +154,7 @@ impl VectorStore for EdgeStore {
                 ..Default::default()
             };
             let (records, next) = blocking(move || shard.scroll(request).map_err(failed)).await?;
-            let keys = self.0.profiles.keys(collection);
+            let keys = self.0.layouts.keys(collection);
             let documents = records
                 .into_iter()
                 .map(|r| Found::from_stored(r.id.to_string(), 0.0, r.payload.map(|p| p.0).unwrap_or_default(), &keys))
@@ -194,7 +194,7 @@ impl VectorStore for EdgeStore {
     ) -> BoxFuture<'a, Result<Option<Found>, StoreError>> {
         Box::pin(async move {
             let shard = self.0.shard(collection)?;
-            let keys = self.0.profiles.keys(collection);
+            let keys = self.0.layouts.keys(collection);
             let records = match (&keys.id, keys.hash) {
                 // A configured collection's own points: found by their id key, or their point id.
                 (Some(id_key), false) => {

@@ -17,7 +17,7 @@ use super::super::journal::{Entry, EntryRef, Journal, WriteGuard, sync_dir};
 use super::super::{StoreError, check_dimension, point_id};
 use super::aliases::Aliases;
 use super::{STAGING_PREFIX, point_ids};
-use crate::profiles::Profiles;
+use crate::store::PointLayouts;
 
 /// The collections, their journal and the directory lock.
 pub(super) struct Shards {
@@ -25,7 +25,7 @@ pub(super) struct Shards {
     shards: RwLock<HashMap<String, Arc<EdgeShard>>>,
     pub(super) aliases: Aliases,
     /// How configured collections lay out their points.
-    pub(super) profiles: Arc<Profiles>,
+    pub(super) layouts: Arc<PointLayouts>,
     journal: Journal,
     /// A checkpoint runs once the current journal file holds this many bytes.
     checkpoint_bytes: u64,
@@ -37,7 +37,7 @@ impl Shards {
     /// Opens (creating if needed) the data directory and every collection in it, replays the
     /// writes its journal holds and checkpoints. `checkpoint_bytes` bounds the journal (and so
     /// the replay at the next start) between checkpoints.
-    pub(super) fn open(data_dir: &Path, checkpoint_bytes: u64, profiles: Arc<Profiles>) -> Result<Self, String> {
+    pub(super) fn open(data_dir: &Path, checkpoint_bytes: u64, layouts: Arc<PointLayouts>) -> Result<Self, String> {
         let root = data_dir.join("collections");
         std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
         let lock_path = data_dir.join("LOCK");
@@ -70,7 +70,7 @@ impl Shards {
             Journal::open(&journal_dir).map_err(|e| format!("cannot open {}: {e}", journal_dir.display()))?;
         let aliases = Aliases::open(data_dir)?;
         let store =
-            Self { root, shards: RwLock::new(shards), aliases, profiles, journal, checkpoint_bytes, _lock: lock };
+            Self { root, shards: RwLock::new(shards), aliases, layouts, journal, checkpoint_bytes, _lock: lock };
         if !pending.is_empty() {
             let count = pending.len();
             for entry in pending {
@@ -134,7 +134,7 @@ impl Shards {
                 let Some(dimension) = points.first().map(|p| p.vector.len()) else { return Ok(()) };
                 let shard = self.shard_or_create(collection, dimension)?;
                 check_dimension(collection, dimension_of(&shard), points.iter().map(|p| p.vector.len()))?;
-                let keys = self.profiles.keys(collection);
+                let keys = self.layouts.keys(collection);
                 let points = points
                     .iter()
                     .map(|p| {

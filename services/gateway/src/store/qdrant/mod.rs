@@ -7,11 +7,11 @@ use std::time::Duration;
 use qdrant_client::Qdrant;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfig;
 
+use super::PointLayouts;
 use super::{
     CollectionInfo, Found, Page, Point, SearchFilter, StoreError, VectorStore, check_dimension, id_and_hash, id_filter,
 };
-use crate::engines::BoxFuture;
-use crate::profiles::Profiles;
+use crate::BoxFuture;
 
 mod convert;
 mod requests;
@@ -23,7 +23,7 @@ pub struct QdrantStore {
     url: String,
     layout: Layout,
     /// How configured collections lay out their points.
-    profiles: Arc<Profiles>,
+    point_layouts: Arc<PointLayouts>,
     /// Collections known to exist, with their vectors' dimension, so writes and searches do not
     /// ask every time (Qdrant refuses a wrong dimension as an invalid argument, not by name).
     known: Mutex<HashMap<String, usize>>,
@@ -49,7 +49,7 @@ impl QdrantStore {
         api_key: Option<String>,
         timeout: Duration,
         layout: Layout,
-        profiles: Arc<Profiles>,
+        point_layouts: Arc<PointLayouts>,
     ) -> Result<Self, String> {
         let client = Qdrant::from_url(url)
             .api_key(api_key)
@@ -59,7 +59,7 @@ impl QdrantStore {
             .build()
             .map_err(|e| format!("invalid Qdrant URL {url:?}: {e}"))?;
         let (known, creating) = (Mutex::default(), Default::default());
-        Ok(Self { client, url: url.to_string(), layout, profiles, known, creating })
+        Ok(Self { client, url: url.to_string(), layout, point_layouts, known, creating })
     }
 
     /// Asks the server once at start-up: a refused API key is a configuration error (`Err`, one
@@ -105,7 +105,7 @@ impl QdrantStore {
             return Ok(existing);
         }
         if !self.client.collection_exists(collection).await.map_err(store_error)? {
-            let vector = self.profiles.keys(collection).vector;
+            let vector = self.point_layouts.keys(collection).vector;
             let create = requests::create_collection(collection, dimension, vector.as_deref(), self.layout);
             if let Err(e) = self.client.create_collection(create).await {
                 // Another process may have created it meanwhile; that is fine.
@@ -141,7 +141,7 @@ impl VectorStore for QdrantStore {
     ) -> BoxFuture<'a, Result<Vec<Found>, StoreError>> {
         Box::pin(async move {
             check_dimension(collection, self.dimension(collection).await?, [vector.len()])?;
-            let keys = self.profiles.keys(collection);
+            let keys = self.point_layouts.keys(collection);
             let filter = filter.map(SearchFilter::to_grpc).transpose().map_err(StoreError::BadFilter)?;
             let query = requests::nearest(collection, vector, limit, keys.vector.as_deref(), filter);
             let response = self.client.query(query).await.map_err(in_collection(collection))?;
@@ -158,7 +158,7 @@ impl VectorStore for QdrantStore {
             let Some(dimension) = points.first().map(|p| p.vector.len()) else { return Ok(()) };
             let expected = self.ensure_collection(collection, dimension).await?;
             check_dimension(collection, expected, points.iter().map(|p| p.vector.len()))?;
-            let upsert = requests::upsert(collection, &points, &self.profiles.keys(collection));
+            let upsert = requests::upsert(collection, &points, &self.point_layouts.keys(collection));
             let result = self.client.upsert_points(upsert).await.map_err(in_collection(collection));
             result.map_err(|e| self.forget_if_gone(collection, e))?;
             Ok(())
@@ -178,7 +178,7 @@ impl VectorStore for QdrantStore {
             let response = self.client.collection_info(collection).await.map_err(in_collection(collection))?;
             let info = response.result.unwrap_or_default();
             let params = info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config);
-            let vector = self.profiles.keys(collection).vector;
+            let vector = self.point_layouts.keys(collection).vector;
             let mismatch = |what: String| {
                 StoreError::Conflict(format!("collection {collection:?} {what} (see `vector` in --collections-config)"))
             };
@@ -225,7 +225,7 @@ impl VectorStore for QdrantStore {
         Box::pin(async move {
             let scroll = requests::page(collection, after, limit);
             let response = self.client.scroll(scroll).await.map_err(in_collection(collection))?;
-            let keys = self.profiles.keys(collection);
+            let keys = self.point_layouts.keys(collection);
             let documents = response
                 .result
                 .into_iter()
@@ -271,7 +271,7 @@ impl VectorStore for QdrantStore {
         document_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Found>, StoreError>> {
         Box::pin(async move {
-            let keys = self.profiles.keys(collection);
+            let keys = self.point_layouts.keys(collection);
             let points = match (&keys.id, keys.hash) {
                 // A configured collection's own points: found by their id key, or their point id.
                 (Some(id_key), false) => {

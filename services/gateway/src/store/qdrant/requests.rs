@@ -16,7 +16,7 @@ use qdrant_client::qdrant::{
 use super::super::{Point, point_id};
 use super::Layout;
 use super::convert::{ids, text_point_id};
-use crate::profiles::PointKeys;
+use crate::store::PointKeys;
 
 /// A cosine collection of `dimension`-float vectors, unnamed or under the collection's vector
 /// name, spread over the cluster as `layout` says (unset values are the server's defaults).

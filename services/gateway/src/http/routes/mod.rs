@@ -14,7 +14,7 @@ use shared::http::openapi::{BadBody, Unauthorized};
 use utoipa::ToSchema;
 
 use crate::Gateway;
-use crate::documents::UpsertRequest;
+use crate::collections::documents::UpsertRequest;
 use crate::error::{ApiError, Upstream};
 use crate::search::{SearchRequest, SearchResponse};
 use crate::store::CollectionInfo;

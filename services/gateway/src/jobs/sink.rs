@@ -12,12 +12,12 @@ use shared::config::{EngineArgs, Secret};
 use crate::backends::StartError;
 use crate::cache::CacheLayer;
 use crate::collections::Collections;
+use crate::collections::documents::{Document, Upserted, Writer};
 use crate::config::Backends;
-use crate::documents::{Document, Upserted, Writer};
 use crate::error::ApiError;
 use crate::metrics::GatewayMetrics;
-use crate::remote::RemoteService;
 use crate::store::{EdgeStore, VectorStore};
+use crate::upstream::RemoteService;
 
 /// Where batches go.
 pub enum Sink {
@@ -45,7 +45,7 @@ impl Sink {
     /// one batch's embedding.
     pub async fn local(backends: &Backends, embed_timeout: Duration) -> Result<Self, StartError> {
         let profiles = crate::backends::profiles(backends)?;
-        let (store, edge) = crate::backends::store(backends, profiles.clone()).await?;
+        let (store, edge) = crate::backends::store(backends, &profiles).await?;
         let metrics = GatewayMetrics::default();
         let cache = CacheLayer::new(crate::backends::cache(backends)?, metrics.clone());
         let mut registry = Registry::default();

@@ -1,42 +1,16 @@
 //! The two model roles the gateway needs, each with an in-process implementation (the shared
 //! engines) and a remote one (embed-service / rerank-service over HTTP).
 
-use std::pin::Pin;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shared::batcher::Foreground;
 use shared::tokenize::InputType;
-use shared::{BatcherError, Embedder, EngineError, Priority, Reranker};
+use shared::{Embedder, EngineError, Priority, Reranker};
 
-use crate::remote::RemoteService;
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Why a dependency (engine, vector store) could not answer.
-#[derive(Debug, Clone, thiserror::Error, PartialEq)]
-pub enum UpstreamError {
-    #[error("the {0} is overloaded")]
-    Overloaded(&'static str),
-    #[error("the {0} is unavailable: {1}")]
-    Unavailable(&'static str, String),
-    #[error("the {0} did not answer in time")]
-    Timeout(&'static str),
-    #[error("the {0} failed: {1}")]
-    Failed(&'static str, String),
-}
-
-impl UpstreamError {
-    fn from_engine(service: &'static str, error: EngineError) -> Self {
-        match error {
-            EngineError::Batcher(BatcherError::Overloaded) => Self::Overloaded(service),
-            EngineError::Batcher(BatcherError::Unavailable(why)) => Self::Unavailable(service, why),
-            EngineError::Batcher(BatcherError::Inference(why)) | EngineError::Tokenize(why) => {
-                Self::Failed(service, why)
-            }
-        }
-    }
-}
+use super::error::UpstreamError;
+use super::remote::RemoteService;
+use crate::BoxFuture;
 
 /// Turns texts into vectors.
 pub trait Embed: Send + Sync {

@@ -1,5 +1,11 @@
 //! What a collection name means: an alias resolved to its collection, and that collection's
 //! profile (configured collections: their own embedder, input types and point layout).
+//!
+//! Here too: the configured collections (`profiles`, read from `--collections-config`) and the
+//! writer every write goes through (`documents`: skip unchanged, embed, upsert, invalidate).
+
+pub mod documents;
+pub mod profiles;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,10 +13,12 @@ use std::time::{Duration, Instant};
 
 use shared::tokenize::InputType;
 
-use crate::backends::CollectionEmbedders;
-use crate::engines::Embed;
-use crate::profiles::Profiles;
 use crate::store::{StoreError, VectorStore};
+use crate::upstream::Embed;
+use profiles::Profiles;
+
+/// Embedders of configured collections that another model built, by collection.
+pub type CollectionEmbedders = HashMap<String, Arc<dyn Embed>>;
 
 /// How long a fetched alias map is used before it is asked again. Aliases this process sets are
 /// seen at once; one set by another process (a reindex against a Qdrant server) within this.

@@ -15,11 +15,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::backends::StartError;
+use crate::collections::documents::Document;
 use crate::config::ReindexArgs;
-use crate::documents::Document;
-use crate::ingest::{IngestError, Summary};
-use crate::remote::RemoteService;
-use crate::sink::Sink;
+use crate::jobs::ingest::{IngestError, Summary};
+use crate::jobs::sink::Sink;
+use crate::upstream::RemoteService;
 
 /// A page of the old collection, as `GET /collections/{name}/documents` answers.
 #[derive(Deserialize)]
@@ -45,7 +45,7 @@ pub async fn run(args: ReindexArgs) -> Result<Summary, IngestError> {
     });
     let (input, output) = std::io::pipe().map_err(|e| StartError::Config(format!("cannot make a pipe: {e}")))?;
     let reader = tokio::spawn(read_old(sink.clone(), args.from.clone(), job.batch_size, budget, output));
-    let summary = crate::ingest::run_from(&args.ingest_args(), Box::new(input), None, sink.clone()).await?;
+    let summary = crate::jobs::ingest::run_from(&args.ingest_args(), Box::new(input), None, sink.clone()).await?;
     let read = reader.await.map_err(|e| StartError::Config(format!("the reader stopped: {e}")))?;
     let complete = match read {
         Ok(count) => {

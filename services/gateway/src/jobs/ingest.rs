@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::backends::StartError;
+use crate::collections::documents::{Document, Upserted};
 use crate::config::IngestArgs;
-use crate::documents::{Document, Upserted};
-use crate::sink::Sink;
+use crate::jobs::sink::Sink;
 
 /// What the job did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -74,10 +74,10 @@ pub fn app(
         metrics,
         limits(args),
     ));
-    let mut api =
-        crate::routes::api(gateway.clone()).layer(axum::extract::DefaultBodyLimit::max(args.serve.max_body_bytes));
+    let mut api = crate::http::routes::api(gateway.clone())
+        .layer(axum::extract::DefaultBodyLimit::max(args.serve.max_body_bytes));
     if args.playground {
-        api = api.merge(crate::playground::routes());
+        api = api.merge(crate::http::playground::routes());
     }
     let ops = Operations {
         ready: readiness(parts.engines.clone(), draining),
@@ -85,7 +85,7 @@ pub fn app(
         http,
         // An unreadable key file stops the gateway at validation, before this runs.
         keys: args.serve.auth.api_keys().unwrap_or_else(|why| panic!("API keys: {why}")),
-        openapi: crate::routes::openapi(),
+        openapi: crate::http::routes::openapi(),
     };
     (ops_routes(api, ops), gateway)
 }

@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use shared::config::Secret;
 use tokio::time::Instant;
 
-use crate::engines::UpstreamError;
-use crate::replicas::Replicas;
+use super::error::UpstreamError;
+use super::replicas::Replicas;
 
 /// Pooled connections are dropped after this long idle: well before the services close them
 /// (`--header-timeout-secs`, 10 s by default), so a request never races a closing connection.

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use shared::tokenize::InputType;
 
-use crate::store::{HASH_KEY, ID_KEY, TEXT_KEY};
+use crate::store::{HASH_KEY, ID_KEY, PointKeys, PointLayouts, TEXT_KEY};
 
 /// One collection's settings.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -45,24 +45,6 @@ pub struct Profile {
     /// keys, no keys of the gateway's own).
     #[serde(default)]
     pub writable: bool,
-}
-
-/// Where a collection's points keep what the gateway reads.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PointKeys {
-    pub text: String,
-    /// `None`: the point id is the document id.
-    pub id: Option<String>,
-    /// Whether points carry the gateway's content hash (so unchanged documents are skipped).
-    pub hash: bool,
-    pub vector: Option<String>,
-}
-
-impl PointKeys {
-    /// The layout of the collections the gateway builds.
-    pub fn gateway() -> Self {
-        Self { text: TEXT_KEY.into(), id: Some(ID_KEY.into()), hash: true, vector: None }
-    }
 }
 
 /// Every configured collection; the others are the gateway's own.
@@ -105,17 +87,15 @@ impl Profiles {
         self.0.iter()
     }
 
+    /// How each configured collection's points are laid out, for the stores.
+    pub fn layouts(&self) -> PointLayouts {
+        let keys = self.iter().map(|(name, profile)| (name.clone(), keys(profile)));
+        PointLayouts::new(keys.collect())
+    }
+
     /// How `collection`'s points are laid out.
     pub fn keys(&self, collection: &str) -> PointKeys {
-        match self.get(collection) {
-            Some(Profile { text_key: Some(text), id_key, vector, .. }) => {
-                PointKeys { text: text.clone(), id: id_key.clone(), hash: false, vector: vector.clone() }
-            }
-            Some(Profile { text_key: None, vector, .. }) => {
-                PointKeys { vector: vector.clone(), ..PointKeys::gateway() }
-            }
-            None => PointKeys::gateway(),
-        }
+        self.get(collection).map_or_else(PointKeys::gateway, keys)
     }
 
     /// The input types of `collection`'s queries and documents.
@@ -134,6 +114,16 @@ impl Profiles {
             )),
             _ => Ok(()),
         }
+    }
+}
+
+/// The layout a profile describes: the collection's own keys, or the gateway's with another vector.
+fn keys(profile: &Profile) -> PointKeys {
+    match profile {
+        Profile { text_key: Some(text), id_key, vector, .. } => {
+            PointKeys { text: text.clone(), id: id_key.clone(), hash: false, vector: vector.clone() }
+        }
+        Profile { text_key: None, vector, .. } => PointKeys { vector: vector.clone(), ..PointKeys::gateway() },
     }
 }
 
