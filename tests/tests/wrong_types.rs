@@ -63,7 +63,10 @@ async fn send(client: &reqwest::Client, process: &Process, route: &Route, body: 
     let response = request.header("content-type", "application/json").body(body).send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")))
+    let out: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    let message = out["error"].as_str().unwrap_or_default();
+    assert!(message.chars().count() <= 300, "{}: a {}-character message: {message}", route.route, message.len());
+    (status, out)
 }
 
 async fn check(process: &Process, routes: Vec<Route>) -> usize {

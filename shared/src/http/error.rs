@@ -1,11 +1,9 @@
-//! The error body every service returns, and a JSON extractor whose rejections use it.
+//! The error body every service returns, and the answers that use it besides bad bodies
+//! (`body.rs`): unknown routes and methods, engine failures.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 /// `{"error": "<human message>", "code": "<snake_case_kind>"}`
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
@@ -19,65 +17,6 @@ pub struct ErrorBody {
 
 pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (status, axum::Json(ErrorBody { error: message.into(), code: code.into() })).into_response()
-}
-
-/// `axum::Json`, except that bad bodies come back as [`ErrorBody`] JSON with the right status:
-/// 400 malformed JSON, 415 wrong content type, 413 too large, 408 a body that stopped arriving,
-/// 422 well-formed JSON of the wrong shape or types (the message names the field).
-pub struct Json<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        // Syntax first, then shape: serde_json alone reports some type errors (a number where an
-        // enum's string belongs) as syntax errors, which would make them 400s.
-        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await.map_err(reject)?;
-        // Any error from here on is the client's wrong shape: 422, naming the field.
-        serde_path_to_error::deserialize(value).map(Json).map_err(|e| {
-            let path = e.path().to_string();
-            let message = if path == "." { e.inner().to_string() } else { format!("`{path}`: {}", e.inner()) };
-            error_response(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
-        })
-    }
-}
-
-fn reject(rejection: JsonRejection) -> Response {
-    if body_timed_out(&rejection) {
-        let mut response = error_response(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            "the request body stopped arriving (--body-timeout-secs)",
-        );
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
-    }
-    let status = rejection.status();
-    let code = match &rejection {
-        JsonRejection::JsonSyntaxError(_) => "invalid_json",
-        JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        _ => "invalid_body",
-    };
-    let mut response = error_response(status, code, rejection.body_text());
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        // The rest of the body is left unread, so this connection cannot carry another request:
-        // say so, or a client that pools connections sends its next request into a closing socket.
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
-}
-
-/// Whether reading the body failed because tower-http's body timeout fired.
-fn body_timed_out(rejection: &JsonRejection) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
-    while let Some(error) = source {
-        if error.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }
 
 /// Unknown routes get the same JSON shape as every other error.

@@ -1,7 +1,9 @@
-//! HTTP plumbing shared by every service: JSON errors, operational routes (`/health`, `/ready`,
-//! `/metrics`, `/openapi.json`), API keys, per-route metrics, and serving with graceful shutdown.
+//! HTTP plumbing shared by every service: reading JSON bodies, JSON errors, operational routes
+//! (`/health`, `/ready`, `/metrics`, `/openapi.json`), API keys, per-route metrics, and serving
+//! with graceful shutdown.
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod health;
 pub mod integer;
@@ -13,7 +15,8 @@ pub mod serve;
 pub mod server;
 
 pub use auth::{ApiKeys, AuthArgs};
-pub use error::{ErrorBody, Json, engine_error_response, error_response};
+pub use body::Json;
+pub use error::{ErrorBody, engine_error_response, error_response};
 pub use health::{HealthcheckArgs, ServiceCommand, healthcheck};
 pub use main::{ServiceConfig, run_main};
 pub use metrics::HttpMetrics;
