@@ -115,7 +115,11 @@ def main() -> None:
     if args.check:
         worst = max(max_difference(data, json.loads((OUT / file).read_text())) for file, data in outputs.items())
         print(f"goldens: recomputed, max abs difference to the committed ones {worst:.2e}")
-        sys.exit(0 if worst <= 1e-6 else 1)
+        # ONNX Runtime picks its float32 kernels by CPU (AVX2, AVX-512, ...), so the same graph
+        # differs by about 1e-6 from one machine to another (1.25e-06 between two of ours). The
+        # Rust tests compare with the goldens within 1e-5; a stale golden (a changed fixture or
+        # script) differs by orders of magnitude more.
+        sys.exit(0 if worst <= 1e-5 else 1)
     OUT.mkdir(parents=True, exist_ok=True)
     for file, data in outputs.items():
         (OUT / file).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
