@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time (idempotent) set-up of everything the project needs beyond Rust:
-#   - a project-local Python environment (.venv) with the pinned packages of models/tools/requirements.txt
-#     and tests/api/requirements.txt (schemathesis, the API fuzzer),
+#   - a project-local Python environment (.venv) with the pinned packages of models/tools/requirements.txt,
+#     tests/api/requirements.txt (schemathesis, the API fuzzer) and tests/sdk/requirements.txt (the
+#     official SDKs the compatibility tests call),
 #   - the ONNX Runtime shared library, copied out of the official onnxruntime wheel into .ort/lib/,
 #   - redis-server (Debian's): the end-to-end tests start Redis on a free port,
 #   - the Qdrant server v1.18.1 as .qdrant/bin/qdrant where one can be had (scripts/install-qdrant.sh:
@@ -20,10 +21,11 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want="$(cat models/tools/requirements.txt tests/api/requirements.txt | sha256sum | cut -d' ' -f1)"
+want="$(cat models/tools/requirements.txt tests/api/requirements.txt tests/sdk/requirements.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "setup: installing Python packages (onnxruntime, onnx, numpy, tokenizers, schemathesis)"
-    .venv/bin/pip install --quiet --disable-pip-version-check -r models/tools/requirements.txt -r tests/api/requirements.txt
+    echo "setup: installing Python packages (onnxruntime, onnx, numpy, tokenizers, schemathesis, cohere)"
+    .venv/bin/pip install --quiet --disable-pip-version-check -r models/tools/requirements.txt -r tests/api/requirements.txt \
+        -r tests/sdk/requirements.txt
     echo "$want" > "$stamp"
 fi
 

@@ -42,13 +42,27 @@ impl Reranker {
 
     /// Scores every document against `query` (one logit each, in document order).
     pub async fn score(&self, query: String, documents: Vec<String>) -> Result<Scored, EngineError> {
+        self.score_cut(query, documents, None).await
+    }
+
+    /// [`Self::score`], each document first cut to its first `document_tokens` tokens, if given.
+    pub async fn score_cut(
+        &self,
+        query: String,
+        documents: Vec<String>,
+        document_tokens: Option<usize>,
+    ) -> Result<Scored, EngineError> {
         let (outputs, tokens) = self
             .engine
             .run(Priority::Interactive, move |tokenizer, byte_limit| {
                 let query = cut(&query, byte_limit);
                 documents
                     .iter()
-                    .map(|d| tokenizer.encode_pair(query, cut(d, byte_limit)))
+                    .map(|d| {
+                        let document = cut(d, byte_limit);
+                        let document = document_tokens.map_or(document, |n| tokenizer.first_tokens(document, n));
+                        tokenizer.encode_pair(query, document)
+                    })
                     .collect::<Result<_, TokenizeError>>()
             })
             .await?;

@@ -113,6 +113,16 @@ impl TextTokenizer {
         encoding.map(|e| to_encoded(&e)).map_err(|e| TokenizeError(e.to_string()))
     }
 
+    /// The start of `text` that holds its first `max_tokens` tokens (special tokens aside); the
+    /// whole text when it has no more (Cohere's `max_tokens_per_doc`).
+    pub fn first_tokens<'t>(&self, text: &'t str, max_tokens: usize) -> &'t str {
+        let Ok(encoding) = self.longest_first.encode(text, false) else { return text };
+        match encoding.get_offsets().get(max_tokens) {
+            Some(&(next_start, _)) => text.get(..next_start).unwrap_or(text).trim_end(),
+            None => text,
+        }
+    }
+
     /// Tokenizes a (query, document) pair with the tokenizer's pair template. The document is
     /// cut to fit; the query is cut only when it alone leaves no room.
     pub fn encode_pair(&self, query: &str, document: &str) -> Result<Encoded, TokenizeError> {
@@ -192,6 +202,18 @@ mod tests {
         let query_part = short.type_ids.iter().take_while(|&&t| t == 0).count();
         assert_eq!(short.ids[..query_part], long.ids[..query_part], "the query is kept whole");
         assert!(long.type_ids.contains(&1), "BERT pairs mark the document with type 1");
+    }
+
+    #[test]
+    fn a_document_cut_to_its_first_tokens_keeps_exactly_that_many() {
+        for name in ["tiny-reranker", "tiny-bert-reranker"] {
+            let tok = fixture(name);
+            let text = "rust engineer in berlin, café owner ".repeat(10);
+            let count = |t: &str| tok.longest_first.encode(t, false).unwrap().len();
+            let cut = tok.first_tokens(&text, 7);
+            assert!(text.starts_with(cut) && count(cut) == 7, "{name}: {cut:?} has {} tokens", count(cut));
+            assert_eq!(tok.first_tokens("rust", 7), "rust", "{name}: a shorter text stays whole");
+        }
     }
 
     #[test]

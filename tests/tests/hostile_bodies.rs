@@ -100,7 +100,12 @@ async fn duplicate_keys_and_deep_nesting_get_one_short_answer_on_every_json_rout
         route("/embed/batch", false, json!({"texts": ["a", "b"], "input_type": "passage"}), vec![]),
         route("/v1/embeddings", false, json!({"input": ["hello"], "model": "e5", "encoding_format": "float"}), vec![]),
     ];
-    let rerank_routes = [route("/rerank", false, json!({"query": "q", "documents": ["a", "b"], "top_n": 1}), vec![])];
+    let cohere = json!({"model": "m", "query": "q", "documents": [{"text": "a", "title": "t"}, "b"], "top_n": 1});
+    let rerank_routes = [
+        route("/rerank", false, json!({"query": "q", "documents": ["a", "b"], "top_n": 1}), vec![]),
+        route("/v1/rerank", false, cohere.clone(), vec!["/documents/0"]),
+        route("/v2/rerank", false, cohere, vec!["/documents/0"]),
+    ];
     let document = json!({"id": "p1", "text": "a profile", "payload": {"city": "Paris", "tags": {"lang": "rust"}}});
     let filter = json!({"must": [{"key": "city", "match": {"value": "Paris"}}]});
     let gateway_routes = [

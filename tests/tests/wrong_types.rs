@@ -133,20 +133,38 @@ async fn every_wrong_type_on_every_route_is_a_422_naming_the_field() {
         ],
     )
     .await;
+    let cohere = |route| Route {
+        route,
+        put: false,
+        body: json!({"model": "m", "query": "q", "documents": ["a", "b"], "top_n": 1, "return_documents": true,
+                     "max_tokens_per_doc": 16}),
+        fields: vec![
+            ("model", Kind::Text),
+            ("query", Kind::Text),
+            ("documents", Kind::Texts),
+            ("top_n", Kind::Integer),
+            ("return_documents", Kind::Boolean),
+            ("max_tokens_per_doc", Kind::Integer),
+        ],
+    };
     cases += check(
         &rerank,
-        vec![Route {
-            route: "/rerank",
-            put: false,
-            body: json!({"query": "q", "documents": ["a", "b"], "top_n": 1, "return_documents": true, "raw_scores": false}),
-            fields: vec![
-                ("query", Kind::Text),
-                ("documents", Kind::Texts),
-                ("top_n", Kind::Integer),
-                ("return_documents", Kind::Boolean),
-                ("raw_scores", Kind::Boolean),
-            ],
-        }],
+        vec![
+            Route {
+                route: "/rerank",
+                put: false,
+                body: json!({"query": "q", "documents": ["a", "b"], "top_n": 1, "return_documents": true, "raw_scores": false}),
+                fields: vec![
+                    ("query", Kind::Text),
+                    ("documents", Kind::Texts),
+                    ("top_n", Kind::Integer),
+                    ("return_documents", Kind::Boolean),
+                    ("raw_scores", Kind::Boolean),
+                ],
+            },
+            cohere("/v1/rerank"),
+            cohere("/v2/rerank"),
+        ],
     )
     .await;
     cases += check(

@@ -48,7 +48,7 @@ impl Service {
 
 /// The rerank-service's routes, for its OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(routes::rerank::rerank, routes::info::info))]
+#[openapi(paths(routes::rerank::rerank, routes::cohere::rerank_v1, routes::cohere::rerank_v2, routes::info::info))]
 struct Api;
 
 /// The OpenAPI 3.1 document served at `/openapi.json` (and checked in as openapi/rerank-service.json).
@@ -69,6 +69,8 @@ pub fn app(service: Service) -> Router {
     let serve = state.config.serve.clone();
     let api = Router::new()
         .route("/rerank", post(routes::rerank::rerank))
+        .route("/v1/rerank", post(routes::cohere::rerank_v1))
+        .route("/v2/rerank", post(routes::cohere::rerank_v2))
         .route("/info", get(routes::info::info))
         .with_state(state);
     model_router(api, metrics, ready, &serve, openapi())

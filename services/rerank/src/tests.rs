@@ -193,3 +193,56 @@ async fn the_served_openapi_document_is_the_checked_in_one() {
     assert_eq!(spec, serde_json::to_value(openapi()).unwrap(), "served as built");
     shared::http::openapi::check_checked_in(&openapi(), "rerank-service.json");
 }
+
+#[tokio::test]
+async fn cohere_routes_rank_as_rerank_does_with_cohere_shapes() {
+    let app = router().await;
+    let documents = ["rust engineer in berlin", "pastry chef", "rust and go developer"];
+    let (_, native) = send(&app, "POST", "/rerank", Some(json!({"query": "rust", "documents": documents}))).await;
+    let order: Vec<&Value> = native["results"].as_array().unwrap().iter().map(|r| &r["index"]).collect();
+    for (route, version) in [("/v1/rerank", "1"), ("/v2/rerank", "2")] {
+        let objects: Vec<Value> = documents.iter().map(|d| json!({"text": d, "title": "ignored"})).collect();
+        let body = json!({"model": "any", "query": "rust", "documents": objects, "top_n": 2, "return_documents": true});
+        let (status, out) = send(&app, "POST", route, Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{route}: {out}");
+        let results = out["results"].as_array().unwrap();
+        assert_eq!(results.iter().map(|r| &r["index"]).collect::<Vec<_>>(), order[..2], "{route}");
+        let first = results[0]["index"].as_u64().unwrap() as usize;
+        assert_eq!(results[0]["document"], json!({"text": documents[first]}), "{route}");
+        assert_eq!(out["meta"]["api_version"]["version"], version);
+        assert!(out["id"].as_str().is_some_and(|id| id.len() == 36), "{route}: a UUID: {out}");
+        let scores: Vec<f64> = results.iter().map(|r| r["relevance_score"].as_f64().unwrap()).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]) && scores.iter().all(|s| (0.0..=1.0).contains(s)));
+        let refused = |body: Value| send(&app, "POST", route, Some(body));
+        let (status, out) = refused(json!({"query": "rust", "documents": documents, "max_tokens_per_doc": 0})).await;
+        assert_eq!((status, out["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
+        let (status, out) = refused(json!({"query": "rust", "documents": [{"title": "no text"}]})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{route}: {out}");
+        assert!(out["error"].as_str().unwrap().contains("documents"), "{route}: names the field: {out}");
+        let (status, out) = refused(json!({"query": "", "documents": documents})).await;
+        assert_eq!((status, out["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("empty_query")));
+    }
+}
+
+#[tokio::test]
+async fn max_tokens_per_doc_cuts_documents_before_scoring() {
+    let app = router().await;
+    // Two documents with the same first tokens and different ends: cut short, they are one text.
+    let start = "rust engineer in berlin ".repeat(4);
+    let documents = [format!("{start}bakes bread and pastry"), format!("{start}builds search engines")];
+    let scores = |max_tokens: Option<u64>| {
+        let body = json!({"query": "rust", "documents": documents, "max_tokens_per_doc": max_tokens});
+        let app = app.clone();
+        async move {
+            let (status, out) = send(&app, "POST", "/v2/rerank", Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{out}");
+            let mut results = out["results"].as_array().unwrap().clone();
+            results.sort_by_key(|r| r["index"].as_u64());
+            results.iter().map(|r| r["relevance_score"].as_f64().unwrap()).collect::<Vec<_>>()
+        }
+    };
+    let cut = scores(Some(4)).await;
+    assert_eq!(cut[0], cut[1], "cut to their common first tokens, both score alike");
+    let whole = scores(None).await;
+    assert_ne!(whole[0], whole[1], "whole, their different ends count");
+}

@@ -2,7 +2,9 @@
 //!
 //! JSON has one number type and JSON Schema's `integer` accepts any number without a fractional
 //! part, so clients (JavaScript among them) may send `10.0`; serde alone refuses it for a
-//! `usize`. Use with `#[serde(deserialize_with = "...")]`.
+//! `usize`. Use with `#[serde(deserialize_with = "...")]`. Counts beyond [`MAX_COUNT`] (2^53) are
+//! refused in either spelling; a field whose schema promises every count in range says so with
+//! `maximum = 9_007_199_254_740_992_f64`.
 
 use serde::de::{Deserializer, Error};
 use serde::{Deserialize, de};
@@ -21,13 +23,17 @@ pub fn optional_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Opti
     Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(n)| n))
 }
 
+/// The largest count: 2^53, up to which an f64 holds every integer, so that `n` and `n.0` are
+/// read alike. The same bound in both spellings, so a schema's `maximum` can state it exactly.
+pub const MAX_COUNT: u64 = 9_007_199_254_740_992;
+
 fn to_count(number: &serde_json::Number) -> Option<usize> {
     if let Some(n) = number.as_u64() {
-        return usize::try_from(n).ok();
+        return usize::try_from(n).ok().filter(|&n| n as u64 <= MAX_COUNT);
     }
     let f = number.as_f64()?;
     // Exactly integral and within the range where f64 holds every integer.
-    (f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f)).then_some(f as usize)
+    (f.fract() == 0.0 && (0.0..=MAX_COUNT as f64).contains(&f)).then_some(f as usize)
 }
 
 #[cfg(test)]
@@ -56,7 +62,10 @@ mod tests {
 
     #[test]
     fn fractions_negatives_and_other_types_are_refused() {
-        for bad in [json!(5.5), json!(-1), json!(-1.0), json!("5"), json!(1e300), json!(true)] {
+        assert_eq!(parse(json!({"top_k": super::MAX_COUNT})).unwrap().top_k as u64, super::MAX_COUNT);
+        let beyond = [json!(super::MAX_COUNT + 1), json!(u64::MAX), json!(2.6e20)];
+        for bad in [json!(5.5), json!(-1), json!(-1.0), json!("5"), json!(1e300), json!(true)].into_iter().chain(beyond)
+        {
             let error = parse(json!({"top_k": bad})).unwrap_err();
             assert!(error.contains("integer") || error.contains("invalid type"), "{bad}: {error}");
         }

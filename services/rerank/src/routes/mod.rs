@@ -1,4 +1,5 @@
 //! One module per route group.
 
+pub(crate) mod cohere;
 pub(crate) mod info;
 pub(crate) mod rerank;

@@ -23,7 +23,7 @@ pub(crate) struct RerankRequest {
     #[schema(min_items = 1)]
     documents: Vec<String>,
     /// Keep only the best `top_n` results [default: all].
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_992_f64)]
     #[serde(default, deserialize_with = "shared::http::integer::optional_count")]
     top_n: Option<usize>,
     /// Echo each result's document text.
@@ -60,33 +60,42 @@ pub(crate) async fn rerank(
     State(state): State<AppState>,
     Json(request): Json<RerankRequest>,
 ) -> Result<axum::Json<RerankResponse>, ApiError> {
-    if request.query.trim().is_empty() {
+    let documents = request.return_documents.then(|| request.documents.clone());
+    let ranked = ranked(&state, request.query, request.documents, request.top_n, None).await?;
+    let results = ranked
+        .into_iter()
+        .map(|(index, logit)| RerankResult {
+            index,
+            score: if request.raw_scores { logit } else { sigmoid(logit) },
+            document: documents.as_ref().map(|d| d[index].clone()),
+        })
+        .collect();
+    Ok(axum::Json(RerankResponse { results }))
+}
+
+/// The checks every rerank route makes, then the documents' `(index, logit)`, best first, `top_n`
+/// of them; each document cut to its first `document_tokens` tokens first, if given.
+pub(crate) async fn ranked(
+    state: &AppState,
+    query: String,
+    documents: Vec<String>,
+    top_n: Option<usize>,
+    document_tokens: Option<usize>,
+) -> Result<Vec<(usize, f32)>, ApiError> {
+    if query.trim().is_empty() {
         return Err(ApiError::EmptyQuery);
     }
-    match request.documents.len() {
+    match documents.len() {
         0 => return Err(ApiError::EmptyDocuments),
         n if n > state.config.max_documents => {
             return Err(ApiError::TooManyDocuments { got: n, max: state.config.max_documents });
         }
         _ => {}
     }
-    if request.top_n == Some(0) {
+    if top_n == Some(0) {
         return Err(ApiError::InvalidRequest("`top_n` must be at least 1".into()));
     }
-    let documents = request.return_documents.then(|| request.documents.clone());
-    let scored = state.reranker.score(request.query, request.documents).await?;
-    let top_n = request.top_n.unwrap_or(usize::MAX);
-    let results = rank(&scored.logits)
-        .into_iter()
-        .take(top_n)
-        .map(|index| {
-            let logit = scored.logits[index];
-            RerankResult {
-                index,
-                score: if request.raw_scores { logit } else { sigmoid(logit) },
-                document: documents.as_ref().map(|d| d[index].clone()),
-            }
-        })
-        .collect();
-    Ok(axum::Json(RerankResponse { results }))
+    let scored = state.reranker.score_cut(query, documents, document_tokens).await?;
+    let top_n = top_n.unwrap_or(usize::MAX);
+    Ok(rank(&scored.logits).into_iter().take(top_n).map(|index| (index, scored.logits[index])).collect())
 }
