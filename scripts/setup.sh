@@ -8,8 +8,9 @@
 #   - the Qdrant server v1.18.1 as .qdrant/bin/qdrant where one can be had (scripts/install-qdrant.sh:
 #     no registry ships one; without it, the Qdrant-server tests are skipped by name and counted),
 #   - Node.js (Debian's, if none is installed), the locked npm packages of the TypeScript client
-#     (clients/typescript) and of the browser test (tests/browser), and Debian's chromium, which
-#     that test drives headless.
+#     (clients/typescript), of the browser test (tests/browser) and of the SDK tests (tests/sdk:
+#     the official openai and cohere-ai packages), and Debian's chromium, which the browser test
+#     drives headless.
 # The binaries find the library through ORT_DYLIB_PATH or, by default, .ort/lib/libonnxruntime.so.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,7 +55,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 scripts/install-qdrant.sh
 
-for package in clients/typescript tests/browser; do
+for package in clients/typescript tests/browser tests/sdk; do
     stamp="$package/node_modules/.package-lock.sha256"
     want="$(sha256sum "$package/package-lock.json" | cut -d' ' -f1)"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
