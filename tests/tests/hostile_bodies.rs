@@ -122,6 +122,13 @@ async fn duplicate_keys_and_deep_nesting_get_one_short_answer_on_every_json_rout
             vec!["/filter", "/filter/must/0", "/filter/must/0/match"],
         ),
         route("/aliases/people", true, json!({"collection": "profiles"}), vec![]),
+        route(
+            "/v1/rerank",
+            false,
+            json!({"query": "q", "documents": [{"text": "a", "x": 1}, "b"]}),
+            vec!["/documents/0"],
+        ),
+        route("/v2/rerank", false, json!({"model": "m", "query": "q", "documents": ["a", "b"], "top_n": 1}), vec![]),
     ];
     let cases = check(&embed, &embed_routes).await
         + check(&rerank, &rerank_routes).await

@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::{fixture, post_json, root, start_model_service};
+use e2e::{TempDir, fixture, post_json, root, start_gateway, start_model_service};
 use serde_json::{Value, json};
 
 /// The script's query and documents (tests/sdk/cohere_rerank.py).
@@ -26,6 +26,23 @@ async fn the_cohere_sdk_reranks_through_v1_and_v2() {
     // The service's own ranking, which every SDK call must reproduce.
     let expected = rerank_order(&rerank).await;
     run_script("cohere_rerank.py", &[("RERANK_URL", rerank.url("")), ("EXPECTED", expected)]);
+}
+
+/// The gateway's Cohere routes, through its reranker in process and through a remote
+/// rerank-service (which `max_tokens_per_doc` reaches by its /v2/rerank): the same engine, so the
+/// same order as rerank-service's own /rerank.
+#[tokio::test]
+async fn the_cohere_sdk_reranks_through_the_gateway_in_process_and_remote() {
+    let rerank = start_model_service("rerank-service", &fixture("tiny-reranker"), &[], &[]);
+    rerank.wait_ready(Duration::from_secs(60)).await;
+    let expected = rerank_order(&rerank).await;
+    let (in_process, remote) = (TempDir::new("sdk-gateway"), TempDir::new("sdk-gateway-remote"));
+    let rerank_url = rerank.url("");
+    for (data, extra) in [(&in_process, vec![]), (&remote, vec!["--rerank-url", rerank_url.as_str()])] {
+        let gateway = start_gateway(data, &extra);
+        gateway.wait_ready(Duration::from_secs(60)).await;
+        run_script("cohere_rerank.py", &[("RERANK_URL", gateway.url("")), ("EXPECTED", expected.clone())]);
+    }
 }
 
 #[tokio::test]

@@ -170,6 +170,8 @@ async fn every_wrong_type_on_every_route_is_a_422_naming_the_field() {
     cases += check(
         &gateway,
         vec![
+            cohere("/v1/rerank"),
+            cohere("/v2/rerank"),
             Route {
                 route: "/collections/profiles/documents",
                 put: true,

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod cohere;
 pub mod error;
 pub mod health;
 pub mod integer;

@@ -167,8 +167,8 @@ export interface components {
          */
         CohereRerankRequest: {
             /**
-             * @description 1 to --max-documents documents, as strings or `{"text": ...}` objects (other fields of
-             *     an object are ignored).
+             * @description At least one, and no more than the service's limit (413 `too_many_documents`): strings,
+             *     or `{"text": ...}` objects (their other fields are ignored).
              */
             documents: components["schemas"]["CohereDocument"][];
             /**
@@ -176,7 +176,7 @@ export interface components {
              *     model's max_length leaves beside the query].
              */
             max_tokens_per_doc?: number | null;
-            /** @description Accepted for compatibility; this service serves one model, whatever is named (`/info`). */
+            /** @description Accepted for compatibility; a service serves one model, whatever is named (`/info`). */
             model?: string | null;
             /** @description Not empty or only whitespace (422 `empty_query`). */
             query: string;

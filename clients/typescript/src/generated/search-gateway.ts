@@ -193,6 +193,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/rerank": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cohere's v1 rerank: the documents' relevance to the query, best first (at most
+         *     --max-candidates documents).
+         */
+        post: operations["rerank_v1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/rerank": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cohere's v2 rerank: the same, as `cohere.ClientV2` and the v2 SDKs call it. */
+        post: operations["rerank_v2"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -214,6 +251,17 @@ export interface components {
         AliasTarget: {
             collection: string;
         };
+        ApiVersion: {
+            /** @description `1` or `2`, the route's version. */
+            version: string;
+        };
+        BilledUnits: {
+            /**
+             * Format: int32
+             * @description Always 1: one search per request (nothing is billed here).
+             */
+            search_units: number;
+        };
         /**
          * @description `use`: read and write the cache; `bypass`: neither; `refresh`: recompute and write.
          * @enum {string}
@@ -224,6 +272,76 @@ export interface components {
          * @enum {string}
          */
         CacheStatus: "hit" | "miss" | "bypass";
+        /** @description A document: its text, or an object holding it under `text`. */
+        CohereDocument: string | components["schemas"]["DocumentText"];
+        /**
+         * @description A Cohere rerank request.
+         * @example {
+         *       "documents": [
+         *         "Writes Rust at a bank",
+         *         "Bakes bread"
+         *       ],
+         *       "model": "bge-reranker-base",
+         *       "query": "rust engineer",
+         *       "top_n": 1
+         *     }
+         */
+        CohereRerankRequest: {
+            /**
+             * @description At least one, and no more than the service's limit (413 `too_many_documents`): strings,
+             *     or `{"text": ...}` objects (their other fields are ignored).
+             */
+            documents: components["schemas"]["CohereDocument"][];
+            /**
+             * @description Cut each document to its first this many tokens before scoring [default: as much as the
+             *     model's max_length leaves beside the query].
+             */
+            max_tokens_per_doc?: number | null;
+            /** @description Accepted for compatibility; a service serves one model, whatever is named (`/info`). */
+            model?: string | null;
+            /** @description Not empty or only whitespace (422 `empty_query`). */
+            query: string;
+            /** @description Include each result's document as `{"text": ...}`. */
+            return_documents?: boolean;
+            /** @description Keep only the best `top_n` results [default: all]. */
+            top_n?: number | null;
+        };
+        /**
+         * @example {
+         *       "id": "9b1f2c1e-3f0a-4c53-9d0e-5ab41f3e2c77",
+         *       "meta": {
+         *         "api_version": {
+         *           "version": "2"
+         *         },
+         *         "billed_units": {
+         *           "search_units": 1
+         *         }
+         *       },
+         *       "results": [
+         *         {
+         *           "index": 0,
+         *           "relevance_score": 0.93
+         *         }
+         *       ]
+         *     }
+         */
+        CohereRerankResponse: {
+            /** @description A new id per request. */
+            id: string;
+            meta: components["schemas"]["Meta"];
+            /** @description Best first, `top_n` of them. */
+            results: components["schemas"]["CohereRerankResult"][];
+        };
+        CohereRerankResult: {
+            document?: null | components["schemas"]["DocumentText"];
+            /** @description The document's position in the request's `documents`. */
+            index: number;
+            /**
+             * Format: float
+             * @description sigmoid(logit), in 0..1.
+             */
+            relevance_score: number;
+        };
         /** @description A deleted collection. */
         CollectionDeleted: {
             collection: string;
@@ -322,6 +440,9 @@ export interface components {
             /** @description The text that was embedded (absent for points the gateway did not write). */
             text?: string | null;
         };
+        DocumentText: {
+            text: string;
+        };
         /**
          * @description `{"error": "<human message>", "code": "<snake_case_kind>"}`
          * @example {
@@ -358,6 +479,10 @@ export interface components {
              * @description Cosine similarity of the query and the document.
              */
             vector_score: number;
+        };
+        Meta: {
+            api_version: components["schemas"]["ApiVersion"];
+            billed_units: components["schemas"]["BilledUnits"];
         };
         /** @description One stored document. */
         PageDocument: {
@@ -1708,6 +1833,282 @@ export interface operations {
             };
             /** @description The collections config does not match the collection (`conflict`) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The body is over --max-body-bytes (`payload_too_large`), or holds more items than one
+             *     request may (`too_many_texts`, `too_many_documents`).
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Well-formed JSON of the wrong shape or values; the message names the field
+             *     (`invalid_request`, or a more precise code such as `empty_query`).
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A model service's queue is full (`overloaded`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A bug (`internal`); the detail is in the gateway's log, not the answer. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency answered with an error (`upstream_error`). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description A dependency is down or loading (`embedder_unavailable`, `reranker_unavailable`,
+             *     `vector_store_unavailable`); retry after `Retry-After` seconds.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency took longer than its time budget (`upstream_timeout`). */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rerank_v1: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohereRerankRequest"];
+            };
+        };
+        responses: {
+            /** @description The documents' relevance, best first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohereRerankResponse"];
+                };
+            };
+            /** @description The body is not JSON (`invalid_json`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No `Authorization: Bearer <key>`, or a key that is not valid (`unauthorized`). */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body stopped arriving (`request_timeout`, --body-timeout-secs). */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The body is over --max-body-bytes (`payload_too_large`), or holds more items than one
+             *     request may (`too_many_texts`, `too_many_documents`).
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Well-formed JSON of the wrong shape or values; the message names the field
+             *     (`invalid_request`, or a more precise code such as `empty_query`).
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A model service's queue is full (`overloaded`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A bug (`internal`); the detail is in the gateway's log, not the answer. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency answered with an error (`upstream_error`). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description A dependency is down or loading (`embedder_unavailable`, `reranker_unavailable`,
+             *     `vector_store_unavailable`); retry after `Retry-After` seconds.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency took longer than its time budget (`upstream_timeout`). */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rerank_v2: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CohereRerankRequest"];
+            };
+        };
+        responses: {
+            /** @description The documents' relevance, best first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CohereRerankResponse"];
+                };
+            };
+            /** @description The body is not JSON (`invalid_json`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No `Authorization: Bearer <key>`, or a key that is not valid (`unauthorized`). */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body stopped arriving (`request_timeout`, --body-timeout-secs). */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -249,7 +249,7 @@ async fn rerank(gateway: &Gateway, search: &Search, found: Vec<Found>) -> (Vec<H
     }
     let documents = found.iter().map(|f| f.text.clone().unwrap_or_default()).collect();
     let budget = gateway.limits.rerank_timeout;
-    match gateway.reranker.score(search.query.clone(), documents, budget).await {
+    match gateway.reranker.score(search.query.clone(), documents, None, budget).await {
         Ok(scores) => {
             let order = shared::reranker::rank(&scores);
             let mut found: Vec<Option<Found>> = found.into_iter().map(Some).collect();

@@ -34,11 +34,13 @@ pub trait Embed: Send + Sync {
 /// Scores documents against a query.
 pub trait Rerank: Send + Sync {
     fn model(&self) -> String;
-    /// Relevance scores in (0, 1), in document order, within `budget`.
+    /// Relevance scores in (0, 1), in document order, within `budget`; each document cut to its
+    /// first `document_tokens` tokens first, if given (Cohere's `max_tokens_per_doc`).
     fn score(
         &self,
         query: String,
         documents: Vec<String>,
+        document_tokens: Option<usize>,
         budget: Duration,
     ) -> BoxFuture<'_, Result<Vec<f32>, UpstreamError>>;
     /// Whether it runs in this process, on the same cores as an in-process embedder.
@@ -93,10 +95,11 @@ impl Rerank for Reranker {
         &self,
         query: String,
         documents: Vec<String>,
+        document_tokens: Option<usize>,
         budget: Duration,
     ) -> BoxFuture<'_, Result<Vec<f32>, UpstreamError>> {
         Box::pin(async move {
-            let scored = within(RERANKER, budget, Reranker::score(self, query, documents)).await?;
+            let scored = within(RERANKER, budget, self.score_cut(query, documents, document_tokens)).await?;
             Ok(scored.logits.into_iter().map(shared::reranker::sigmoid).collect())
         })
     }
@@ -166,11 +169,15 @@ impl RemoteReranker {
     }
 }
 
+/// `/rerank`'s request, or, with `max_tokens_per_doc`, Cohere's (`/v2/rerank`), which cuts
+/// documents; both answer sigmoid scores by index.
 #[derive(Serialize)]
 struct RerankRequest<'a> {
     query: &'a str,
     documents: &'a [String],
     return_documents: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens_per_doc: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -181,6 +188,7 @@ struct RerankResponse {
 #[derive(Deserialize)]
 struct RerankResult {
     index: usize,
+    #[serde(alias = "relevance_score")]
     score: f32,
 }
 
@@ -193,11 +201,15 @@ impl Rerank for RemoteReranker {
         &self,
         query: String,
         documents: Vec<String>,
+        document_tokens: Option<usize>,
         budget: Duration,
     ) -> BoxFuture<'_, Result<Vec<f32>, UpstreamError>> {
         Box::pin(async move {
-            let request = RerankRequest { query: &query, documents: &documents, return_documents: false };
-            let response: RerankResponse = self.service.post("/rerank", &request, budget).await?;
+            let max_tokens_per_doc = document_tokens;
+            let request =
+                RerankRequest { query: &query, documents: &documents, return_documents: false, max_tokens_per_doc };
+            let route = if document_tokens.is_some() { "/v2/rerank" } else { "/rerank" };
+            let response: RerankResponse = self.service.post(route, &request, budget).await?;
             let mut scores = vec![f32::NAN; documents.len()];
             for result in response.results {
                 if let Some(slot) = scores.get_mut(result.index) {

@@ -1,6 +1,8 @@
-//! The HTTP API: `/search` and the collection routes, each documented for `/openapi.json`.
+//! The HTTP API: `/search`, the collection routes, and Cohere's rerank routes (`rerank`), each
+//! documented for `/openapi.json`.
 
 mod lifecycle;
+mod rerank;
 
 use std::sync::Arc;
 
@@ -28,6 +30,8 @@ pub fn api(gateway: Arc<Gateway>) -> Router {
         .route("/aliases", get(lifecycle::aliases))
         .route("/aliases/{alias}", put(lifecycle::set_alias))
         .route("/collections/{name}/documents/{id}", get(document).delete(remove))
+        .route("/v1/rerank", post(rerank::rerank_v1))
+        .route("/v2/rerank", post(rerank::rerank_v2))
         .with_state(gateway)
 }
 
@@ -226,7 +230,9 @@ async fn document(
     lifecycle::page,
     lifecycle::aliases,
     lifecycle::set_alias,
-    lifecycle::delete_collection
+    lifecycle::delete_collection,
+    rerank::rerank_v1,
+    rerank::rerank_v2
 ))]
 struct Api;
 
