@@ -40,7 +40,9 @@ check(ordered(answer.results) == EXPECTED, f"v1 order {[r.index for r in answer.
 check(answer.meta.api_version.version == "1" and answer.id, f"v1 meta and id: {answer}")
 check(all(r.document is None for r in answer.results), "no documents unless asked for")
 
-answer = v1.rerank(query=QUERY, documents=[{"text": d} for d in DOCUMENTS], top_n=2, return_documents=True)
+answer = v1.rerank(
+    query=QUERY, documents=[{"text": d} for d in DOCUMENTS], top_n=2, return_documents=True, rank_fields=["text"]
+)
 check(ordered(answer.results) == EXPECTED[:2], "v1 with {text} objects and top_n")
 check([r.document.text for r in answer.results] == [DOCUMENTS[i] for i in EXPECTED[:2]], "v1 documents")
 
@@ -50,6 +52,12 @@ check(ordered(answer.results) == EXPECTED[:3], f"v2 order and top_n: {answer.res
 check(answer.meta.api_version.version == "2", f"v2 meta: {answer.meta}")
 answer = v2.rerank(model="bge-reranker-base", query=QUERY, documents=DOCUMENTS, max_tokens_per_doc=2)
 check(len(ordered(answer.results)) == len(DOCUMENTS), "v2 with max_tokens_per_doc")
+
+try:
+    v1.rerank(query=QUERY, documents=[{"text": d, "title": d} for d in DOCUMENTS], rank_fields=["title"])
+    raise AssertionError("rank_fields other than text were accepted")
+except cohere.errors.UnprocessableEntityError as error:
+    check("rank_fields" in error.body["error"], f"rank_fields: {error.body}")
 
 for name, call in [
     ("v1", lambda: v1.rerank(query=" ", documents=DOCUMENTS)),

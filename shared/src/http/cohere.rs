@@ -29,11 +29,22 @@ pub struct CohereRerankRequest {
     /// Include each result's document as `{"text": ...}`.
     #[serde(default)]
     pub return_documents: bool,
+    /// The fields of `{"text": ...}` documents to rank by (v1): only `text` is read, so only
+    /// `["text"]` is accepted; any other field is refused rather than ignored.
+    #[serde(default)]
+    pub rank_fields: Option<Vec<RankField>>,
     /// Cut each document to its first this many tokens before scoring [default: as much as the
     /// model's max_length leaves beside the query].
     #[schema(minimum = 1, maximum = 9_007_199_254_740_992_f64)]
     #[serde(default, deserialize_with = "super::integer::optional_count")]
     pub max_tokens_per_doc: Option<usize>,
+}
+
+/// A field documents are ranked by: `text`, the one field read.
+#[derive(Deserialize, ToSchema, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum RankField {
+    Text,
 }
 
 /// A document: its text, or an object holding it under `text`.

@@ -180,6 +180,11 @@ export interface components {
             model?: string | null;
             /** @description Not empty or only whitespace (422 `empty_query`). */
             query: string;
+            /**
+             * @description The fields of `{"text": ...}` documents to rank by (v1): only `text` is read, so only
+             *     `["text"]` is accepted; any other field is refused rather than ignored.
+             */
+            rank_fields?: components["schemas"]["RankField"][] | null;
             /** @description Include each result's document as `{"text": ...}`. */
             return_documents?: boolean;
             /** @description Keep only the best `top_n` results [default: all]. */
@@ -261,6 +266,11 @@ export interface components {
             api_version: components["schemas"]["ApiVersion"];
             billed_units: components["schemas"]["BilledUnits"];
         };
+        /**
+         * @description A field documents are ranked by: `text`, the one field read.
+         * @enum {string}
+         */
+        RankField: "text";
         /**
          * @description A query and the documents to score against it.
          * @example {

@@ -301,6 +301,11 @@ export interface components {
             model?: string | null;
             /** @description Not empty or only whitespace (422 `empty_query`). */
             query: string;
+            /**
+             * @description The fields of `{"text": ...}` documents to rank by (v1): only `text` is read, so only
+             *     `["text"]` is accepted; any other field is refused rather than ignored.
+             */
+            rank_fields?: components["schemas"]["RankField"][] | null;
             /** @description Include each result's document as `{"text": ...}`. */
             return_documents?: boolean;
             /** @description Keep only the best `top_n` results [default: all]. */
@@ -499,6 +504,11 @@ export interface components {
          * @enum {string}
          */
         Priority: "interactive" | "bulk";
+        /**
+         * @description A field documents are ranked by: `text`, the one field read.
+         * @enum {string}
+         */
+        RankField: "text";
         /**
          * @description `applied`: reranked; `skipped`: not asked for (or nothing to rerank); `fallback`: the reranker
          *     failed or ran out of time, so the hits are in vector order.
