@@ -8,6 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+pub mod otlp;
 mod qdrant;
 pub use qdrant::{NO_QDRANT_SERVER, QDRANT_API_KEY, Qdrant, qdrant_binary};
 

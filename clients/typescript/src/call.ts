@@ -15,6 +15,18 @@ export interface ServiceOptions {
   retries?: number;
   /** A fetch implementation [default: globalThis.fetch]. */
   fetch?: (input: Request) => Promise<Response>;
+  /**
+   * The W3C trace context of the app's current span, asked for on every call, so that the
+   * services' spans join the app's trace. With OpenTelemetry in the app:
+   * `() => { const carrier = {}; propagation.inject(context.active(), carrier); return carrier; }`.
+   */
+  traceContext?: () => TraceContext | undefined;
+}
+
+/** W3C trace-context headers: `traceparent` and, if any, `tracestate`. */
+export interface TraceContext {
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /** Per-call settings; they win over the service's. */
@@ -23,6 +35,14 @@ export interface CallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
   retries?: number;
+  /** This call's trace context; wins over `ServiceOptions.traceContext`. */
+  trace?: TraceContext;
+}
+
+/** What each attempt of a call is sent with. */
+export interface Attempt {
+  signal: AbortSignal;
+  headers: Record<string, string>;
 }
 
 /**
@@ -57,7 +77,7 @@ export async function call<T>(
   service: string,
   defaults: ServiceOptions,
   options: CallOptions | undefined,
-  send: (signal: AbortSignal) => Promise<Outcome<T>>,
+  send: (attempt: Attempt) => Promise<Outcome<T>>,
 ): Promise<T> {
   const timeoutMs = options?.timeoutMs ?? defaults.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const retries = options?.retries ?? defaults.retries ?? DEFAULT_RETRIES;
@@ -67,7 +87,7 @@ export async function call<T>(
   for (let attempt = 0; ; attempt++) {
     let outcome: Outcome<T>;
     try {
-      outcome = await send(signal);
+      outcome = await send({ signal, headers: traceHeaders(options?.trace ?? defaults.traceContext?.()) });
     } catch (cause) {
       throw noAnswer(service, cause, options?.signal, timeout, timeoutMs);
     }
@@ -117,6 +137,16 @@ function toServiceError(service: string, response: Response, body: unknown): Ser
     return new ServiceError(service, response.status, String(code), String(error), retryAfterMs);
   }
   return new ServiceError(service, response.status, "http_error", response.statusText || "no JSON error body", retryAfterMs);
+}
+
+/** The trace context as headers; malformed values are left out rather than sent. */
+export function traceHeaders(trace: TraceContext | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (trace?.traceparent && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(trace.traceparent)) {
+    out.traceparent = trace.traceparent;
+    if (trace.tracestate) out.tracestate = trace.tracestate;
+  }
+  return out;
 }
 
 /** The headers every request to a service carries. */

@@ -10,7 +10,7 @@ import type { components as EmbedComponents, paths as EmbedPaths } from "./gener
 import type { components as RerankComponents, paths as RerankPaths } from "./generated/rerank-service.js";
 import type { components as GatewayComponents, paths as GatewayPaths } from "./generated/search-gateway.js";
 
-export { type CallOptions, type ServiceOptions, ServiceError } from "./call.js";
+export { type CallOptions, type ServiceOptions, type TraceContext, ServiceError } from "./call.js";
 
 type Gateway = GatewayComponents["schemas"];
 export type SearchRequest = Gateway["SearchRequest"];
@@ -40,27 +40,27 @@ export function searchGateway(options: ServiceOptions) {
   const collection = (name: string) => ({ path: { name } });
   const document = (name: string, id: string) => ({ path: { name, id } });
   return {
-    search: (request: SearchRequest, o?: CallOptions) => run((signal) => api.POST("/search", { body: request, signal }), o),
+    search: (request: SearchRequest, o?: CallOptions) => run((attempt) => api.POST("/search", { body: request, ...attempt }), o),
     upsert: (name: string, documents: Document[], o?: CallOptions) =>
-      run((signal) => api.PUT("/collections/{name}/documents", { params: collection(name), body: { documents }, signal }), o),
+      run((attempt) => api.PUT("/collections/{name}/documents", { params: collection(name), body: { documents }, ...attempt }), o),
     collection: (name: string, o?: CallOptions) =>
-      run((signal) => api.GET("/collections/{name}", { params: collection(name), signal }), o),
+      run((attempt) => api.GET("/collections/{name}", { params: collection(name), ...attempt }), o),
     document: (name: string, id: string, o?: CallOptions) =>
-      run((signal) => api.GET("/collections/{name}/documents/{id}", { params: document(name, id), signal }), o),
+      run((attempt) => api.GET("/collections/{name}/documents/{id}", { params: document(name, id), ...attempt }), o),
     deleteDocument: (name: string, id: string, o?: CallOptions) =>
-      run((signal) => api.DELETE("/collections/{name}/documents/{id}", { params: document(name, id), signal }), o),
+      run((attempt) => api.DELETE("/collections/{name}/documents/{id}", { params: document(name, id), ...attempt }), o),
     /** Every collection with its size. */
-    collections: (o?: CallOptions) => run((signal) => api.GET("/collections", { signal }), o),
+    collections: (o?: CallOptions) => run((attempt) => api.GET("/collections", { ...attempt }), o),
     /** A page of a collection's documents; pass the answer's `next` as `after` for the next one. */
     documents: (name: string, page?: { after?: string; limit?: number }, o?: CallOptions) =>
-      run((signal) => api.GET("/collections/{name}/documents", { params: { ...collection(name), query: page }, signal }), o),
+      run((attempt) => api.GET("/collections/{name}/documents", { params: { ...collection(name), query: page }, ...attempt }), o),
     deleteCollection: (name: string, o?: CallOptions) =>
-      run((signal) => api.DELETE("/collections/{name}", { params: collection(name), signal }), o),
-    aliases: (o?: CallOptions) => run((signal) => api.GET("/aliases", { signal }), o),
+      run((attempt) => api.DELETE("/collections/{name}", { params: collection(name), ...attempt }), o),
+    aliases: (o?: CallOptions) => run((attempt) => api.GET("/aliases", { ...attempt }), o),
     /** Points `alias` at `collection` in one step. */
     setAlias: (alias: string, target: string, o?: CallOptions) =>
-      run((signal) => api.PUT("/aliases/{alias}", { params: { path: { alias } }, body: { collection: target }, signal }), o),
-    ready: (o?: CallOptions) => run((signal) => api.GET("/ready", { signal }), o),
+      run((attempt) => api.PUT("/aliases/{alias}", { params: { path: { alias } }, body: { collection: target }, ...attempt }), o),
+    ready: (o?: CallOptions) => run((attempt) => api.GET("/ready", { ...attempt }), o),
   };
 }
 
@@ -71,15 +71,15 @@ export function embedService(options: ServiceOptions) {
   return {
     /** One text's vector. */
     embed: async (text: string, inputType?: InputType, o?: CallOptions) =>
-      (await run((signal) => api.POST("/embed", { body: { text, input_type: inputType }, signal }), o)).embedding,
+      (await run((attempt) => api.POST("/embed", { body: { text, input_type: inputType }, ...attempt }), o)).embedding,
     /** Several texts' vectors, in order. */
     embedBatch: async (texts: string[], inputType?: InputType, o?: CallOptions) =>
-      (await run((signal) => api.POST("/embed/batch", { body: { texts, input_type: inputType }, signal }), o)).embeddings,
+      (await run((attempt) => api.POST("/embed/batch", { body: { texts, input_type: inputType }, ...attempt }), o)).embeddings,
     /** The OpenAI-compatible route, whole. */
     embeddings: (request: EmbeddingsRequest, o?: CallOptions) =>
-      run((signal) => api.POST("/v1/embeddings", { body: request, signal }), o),
-    info: (o?: CallOptions) => run((signal) => api.GET("/info", { signal }), o),
-    ready: (o?: CallOptions) => run((signal) => api.GET("/ready", { signal }), o),
+      run((attempt) => api.POST("/v1/embeddings", { body: request, ...attempt }), o),
+    info: (o?: CallOptions) => run((attempt) => api.GET("/info", { ...attempt }), o),
+    ready: (o?: CallOptions) => run((attempt) => api.GET("/ready", { ...attempt }), o),
   };
 }
 
@@ -88,9 +88,9 @@ export function rerankService(options: ServiceOptions) {
   const api = client<RerankPaths>(options);
   const run = <T>(send: Parameters<typeof call<T>>[3], o?: CallOptions) => call("rerank-service", options, o, send);
   return {
-    rerank: (request: RerankRequest, o?: CallOptions) => run((signal) => api.POST("/rerank", { body: request, signal }), o),
-    info: (o?: CallOptions) => run((signal) => api.GET("/info", { signal }), o),
-    ready: (o?: CallOptions) => run((signal) => api.GET("/ready", { signal }), o),
+    rerank: (request: RerankRequest, o?: CallOptions) => run((attempt) => api.POST("/rerank", { body: request, ...attempt }), o),
+    info: (o?: CallOptions) => run((attempt) => api.GET("/info", { ...attempt }), o),
+    ready: (o?: CallOptions) => run((attempt) => api.GET("/ready", { ...attempt }), o),
   };
 }
 

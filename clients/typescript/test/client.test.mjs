@@ -108,12 +108,12 @@ describe("model services", () => {
   });
 });
 
-/** A stand-in server answering with `respond(requestNumber, response)`; closed after the tests. */
+/** A stand-in server answering with `respond(requestNumber, response, request)`; closed after the tests. */
 async function standIn(respond) {
   let count = 0;
   const server = createServer((request, response) => {
     request.resume();
-    respond(++count, response);
+    respond(++count, response, request);
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   after(() => server.closeAllConnections() || server.close());
@@ -168,5 +168,34 @@ describe("retries, timeouts and aborts", () => {
     const error = await failure(embedService({ baseUrl: "http://127.0.0.1:9" }).embed("x"));
     assert.equal(error.code, "unreachable");
     assert.equal(error.status, 0);
+  });
+});
+
+describe("trace context", () => {
+  const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+  test("the app's traceparent and tracestate go with the call, per call or from a hook", async () => {
+    const seen = [];
+    const server = await standIn((_, response, request) => {
+      seen.push([request.headers.traceparent, request.headers.tracestate]);
+      okRerank(response);
+    });
+    const body = { query: "q", documents: ["d"] };
+    await rerankService({ baseUrl: server.url }).rerank(body, { trace: { traceparent: parent, tracestate: "app=1" } });
+    const hooked = rerankService({ baseUrl: server.url, traceContext: () => ({ traceparent: parent }) });
+    await hooked.rerank(body);
+    await rerankService({ baseUrl: server.url }).rerank(body);
+    await rerankService({ baseUrl: server.url }).rerank(body, { trace: { traceparent: "not-a-traceparent", tracestate: "x" } });
+    assert.deepEqual(seen, [[parent, "app=1"], [parent, undefined], [undefined, undefined], [undefined, undefined]]);
+  });
+
+  test("retries carry the same trace context", async () => {
+    const seen = [];
+    const server = await standIn((n, response, request) => {
+      seen.push(request.headers.traceparent);
+      n === 1 ? overloaded(response, "0") : okRerank(response);
+    });
+    await rerankService({ baseUrl: server.url }).rerank({ query: "q", documents: ["d"] }, { trace: { traceparent: parent } });
+    assert.deepEqual(seen, [parent, parent]);
   });
 });

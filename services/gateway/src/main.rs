@@ -14,7 +14,16 @@ const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    shared::telemetry::init(config.server.serve.log_json);
+    // Only the server exports traces; the one-shot commands just log.
+    let no_traces = shared::telemetry::TraceArgs::default();
+    let traces = if config.command.is_none() { &config.server.serve.traces } else { &no_traces };
+    let _telemetry = match shared::telemetry::init("search-gateway", config.server.serve.log_json, traces) {
+        Ok(telemetry) => telemetry,
+        Err(why) => {
+            eprintln!("search-gateway: invalid configuration: {why}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let valid = match &config.command {
         None => config.server.validate(),
         Some(Command::Ingest(args)) => args.validate(),

@@ -122,14 +122,19 @@ struct Item {
     encoded: Encoded,
     respond: oneshot::Sender<ItemResult>,
     enqueued: Instant,
-    /// The request's span, linked from the batch span that runs the item.
+    /// The request's span, linked from the batch span that runs the item, and parent of the
+    /// `inference` span that shows the batch in the request's trace.
     span: tracing::Span,
+    /// The request's `queue_wait` span, shared by its items: it ends when the last is dispatched.
+    queued: tracing::Span,
 }
 
 struct Job {
     items: Vec<Item>,
     _worker: OwnedSemaphorePermit,
     span: tracing::Span,
+    /// One `inference` span per request in the batch, ended when the batch has run.
+    inference: Vec<tracing::Span>,
 }
 
 /// What an inference thread runs: a padded batch in, one output vector per sequence out.
@@ -252,13 +257,17 @@ impl Batcher {
         }
         self.admit(n)?;
         let enqueued = Instant::now();
+        let span = tracing::Span::current();
+        let queued = tracing::info_span!("queue_wait", sequences = n);
         let (items, receivers): (Vec<Item>, Vec<_>) = sequences
             .into_iter()
             .map(|encoded| {
                 let (respond, rx) = oneshot::channel();
-                (Item { encoded, respond, enqueued, span: tracing::Span::current() }, rx)
+                (Item { encoded, respond, enqueued, span: span.clone(), queued: queued.clone() }, rx)
             })
             .unzip();
+        // From here the items hold the queue-wait span: it ends when they leave the queue.
+        drop(queued);
         if self.requests.send(Submitted { items, priority }).is_err() {
             self.queued.fetch_sub(n, Ordering::SeqCst);
             return Err(BatcherError::Unavailable("the batcher has stopped".into()));

@@ -169,12 +169,13 @@ impl Owner {
         BatchLimits { max_batch_tokens: limits.max_batch_tokens.min(self.config.bulk_batch_tokens), ..limits }
     }
 
-    fn dispatch(&self, items: Vec<Item>, permit: OwnedSemaphorePermit) {
+    fn dispatch(&self, mut items: Vec<Item>, permit: OwnedSemaphorePermit) {
         let span = tracing::debug_span!("batch", size = items.len());
         for item in &items {
             span.follows_from(&item.span);
         }
-        if let Err(std_mpsc::SendError(job)) = self.jobs.send(Job { items, _worker: permit, span }) {
+        let inference = inference_spans(&mut items);
+        if let Err(std_mpsc::SendError(job)) = self.jobs.send(Job { items, _worker: permit, span, inference }) {
             for item in job.items {
                 let _ = item.respond.send(Err(BatcherError::Unavailable("no inference thread is running".into())));
             }
@@ -214,4 +215,29 @@ impl Arrivals {
     fn company_likely(&self, max_wait: Duration) -> bool {
         self.mean_gap.is_none_or(|gap| gap <= max_wait)
     }
+}
+
+/// Ends the items' queue wait and opens, under each request that has items in this batch, an
+/// `inference` span saying what the batch was: a batch serves many requests, each in its own trace.
+fn inference_spans(items: &mut [Item]) -> Vec<tracing::Span> {
+    let longest = items.iter().map(|i| i.encoded.len()).max().unwrap_or(0);
+    let (size, padded) = (items.len(), longest * items.len());
+    let mut requests: Vec<(tracing::Id, &tracing::Span, usize, usize)> = Vec::new();
+    for item in items.iter_mut() {
+        item.queued = tracing::Span::none();
+        let Some(id) = item.span.id() else { continue };
+        match requests.iter_mut().find(|(seen, ..)| *seen == id) {
+            Some((_, _, sequences, tokens)) => {
+                *sequences += 1;
+                *tokens += item.encoded.len();
+            }
+            None => requests.push((id, &item.span, 1, item.encoded.len())),
+        }
+    }
+    requests
+        .into_iter()
+        .map(|(_, parent, sequences, tokens)| {
+            tracing::info_span!(parent: parent, "inference", batch_size = size, batch_tokens = padded, sequences, tokens)
+        })
+        .collect()
 }

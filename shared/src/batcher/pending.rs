@@ -134,7 +134,16 @@ mod tests {
     fn item(len: usize, tag: i64) -> (Item, oneshot::Receiver<super::super::ItemResult>) {
         let (tx, rx) = oneshot::channel();
         let encoded = Encoded { ids: vec![tag; len], type_ids: vec![0; len] };
-        (Item { encoded, respond: tx, enqueued: Instant::now(), span: tracing::Span::none() }, rx)
+        (
+            Item {
+                encoded,
+                respond: tx,
+                enqueued: Instant::now(),
+                span: tracing::Span::none(),
+                queued: tracing::Span::none(),
+            },
+            rx,
+        )
     }
 
     fn request(lens: &[usize], tag: i64) -> (Vec<Item>, Vec<oneshot::Receiver<super::super::ItemResult>>) {

@@ -27,7 +27,7 @@ impl Worker {
                 let jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 jobs.recv_timeout(IDLE)
             };
-            let job = match next {
+            let mut job = match next {
                 Ok(job) => job,
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
                     if untrimmed {
@@ -39,7 +39,9 @@ impl Worker {
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
             };
             let span = job.span.clone();
+            let inference = std::mem::take(&mut job.inference);
             span.in_scope(|| self.run_job(model.as_mut(), job));
+            drop(inference);
             untrimmed = !trimmer.maybe_trim();
         }
     }

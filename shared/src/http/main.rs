@@ -50,7 +50,17 @@ pub fn run_main<C: ServiceConfig>(
     build: impl FnOnce(C, ModelDir, watch::Receiver<bool>) -> Result<(Router, watch::Receiver<Readiness>), ModelError>,
 ) -> ExitCode {
     let config = C::parse();
-    crate::telemetry::init(config.serve_args().log_json);
+    let serve = config.serve_args();
+    // Only the server exports traces; `healthcheck` and `fetch` just log.
+    let no_traces = crate::telemetry::TraceArgs::default();
+    let traces = if config.command().is_none() { &serve.traces } else { &no_traces };
+    let _telemetry = match crate::telemetry::init(C::NAME, serve.log_json, traces) {
+        Ok(telemetry) => telemetry,
+        Err(why) => {
+            eprintln!("{}: invalid configuration: {why}", C::NAME);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let fetch_only = match config.command() {
         Some(super::ServiceCommand::Healthcheck(args)) => {
             return super::healthcheck(args, config.listen().port, &config.serve_args().auth);

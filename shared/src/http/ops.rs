@@ -38,7 +38,7 @@ pub(super) struct OpsState {
 }
 
 /// Adds `/health`, `/ready`, `/metrics`, `/openapi.json`, JSON 404/405 fallbacks, per-route
-/// metrics and (when keys are on) the API-key check to `api`.
+/// metrics, (when keys are on) the API-key check, and each request's trace span to `api`.
 pub fn ops_routes(api: Router, ops: Operations) -> Router {
     let openapi = to_json(&ops.openapi).into();
     let state = OpsState { ready: ops.ready, registry: ops.registry, openapi };
@@ -53,6 +53,7 @@ pub fn ops_routes(api: Router, ops: Operations) -> Router {
         app = app.layer(axum::middleware::from_fn_with_state(Arc::new(keys), require_key));
     }
     app.layer(axum::middleware::from_fn_with_state(ops.http, track))
+        .layer(axum::middleware::from_fn(crate::telemetry::propagation::request_span))
 }
 
 /// Liveness: the process answers. Always open, for container health checks.

@@ -45,6 +45,8 @@ pub struct ServeArgs {
     pub log_json: bool,
     #[command(flatten)]
     pub auth: super::auth::AuthArgs,
+    #[command(flatten)]
+    pub traces: crate::telemetry::TraceArgs,
 }
 
 impl ServeArgs {
@@ -60,6 +62,7 @@ impl ServeArgs {
         if self.header_timeout_secs == 0 || self.body_timeout_secs == 0 {
             return Err("--header-timeout-secs and --body-timeout-secs must be at least 1".into());
         }
+        self.traces.traces_url()?;
         self.auth.api_keys().map(drop)
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 
 use crate::Gateway;
 use crate::cache::Generation;
@@ -120,17 +121,24 @@ pub async fn search(gateway: &Arc<Gateway>, request: SearchRequest) -> Result<Se
     // An alias is searched as the collection it names: same results, keys and generation.
     search.collection = gateway.collections.resolve(&search.collection).await;
     let cache_started = Instant::now();
-    let key = match search.mode {
-        CacheMode::Bypass => None,
-        CacheMode::Use | CacheMode::Refresh => match gateway.cache.generation(&search.collection).await {
-            Generation::Known(generation) => Some(result_key(gateway, &search, generation)),
-            Generation::Unknown => None,
-        },
+    let lookup = async {
+        let key = match search.mode {
+            CacheMode::Bypass => None,
+            CacheMode::Use | CacheMode::Refresh => match gateway.cache.generation(&search.collection).await {
+                Generation::Known(generation) => Some(result_key(gateway, &search, generation)),
+                Generation::Unknown => None,
+            },
+        };
+        let cached = match (search.mode, &key) {
+            (CacheMode::Use, Some(key)) => gateway.cache.get(key).await,
+            _ => None,
+        };
+        let hit = cached.and_then(|bytes| serde_json::from_slice::<Computed>(&bytes).ok());
+        tracing::Span::current().record("hit", hit.is_some());
+        (key, hit)
     };
-    if let (CacheMode::Use, Some(key)) = (search.mode, &key)
-        && let Some(bytes) = gateway.cache.get(key).await
-        && let Ok(cached) = serde_json::from_slice::<Computed>(&bytes)
-    {
+    let (key, hit) = lookup.instrument(tracing::info_span!("cache_lookup", hit = tracing::field::Empty)).await;
+    if let Some(cached) = hit {
         let cache = millis(cache_started);
         let timings = Timings { cache, total: millis(started), ..Timings::default() };
         gateway.metrics.search("hit");
@@ -147,7 +155,8 @@ pub async fn search(gateway: &Arc<Gateway>, request: SearchRequest) -> Result<Se
     let computed = match (search.mode, key) {
         // Identical concurrent misses are computed once.
         (CacheMode::Use, Some(key)) => {
-            let work = compute(gateway.clone(), search, Some(key.clone()));
+            // The flight runs on a task of its own: it stays in this request's trace.
+            let work = compute(gateway.clone(), search, Some(key.clone())).instrument(tracing::Span::current());
             gateway.flights.run(key, work).await.unwrap_or(Err(ApiError::Internal))?
         }
         (_, key) => compute(gateway.clone(), search, key).await?,
@@ -171,24 +180,29 @@ async fn compute(gateway: Arc<Gateway>, search: Search, key: Option<String>) -> 
     let _foreground = embedder_foreground.filter(|_| gateway.reranker.in_process()).map(|f| f.enter());
     let use_embedding_cache = search.mode != CacheMode::Bypass;
     let embed_started = Instant::now();
-    let vector = embed_query(&gateway, &search, use_embedding_cache).await.inspect_err(|_| {
-        gateway.metrics.dependency_error("embedder");
-    })?;
+    let vector = embed_query(&gateway, &search, use_embedding_cache)
+        .instrument(tracing::info_span!("embed_query"))
+        .await
+        .inspect_err(|_| gateway.metrics.dependency_error("embedder"))?;
     let embed = millis(embed_started);
 
     let search_started = Instant::now();
-    let found =
-        gateway.store.search(&search.collection, vector, search.candidates, search.filter.as_ref()).await.inspect_err(
-            |e| {
-                if matches!(e, crate::store::StoreError::Unavailable(_) | crate::store::StoreError::Failed(_)) {
-                    gateway.metrics.dependency_error("vector_store");
-                }
-            },
-        )?;
+    let found = gateway
+        .store
+        .search(&search.collection, vector, search.candidates, search.filter.as_ref())
+        .instrument(tracing::info_span!("vector_search", candidates = search.candidates))
+        .await
+        .inspect_err(|e| {
+            if matches!(e, crate::store::StoreError::Unavailable(_) | crate::store::StoreError::Failed(_)) {
+                gateway.metrics.dependency_error("vector_store");
+            }
+        })?;
     let search_ms = millis(search_started);
 
     let rerank_started = Instant::now();
-    let (hits, rerank) = rerank(&gateway, &search, found).await;
+    let rerank_span = tracing::info_span!("rerank", documents = found.len(), status = tracing::field::Empty);
+    let (hits, rerank) = rerank(&gateway, &search, found).instrument(rerank_span.clone()).await;
+    rerank_span.record("status", rerank.as_str());
     let rerank_ms = millis(rerank_started);
     gateway.metrics.rerank(rerank.as_str());
     gateway.metrics.stage("embed", embed / 1000.0);
@@ -202,7 +216,7 @@ async fn compute(gateway: Arc<Gateway>, search: Search, key: Option<String>) -> 
         && rerank != RerankStatus::Fallback
         && let Ok(bytes) = serde_json::to_vec(&computed)
     {
-        gateway.cache.set(&key, bytes, gateway.limits.cache_ttl).await;
+        gateway.cache.set(&key, bytes, gateway.limits.cache_ttl).instrument(tracing::info_span!("cache_write")).await;
     }
     let cache = millis(write_started);
     computed.timings = Timings { cache, embed, search: search_ms, rerank: rerank_ms, total: 0.0 };

@@ -141,7 +141,9 @@ impl RemoteService {
         let mut attempt = 0;
         loop {
             let call = async {
-                let request = self.client.request(method.clone(), &url).json(body).build().map_err(Failure::Http)?;
+                let mut request =
+                    self.client.request(method.clone(), &url).json(body).build().map_err(Failure::Http)?;
+                shared::telemetry::inject_context(request.headers_mut());
                 let response = self.replicas.send(request).await.map_err(Failure::Transport)?;
                 let status = response.status();
                 let retry_after = retry_after(&response);
