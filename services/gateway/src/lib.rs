@@ -6,6 +6,7 @@ pub mod cache;
 pub mod collections;
 pub mod config;
 pub mod error;
+pub mod eval;
 pub mod http;
 pub mod jobs;
 pub mod metrics;

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         None => config.server.validate(),
         Some(Command::Ingest(args)) => args.validate(),
         Some(Command::Reindex(args)) => args.validate(),
+        Some(Command::Eval(args)) => args.validate(),
         Some(Command::Healthcheck(args)) => {
             return shared::http::healthcheck(args, config.server.port, &config.server.serve.auth);
         }
@@ -73,6 +74,26 @@ fn main() -> ExitCode {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("search-gateway reindex: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Eval(args)) => match runtime.block_on(search_gateway::eval::run(&args)) {
+            Ok(report) if args.json => {
+                println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
+                ExitCode::SUCCESS
+            }
+            Ok(report) => {
+                print!("{}", report.table());
+                if args.rerank.contains(&search_gateway::config::Switch::On) {
+                    println!(
+                        "\nrerank on: the figures are only as good as the reranker ({}); a test fixture's random weights make its order noise",
+                        report.reranker
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("search-gateway eval: {e}");
                 ExitCode::FAILURE
             }
         },

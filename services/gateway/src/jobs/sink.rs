@@ -65,6 +65,21 @@ impl Sink {
         Ok(Self::Local(Box::new(LocalWriter { collections, store, cache, metrics, embed_timeout, edge })))
     }
 
+    /// Engines and a store this process already runs (`eval` indexes a corpus into the gateway
+    /// it searches); the caller flushes the store.
+    pub fn from_parts(parts: &crate::backends::Parts, embed_timeout: Duration) -> Self {
+        let metrics = GatewayMetrics::default();
+        let collections = Collections::new(
+            parts.profiles.clone(),
+            parts.collection_embedders.clone(),
+            parts.embedder.clone(),
+            parts.store.clone(),
+        );
+        let cache = CacheLayer::new(parts.cache.clone(), metrics.clone());
+        let store = parts.store.clone();
+        Self::Local(Box::new(LocalWriter { collections, store, cache, metrics, embed_timeout, edge: None }))
+    }
+
     pub async fn write(
         &self,
         collection: &str,

@@ -7,6 +7,9 @@ use std::time::Duration;
 use shared::config::{EngineArgs, Secret};
 use shared::http::ServeArgs;
 
+mod eval;
+pub use eval::{EvalArgs, MAX_CANDIDATES, Switch};
+
 /// Semantic search: cache -> embed the query -> vector top-N -> rerank -> cache. Without
 /// EMBED_URL/RERANK_URL/QDRANT_URL/REDIS_URL it runs everything in this process (ONNX Runtime
 /// engines, qdrant-edge under --data-dir, an in-process cache).
@@ -25,6 +28,9 @@ pub enum Command {
     Ingest(Box<IngestArgs>),
     /// Re-embed a collection into a new one and point an alias at it (in process, or through a gateway).
     Reindex(Box<ReindexArgs>),
+    /// Measure relevance on a test collection (nDCG@10, MRR@10, recall, P@10), in process or
+    /// through a gateway.
+    Eval(Box<EvalArgs>),
     /// Exit 0 if the gateway on this machine answers 200 on /ready, else 1.
     Healthcheck(shared::http::HealthcheckArgs),
     /// Download the in-process engines' models (--embed-model, --rerank-model) and exit.

