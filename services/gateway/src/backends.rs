@@ -11,8 +11,8 @@ use shared::{Embedder, Reranker};
 use tokio::sync::watch;
 
 use crate::cache::{Cache, MemoryCache, RedisCache};
-use crate::collections::CollectionEmbedders;
 use crate::collections::profiles::Profiles;
+use crate::collections::{CollectionEmbedders, Collections};
 use crate::config::Backends;
 use crate::store::{EdgeStore, QdrantStore, VectorStore};
 use crate::upstream::RemoteService;
@@ -184,6 +184,17 @@ pub fn cache(backends: &Backends) -> Result<Arc<dyn Cache>, StartError> {
 }
 
 impl Parts {
+    /// The collections over these engines and this store: what the server, `eval` and a batch
+    /// job writing beside a gateway all route documents and queries through.
+    pub fn collections(&self) -> Collections {
+        Collections::new(
+            self.profiles.clone(),
+            self.collection_embedders.clone(),
+            self.embedder.clone(),
+            self.store.clone(),
+        )
+    }
+
     pub async fn build(backends: &Backends, registry: &mut Registry) -> Result<Self, StartError> {
         let profiles = profiles(backends)?;
         let (store, edge) = store(backends, &profiles).await?;

@@ -57,13 +57,6 @@ pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
 }
 
-impl Telemetry {
-    /// Whether spans are being exported.
-    pub fn tracing(&self) -> bool {
-        self.provider.is_some()
-    }
-}
-
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(provider) = self.provider.take()
@@ -81,8 +74,9 @@ pub fn init(service: &str, json: bool, traces: &TraceArgs) -> Result<Telemetry, 
         .unwrap_or_else(|_| EnvFilter::new("info,ort=warn,qdrant_edge=warn,qdrant_edge::common=error"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
     let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
-    let provider = match traces.traces_url()? {
-        Some(url) => Some(otlp::provider(&url, traces.service_name.as_deref().unwrap_or(service))?),
+    let url = traces.traces_url()?;
+    let provider = match &url {
+        Some(url) => Some(otlp::provider(url, traces.service_name.as_deref().unwrap_or(service))?),
         None => None,
     };
     let otel = provider.as_ref().map(|provider| {
@@ -96,7 +90,7 @@ pub fn init(service: &str, json: bool, traces: &TraceArgs) -> Result<Telemetry, 
     });
     // A second init (tests start several apps in one process) is harmless, so its error is ignored.
     let _ = tracing_subscriber::registry().with(fmt.with_filter(filter)).with(otel).try_init();
-    if let Some(url) = provider.as_ref().and(traces.traces_url().ok().flatten()) {
+    if let Some(url) = &url {
         tracing::info!(%url, "exporting traces");
     }
     Ok(Telemetry { provider })

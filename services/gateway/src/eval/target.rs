@@ -12,7 +12,6 @@ use shared::config::Secret;
 use crate::Gateway;
 use crate::backends::{Parts, StartError};
 use crate::cache::CacheLayer;
-use crate::collections::Collections;
 use crate::config::JobArgs;
 use crate::jobs::sink::Sink;
 use crate::metrics::GatewayMetrics;
@@ -41,12 +40,7 @@ impl Target {
             }
         }
         let metrics = GatewayMetrics::default();
-        let collections = Collections::new(
-            parts.profiles.clone(),
-            parts.collection_embedders.clone(),
-            parts.embedder.clone(),
-            parts.store.clone(),
-        );
+        let collections = parts.collections();
         // Each stage gets a batch job's budget: an evaluation waits for answers rather than failing.
         let budget = Duration::from_secs(job.batch_timeout_secs);
         let limits = Limits {

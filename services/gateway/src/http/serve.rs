@@ -12,7 +12,6 @@ use tokio::sync::watch;
 use crate::Gateway;
 use crate::backends::{Parts, StartError};
 use crate::cache::CacheLayer;
-use crate::collections::Collections;
 use crate::config::ServerArgs;
 use crate::metrics::GatewayMetrics;
 use crate::search::Limits;
@@ -62,12 +61,7 @@ pub fn app(
     let http = HttpMetrics::register(&mut registry);
     let cache = CacheLayer::new(parts.cache.clone(), metrics.clone());
     let gateway = Arc::new(Gateway::new(
-        Collections::new(
-            parts.profiles.clone(),
-            parts.collection_embedders.clone(),
-            parts.embedder.clone(),
-            parts.store.clone(),
-        ),
+        parts.collections(),
         parts.reranker.clone(),
         parts.store.clone(),
         cache,

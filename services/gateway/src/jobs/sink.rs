@@ -69,12 +69,7 @@ impl Sink {
     /// it searches); the caller flushes the store.
     pub fn from_parts(parts: &crate::backends::Parts, embed_timeout: Duration) -> Self {
         let metrics = GatewayMetrics::default();
-        let collections = Collections::new(
-            parts.profiles.clone(),
-            parts.collection_embedders.clone(),
-            parts.embedder.clone(),
-            parts.store.clone(),
-        );
+        let collections = parts.collections();
         let cache = CacheLayer::new(parts.cache.clone(), metrics.clone());
         let store = parts.store.clone();
         Self::Local(Box::new(LocalWriter { collections, store, cache, metrics, embed_timeout, edge: None }))
