@@ -85,8 +85,18 @@ async fn embedded_mode_searches_caches_and_invalidates() {
     let info: Value = client.get(gw.url("/collections/profiles")).send().await.unwrap().json().await.unwrap();
     assert_eq!(
         info,
-        json!({"name": "profiles", "points_count": 6, "dimension": 32, "distance": "cosine", "backend": "qdrant-edge"})
+        json!({"name": "profiles", "points_count": 6, "dimension": 32, "distance": "cosine", "backend": "qdrant-edge", "sparse": true})
     );
+    // BM25 finds the words, whatever the (random-weight) embedder thinks; hybrid fuses both.
+    let sparse = search(&client, &gw, json!({"query": "pastry LYON", "retrieval": "sparse", "rerank": false})).await;
+    assert_eq!(sparse["retrieval"], "sparse");
+    assert_eq!(ids(&sparse), ["p2"], "only the document with the words");
+    let russian = search(&client, &gw, json!({"query": "москве", "retrieval": "sparse", "rerank": false})).await;
+    assert_eq!(russian["hits"][0]["id"], "p5", "Cyrillic words, case-folded");
+    let hybrid = search(&client, &gw, json!({"query": "pastry chef", "retrieval": "hybrid", "rerank": false})).await;
+    assert_eq!((hybrid["retrieval"].as_str(), hybrid["hits"].as_array().map(Vec::len)), (Some("hybrid"), Some(6)));
+    let dense = search(&client, &gw, json!({"query": "pastry chef", "rerank": false})).await;
+    assert_eq!(dense["retrieval"], "dense", "the default retrieval");
 
     // Miss, then hit with the same hits; whitespace does not make another query.
     let query = json!({"query": "rust engineer", "top_k": 3, "candidates": 6});

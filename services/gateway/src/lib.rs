@@ -10,6 +10,7 @@ pub mod eval;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod retrieval;
 pub mod search;
 pub mod store;
 pub mod upstream;

@@ -359,7 +359,8 @@ export interface components {
          *       "points_count": 1200,
          *       "dimension": 1024,
          *       "distance": "cosine",
-         *       "backend": "qdrant-edge"
+         *       "backend": "qdrant-edge",
+         *       "sparse": true
          *     }
          */
         CollectionInfo: {
@@ -375,6 +376,11 @@ export interface components {
              * @description Documents stored.
              */
             points_count: number;
+            /**
+             * @description Whether its documents carry BM25 sparse vectors (needed by `sparse` and `hybrid`
+             *     retrieval; `reindex` adds them to a collection built before them).
+             */
+            sparse: boolean;
         };
         /** @description Every collection of the store. */
         CollectionList: {
@@ -461,6 +467,31 @@ export interface components {
             /** @description What went wrong, for people. */
             error: string;
         };
+        /** @description How a hybrid search fuses its two rankings, in the engine. */
+        Fusion: {
+            /**
+             * Format: int32
+             * @description RRF's `k`, 1-1000 [default: 5: a small `k` keeps the dense ranking's top decisive].
+             * @default 5
+             */
+            k?: number;
+            /**
+             * @description `rrf` (reciprocal rank fusion: each list adds `weight / (k + rank)`) or `dbsf`
+             *     (distribution-based score fusion: scores normalized by their mean and spread, summed).
+             */
+            method?: components["schemas"]["FusionMethod"];
+            /**
+             * Format: float
+             * @description RRF's weight of the sparse ranking, the dense one weighing 1; 0-10 [default: 0.2].
+             * @default 0.2
+             */
+            sparse_weight?: number;
+        };
+        /**
+         * @description How the rankings are fused: `rrf` or `dbsf`.
+         * @enum {string}
+         */
+        FusionMethod: "rrf" | "dbsf";
         /** @description One hit. */
         Hit: {
             /** @description The document's id. */
@@ -481,7 +512,8 @@ export interface components {
             score: number;
             /**
              * Format: float
-             * @description Cosine similarity of the query and the document.
+             * @description The retrieval's score: the cosine similarity of query and document (dense), their BM25
+             *     score (sparse), or the fusion's score (hybrid).
              */
             vector_score: number;
         };
@@ -516,6 +548,11 @@ export interface components {
          */
         RerankStatus: "applied" | "skipped" | "fallback";
         /**
+         * @description `dense`: nearest by the embedding; `sparse`: BM25 over the text's terms; `hybrid`: both, fused.
+         * @enum {string}
+         */
+        Retrieval: "dense" | "sparse" | "hybrid";
+        /**
          * @description A search.
          * @example {
          *       "query": "rust engineer who knows search",
@@ -546,16 +583,18 @@ export interface components {
              *     `geo_*`, `values_count`, `is_empty`, `is_null`, `has_id` conditions) on the payload.
              */
             filter?: unknown;
+            fusion?: null | components["schemas"]["Fusion"];
             /**
              * @description The query, embedded with the query prefix; not empty or only whitespace, at most
              *     --max-query-bytes (4096).
              */
             query: string;
             /**
-             * @description Rerank the candidates with the cross-encoder (otherwise vector order).
+             * @description Rerank the candidates with the cross-encoder (otherwise retrieval order).
              * @default true
              */
             rerank?: boolean;
+            retrieval?: null | components["schemas"]["Retrieval"];
             /**
              * @description Hits to return, at most `candidates`.
              * @default 10
@@ -567,6 +606,11 @@ export interface components {
             cache: components["schemas"]["CacheStatus"];
             hits: components["schemas"]["Hit"][];
             rerank: components["schemas"]["RerankStatus"];
+            /**
+             * @description The retrieval that ran: the one asked for, or `dense` for a collection without sparse
+             *     vectors.
+             */
+            retrieval: components["schemas"]["Retrieval"];
             timings_ms: components["schemas"]["Timings"];
         };
         /**

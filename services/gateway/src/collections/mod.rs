@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use shared::tokenize::InputType;
 
+use crate::retrieval::Bm25;
 use crate::store::{StoreError, VectorStore};
 use crate::upstream::Embed;
 use profiles::Profiles;
@@ -30,6 +31,9 @@ pub struct Collections {
     default_embedder: Arc<dyn Embed>,
     store: Arc<dyn VectorStore>,
     aliases: Mutex<Option<Fetched>>,
+    /// The BM25 embedders of collections with settings of their own, and everyone else's.
+    bm25: HashMap<String, Arc<Bm25>>,
+    default_bm25: Arc<Bm25>,
 }
 
 /// An alias map and when it was fetched.
@@ -42,7 +46,20 @@ impl Collections {
         default_embedder: Arc<dyn Embed>,
         store: Arc<dyn VectorStore>,
     ) -> Self {
-        Self { profiles, embedders, default_embedder, store, aliases: Mutex::default() }
+        let bm25 = profiles
+            .iter()
+            .filter_map(|(name, p)| p.bm25.as_ref().map(|settings| (name, settings)))
+            .map(|(name, settings)| {
+                (name.clone(), Arc::new(Bm25::new(settings).expect("checked when the profiles were read")))
+            })
+            .collect();
+        let default_bm25 = Arc::new(Bm25::default());
+        Self { profiles, embedders, default_embedder, store, aliases: Mutex::default(), bm25, default_bm25 }
+    }
+
+    /// The BM25 embedder of `collection`'s sparse vectors.
+    pub fn bm25(&self, collection: &str) -> &Bm25 {
+        self.bm25.get(collection).unwrap_or(&self.default_bm25)
     }
 
     /// The collection `name` stands for: the one its alias names, or `name` itself.

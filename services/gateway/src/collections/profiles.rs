@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use shared::tokenize::InputType;
 
+use crate::retrieval::{Bm25, Bm25Settings};
 use crate::store::{HASH_KEY, ID_KEY, PointKeys, PointLayouts, TEXT_KEY};
 
 /// One collection's settings.
@@ -45,6 +46,9 @@ pub struct Profile {
     /// keys, no keys of the gateway's own).
     #[serde(default)]
     pub writable: bool,
+    /// How its BM25 sparse vectors tokenize (`[name.bm25]`: `tokenizer`, `language`, `stemming`,
+    /// `stopwords`, `k`, `b`, `avg_len`) [default: multilingual, no stemming, no stopwords].
+    pub bm25: Option<Bm25Settings>,
 }
 
 /// Every configured collection; the others are the gateway's own.
@@ -74,6 +78,9 @@ impl Profiles {
             }
             if profile.embed_model_dir.is_some() && profile.embed_url.is_some() {
                 return Err(format!("[{name}] give embed_model_dir or embed_url, not both"));
+            }
+            if let Some(settings) = &profile.bm25 {
+                Bm25::new(settings).map_err(|e| format!("[{name}] {e}"))?;
             }
         }
         Ok(Self(profiles))

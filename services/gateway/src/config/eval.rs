@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::JobArgs;
+use crate::retrieval::{Fusion, FusionMethod, Retrieval};
 
 /// Measure how well searches answer: run a test collection's queries through the same code as
 /// `POST /search` and score the rankings against its judgments (nDCG@10, MRR@10, recall, P@10),
@@ -25,6 +26,13 @@ pub struct EvalArgs {
     /// `eval-` and the first 12 hex digits of the corpus file's SHA-256].
     #[arg(long)]
     pub collection: Option<String>,
+    /// Retrievals to evaluate, comma-separated: `dense`, `sparse`, `hybrid`.
+    #[arg(long, value_delimiter = ',', default_value = "dense")]
+    pub retrieval: Vec<Retrieval>,
+    /// Fusions to evaluate for `hybrid`, comma-separated: `rrf` (k 5, sparse weight 0.2, the
+    /// search default), `rrf:K` or `rrf:K:SPARSE_WEIGHT`, or `dbsf`.
+    #[arg(long, value_delimiter = ',', default_value = "rrf", value_parser = parse_fusion)]
+    pub fusion: Vec<Fusion>,
     /// Reranking settings to evaluate, comma-separated: `off`, `on` or both.
     #[arg(long, value_delimiter = ',', default_value = "off,on")]
     pub rerank: Vec<Switch>,
@@ -46,6 +54,30 @@ pub struct EvalArgs {
 pub enum Switch {
     Off,
     On,
+}
+
+/// `rrf`, `rrf:K`, `rrf:K:W` or `dbsf`.
+fn parse_fusion(text: &str) -> Result<Fusion, String> {
+    let mut parts = text.split(':');
+    let bad = || format!("{text:?}: use rrf, rrf:K, rrf:K:SPARSE_WEIGHT or dbsf");
+    let mut fusion = Fusion::default();
+    match parts.next() {
+        Some("dbsf") => fusion.method = FusionMethod::Dbsf,
+        Some("rrf") => {
+            if let Some(k) = parts.next() {
+                fusion.k = k.parse().map_err(|_| bad())?;
+            }
+            if let Some(w) = parts.next() {
+                fusion.sparse_weight = w.parse().map_err(|_| bad())?;
+            }
+        }
+        _ => return Err(bad()),
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    fusion.validate()?;
+    Ok(fusion)
 }
 
 /// The most candidates a configuration may ask for.

@@ -23,6 +23,7 @@ use target::Target;
 use crate::backends::StartError;
 use crate::config::{EvalArgs, IngestArgs, Switch};
 use crate::jobs::ingest::{self, IngestError};
+use crate::retrieval::{Fusion, FusionMethod, Retrieval};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -37,16 +38,47 @@ pub enum EvalError {
 }
 
 /// One configuration of the search.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Configuration {
-    pub retrieval: &'static str,
+    pub retrieval: Retrieval,
+    /// The fusion, for `hybrid`.
+    pub fusion: Option<Fusion>,
     pub rerank: bool,
     pub candidates: usize,
 }
 
 impl Configuration {
+    /// The retrieval and its fusion: `dense`, `hybrid rrf:60:0.5`, `hybrid dbsf`.
+    pub fn retrieval_label(&self) -> String {
+        match self.fusion {
+            Some(f) if f.method == FusionMethod::Dbsf => format!("{} dbsf", self.retrieval.as_str()),
+            Some(f) => format!("{} rrf:{}:{}", self.retrieval.as_str(), f.k, f.sparse_weight),
+            None => self.retrieval.as_str().to_string(),
+        }
+    }
+
     pub fn label(&self) -> String {
-        format!("{}, rerank {}, {} candidates", self.retrieval, if self.rerank { "on" } else { "off" }, self.candidates)
+        let rerank = if self.rerank { "on" } else { "off" };
+        format!("{}, rerank {rerank}, {} candidates", self.retrieval_label(), self.candidates)
+    }
+
+    /// Every configuration the options ask for, in the order they are run.
+    fn all(args: &EvalArgs) -> Vec<Self> {
+        let mut all = Vec::new();
+        for &candidates in &args.candidates {
+            for rerank in &args.rerank {
+                for &retrieval in &args.retrieval {
+                    let fusions: Vec<Option<Fusion>> = match retrieval {
+                        Retrieval::Hybrid => args.fusion.iter().copied().map(Some).collect(),
+                        _ => vec![None],
+                    };
+                    for fusion in fusions {
+                        all.push(Self { retrieval, fusion, rerank: *rerank == Switch::On, candidates });
+                    }
+                }
+            }
+        }
+        all
     }
 }
 
@@ -85,32 +117,33 @@ pub async fn run(args: &EvalArgs) -> Result<Report, EvalError> {
         None => None,
     };
     let mut outcomes = Vec::new();
-    for &candidates in &args.candidates {
-        for rerank in &args.rerank {
-            let configuration = Configuration { retrieval: "dense", rerank: *rerank == Switch::On, candidates };
-            let mut figures = Vec::with_capacity(judged.len());
-            let mut latencies = Vec::with_capacity(judged.len());
-            let mut progress = Progress::new(&configuration, judged.len());
-            for (i, (id, text)) in judged.iter().enumerate() {
-                let request = json!({
-                    "query": text, "collection": collection, "top_k": DEPTH.min(candidates),
-                    "candidates": candidates, "rerank": configuration.rerank, "cache": "bypass",
-                });
-                let started = Instant::now();
-                let ranking =
-                    target.search(request).await.map_err(|e| EvalError::Failed(format!("query {id}: {e}")))?;
-                latencies.push(started.elapsed().as_secs_f64() * 1e3);
-                let f = Figures::of(&ranking, &qrels[id]);
-                if let Some(out) = per_query.as_mut() {
-                    let line = json!({"configuration": configuration, "query": id, "figures": f, "ranking": ranking});
-                    writeln!(out, "{line}").map_err(|e| EvalError::Failed(format!("writing --per-query: {e}")))?;
-                }
-                figures.push(f);
-                progress.tick(i + 1);
+    for configuration in Configuration::all(args) {
+        let mut figures = Vec::with_capacity(judged.len());
+        let mut latencies = Vec::with_capacity(judged.len());
+        let mut ran = BTreeSet::new();
+        let mut progress = Progress::new(&configuration, judged.len());
+        for (i, (id, text)) in judged.iter().enumerate() {
+            let request = json!({
+                "query": text, "collection": collection, "top_k": DEPTH.min(configuration.candidates),
+                "candidates": configuration.candidates, "rerank": configuration.rerank, "cache": "bypass",
+                "retrieval": configuration.retrieval, "fusion": configuration.fusion,
+            });
+            let started = Instant::now();
+            let (ranking, retrieval) =
+                target.search(request).await.map_err(|e| EvalError::Failed(format!("query {id}: {e}")))?;
+            latencies.push(started.elapsed().as_secs_f64() * 1e3);
+            ran.insert(retrieval);
+            let f = Figures::of(&ranking, &qrels[id]);
+            if let Some(out) = per_query.as_mut() {
+                let line = json!({"configuration": configuration, "query": id, "figures": f, "ranking": ranking});
+                writeln!(out, "{line}").map_err(|e| EvalError::Failed(format!("writing --per-query: {e}")))?;
             }
-            progress.done();
-            outcomes.push(Outcome::new(configuration, &figures, latencies));
+            figures.push(f);
+            progress.tick(i + 1);
         }
+        progress.done();
+        let ran = ran.into_iter().collect::<Vec<_>>().join("+");
+        outcomes.push(Outcome::new(configuration, &figures, latencies, ran));
     }
     if let Some(mut out) = per_query {
         out.flush().map_err(|e| EvalError::Failed(format!("writing --per-query: {e}")))?;

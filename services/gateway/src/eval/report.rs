@@ -7,6 +7,9 @@ use super::metrics::Figures;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
     pub configuration: Configuration,
+    /// The retrieval that ran (`dense` where a collection without sparse vectors was asked for
+    /// more; several joined by `+` if it varied).
+    pub ran: String,
     pub figures: Figures,
     pub latency_ms: Latency,
     pub queries: usize,
@@ -20,12 +23,12 @@ pub struct Latency {
 }
 
 impl Outcome {
-    pub fn new(configuration: Configuration, figures: &[Figures], mut ms: Vec<f64>) -> Self {
+    pub fn new(configuration: Configuration, figures: &[Figures], mut ms: Vec<f64>, ran: String) -> Self {
         ms.sort_by(f64::total_cmp);
         let at = |p: f64| ms.get(((ms.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
         let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
         let latency_ms = Latency { mean, p50: at(0.5), p99: at(0.99) };
-        Self { configuration, figures: Figures::mean(figures), latency_ms, queries: figures.len() }
+        Self { configuration, ran, figures: Figures::mean(figures), latency_ms, queries: figures.len() }
     }
 }
 
@@ -56,9 +59,13 @@ impl Report {
         out += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
         for o in &self.outcomes {
             let (c, f, l) = (&o.configuration, &o.figures, &o.latency_ms);
+            let mut retrieval = c.retrieval_label();
+            if o.ran != c.retrieval.as_str() {
+                retrieval += &format!(" (ran: {})", o.ran);
+            }
             out += &format!(
                 "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.3} | {:.1} | {:.1} | {:.1} | {} |\n",
-                c.retrieval,
+                retrieval,
                 if c.rerank { "on" } else { "off" },
                 c.candidates,
                 f.ndcg_10,

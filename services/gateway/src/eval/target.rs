@@ -67,7 +67,8 @@ impl Target {
     }
 
     /// The ids of the hits of one search, best first; the cache is bypassed.
-    pub(super) async fn search(&self, request: Value) -> Result<Vec<String>, String> {
+    /// The ranking's document ids, and the retrieval that ran.
+    pub(super) async fn search(&self, request: Value) -> Result<(Vec<String>, String), String> {
         let ids = |hits: &Value| -> Vec<String> {
             hits.as_array().into_iter().flatten().filter_map(|h| h["id"].as_str().map(String::from)).collect()
         };
@@ -75,14 +76,14 @@ impl Target {
             Self::Local { gateway, .. } => {
                 let request: SearchRequest = serde_json::from_value(request).map_err(|e| e.to_string())?;
                 let answer = crate::search::search(gateway, request).await.map_err(|e| e.to_string())?;
-                Ok(answer.hits.into_iter().map(|h| h.id).collect())
+                Ok((answer.hits.into_iter().map(|h| h.id).collect(), answer.retrieval.as_str().to_string()))
             }
             Self::Remote { .. } => {
                 let (status, body) = self.call(reqwest::Method::POST, "/search", Some(&request)).await?;
                 if status != 200 {
                     return Err(format!("POST /search answered {status}: {body}"));
                 }
-                Ok(ids(&body["hits"]))
+                Ok((ids(&body["hits"]), body["retrieval"].as_str().unwrap_or("unknown").to_string()))
             }
         }
     }

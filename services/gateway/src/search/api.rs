@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::retrieval::{Fusion, Retrieval};
+
 /// A search.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -29,10 +31,18 @@ pub struct SearchRequest {
     /// `geo_*`, `values_count`, `is_empty`, `is_null`, `has_id` conditions) on the payload.
     #[serde(default)]
     pub filter: Option<Value>,
-    /// Rerank the candidates with the cross-encoder (otherwise vector order).
+    /// Rerank the candidates with the cross-encoder (otherwise retrieval order).
     #[serde(default = "default_true")]
     #[schema(default = true)]
     pub rerank: bool,
+    /// How candidates are found: `dense` (the embedding), `sparse` (BM25 over the words) or
+    /// `hybrid` (both, fused by the vector store) [default: `dense`]. A collection built before
+    /// sparse vectors answers `hybrid` dense-only (the answer's `retrieval` says so).
+    #[serde(default)]
+    pub retrieval: Option<Retrieval>,
+    /// How `hybrid` fuses the two rankings [default: RRF, k 5, the sparse ranking weighing 0.2].
+    #[serde(default)]
+    pub fusion: Option<Fusion>,
     #[serde(default)]
     pub cache: CacheMode,
 }
@@ -42,6 +52,10 @@ fn default_top_k() -> usize {
 }
 
 pub(crate) const DEFAULT_CANDIDATES: usize = 50;
+
+/// The retrieval of a search that names none. Dense for now: no hybrid fusion measured so far
+/// loses nothing against dense on the cross-lingual pool (BENCHMARKS.md, "Relevance").
+pub const DEFAULT_RETRIEVAL: Retrieval = Retrieval::Dense;
 
 fn default_true() -> bool {
     true
@@ -93,7 +107,8 @@ pub struct Hit {
     pub id: String,
     /// What the hits are ordered by: `rerank_score` when reranked, else `vector_score`.
     pub score: f32,
-    /// Cosine similarity of the query and the document.
+    /// The retrieval's score: the cosine similarity of query and document (dense), their BM25
+    /// score (sparse), or the fusion's score (hybrid).
     pub vector_score: f32,
     /// The cross-encoder's sigmoid score, when reranked.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -116,6 +131,9 @@ pub struct Timings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     pub hits: Vec<Hit>,
+    /// The retrieval that ran: the one asked for, or `dense` for a collection without sparse
+    /// vectors.
+    pub retrieval: Retrieval,
     pub rerank: RerankStatus,
     pub cache: CacheStatus,
     pub timings_ms: Timings,

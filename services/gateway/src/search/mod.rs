@@ -11,18 +11,20 @@ use tracing::Instrument as _;
 use crate::Gateway;
 use crate::cache::Generation;
 use crate::error::ApiError;
+use crate::retrieval::{Fusion, Retrieval, StoreQuery};
 use crate::store::{Found, SearchFilter, validate_collection_name};
 
 mod api;
 pub mod flight;
 
 use api::DEFAULT_CANDIDATES;
-pub use api::{CacheMode, CacheStatus, Hit, RerankStatus, SearchRequest, SearchResponse, Timings};
+pub use api::{CacheMode, CacheStatus, DEFAULT_RETRIEVAL, Hit, RerankStatus, SearchRequest, SearchResponse, Timings};
 
 /// What is cached: the result without its timings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Computed {
     hits: Vec<Hit>,
+    retrieval: Retrieval,
     rerank: RerankStatus,
     #[serde(skip)]
     timings: Timings,
@@ -37,6 +39,8 @@ struct Search {
     candidates: usize,
     filter: Option<SearchFilter>,
     rerank: bool,
+    retrieval: Retrieval,
+    fusion: Fusion,
     mode: CacheMode,
 }
 
@@ -77,6 +81,8 @@ fn validate(gateway: &Gateway, request: SearchRequest) -> Result<Search, ApiErro
         )));
     }
     let filter = request.filter.as_ref().map(SearchFilter::parse).transpose().map_err(ApiError::BadFilter)?;
+    let fusion = request.fusion.unwrap_or_default();
+    fusion.validate().map_err(ApiError::Invalid)?;
     Ok(Search {
         query,
         collection,
@@ -84,6 +90,8 @@ fn validate(gateway: &Gateway, request: SearchRequest) -> Result<Search, ApiErro
         candidates,
         filter,
         rerank: request.rerank,
+        retrieval: request.retrieval.unwrap_or(DEFAULT_RETRIEVAL),
+        fusion,
         mode: request.cache,
     })
 }
@@ -100,13 +108,25 @@ fn hex_sha256(parts: &[&str]) -> String {
 /// Everything that changes a result is in its key, the collection's generation included.
 fn result_key(gateway: &Gateway, search: &Search, generation: u64) -> String {
     let numbers = format!("{}:{}:{}:{generation}", search.top_k, search.candidates, search.rerank);
+    let retrieval = match search.retrieval {
+        Retrieval::Dense => "dense".to_string(),
+        Retrieval::Sparse => format!("sparse|{}", gateway.collections.bm25(&search.collection).identity()),
+        Retrieval::Hybrid => {
+            format!("hybrid|{}|{}", search.fusion.canonical(), gateway.collections.bm25(&search.collection).identity())
+        }
+    };
     let hash = hex_sha256(&[
         &search.query,
         &search.collection,
         &numbers,
         search.filter.as_ref().map_or("", SearchFilter::canonical),
-        &gateway.collections.embedding_identity(&search.collection),
+        &if search.retrieval.needs_dense() {
+            gateway.collections.embedding_identity(&search.collection)
+        } else {
+            String::new()
+        },
         &if search.rerank { gateway.reranker.model() } else { String::new() },
+        &retrieval,
     ]);
     format!("sg:v1:search:{}:{hash}", search.collection)
 }
@@ -145,6 +165,7 @@ pub async fn search(gateway: &Arc<Gateway>, request: SearchRequest) -> Result<Se
         gateway.metrics.stage("cache", cache / 1000.0);
         return Ok(SearchResponse {
             hits: cached.hits,
+            retrieval: cached.retrieval,
             rerank: cached.rerank,
             cache: CacheStatus::Hit,
             timings_ms: timings,
@@ -169,7 +190,13 @@ pub async fn search(gateway: &Arc<Gateway>, request: SearchRequest) -> Result<Se
     });
     gateway.metrics.stage("cache", timings.cache / 1000.0);
     gateway.metrics.stage("total", timings.total / 1000.0);
-    Ok(SearchResponse { hits: computed.hits.clone(), rerank: computed.rerank, cache: status, timings_ms: timings })
+    Ok(SearchResponse {
+        hits: computed.hits.clone(),
+        retrieval: computed.retrieval,
+        rerank: computed.rerank,
+        cache: status,
+        timings_ms: timings,
+    })
 }
 
 /// Embeds, searches, reranks, and caches the result under `key` (unless reranking fell back).
@@ -180,24 +207,33 @@ async fn compute(gateway: Arc<Gateway>, search: Search, key: Option<String>) -> 
     let _foreground = embedder_foreground.filter(|_| gateway.reranker.in_process()).map(|f| f.enter());
     let use_embedding_cache = search.mode != CacheMode::Bypass;
     let embed_started = Instant::now();
-    let vector = embed_query(&gateway, &search, use_embedding_cache)
-        .instrument(tracing::info_span!("embed_query"))
-        .await
-        .inspect_err(|_| gateway.metrics.dependency_error("embedder"))?;
+    let dense = match search.retrieval.needs_dense() {
+        true => Some(
+            embed_query(&gateway, &search, use_embedding_cache)
+                .instrument(tracing::info_span!("embed_query"))
+                .await
+                .inspect_err(|_| gateway.metrics.dependency_error("embedder"))?,
+        ),
+        false => None,
+    };
+    let sparse =
+        search.retrieval.needs_sparse().then(|| gateway.collections.bm25(&search.collection).query(&search.query));
     let embed = millis(embed_started);
 
     let search_started = Instant::now();
-    let found = gateway
-        .store
-        .search(&search.collection, vector, search.candidates, search.filter.as_ref())
-        .instrument(tracing::info_span!("vector_search", candidates = search.candidates))
-        .await
-        .inspect_err(|e| {
-            if matches!(e, crate::store::StoreError::Unavailable(_) | crate::store::StoreError::Failed(_)) {
-                gateway.metrics.dependency_error("vector_store");
-            }
-        })?;
+    let query = StoreQuery { dense, sparse, fusion: search.fusion, limit: search.candidates };
+    let span =
+        tracing::info_span!("vector_search", candidates = search.candidates, retrieval = search.retrieval.as_str());
+    let searched =
+        gateway.store.search(&search.collection, query, search.filter.as_ref()).instrument(span).await.inspect_err(
+            |e| {
+                if matches!(e, crate::store::StoreError::Unavailable(_) | crate::store::StoreError::Failed(_)) {
+                    gateway.metrics.dependency_error("vector_store");
+                }
+            },
+        )?;
     let search_ms = millis(search_started);
+    let (found, retrieval) = (searched.found, searched.retrieval);
 
     let rerank_started = Instant::now();
     let rerank_span = tracing::info_span!("rerank", documents = found.len(), status = tracing::field::Empty);
@@ -209,7 +245,7 @@ async fn compute(gateway: Arc<Gateway>, search: Search, key: Option<String>) -> 
     gateway.metrics.stage("search", search_ms / 1000.0);
     gateway.metrics.stage("rerank", rerank_ms / 1000.0);
 
-    let mut computed = Computed { hits, rerank, timings: Timings::default() };
+    let mut computed = Computed { hits, retrieval, rerank, timings: Timings::default() };
     let write_started = Instant::now();
     // A fallback result is not cached: the next search should get the reranked one.
     if let Some(key) = key
@@ -322,6 +358,7 @@ mod tests {
             (request.top_k, request.candidates, request.rerank, request.cache),
             (10, None, true, CacheMode::Use)
         );
+        assert_eq!((request.retrieval, request.fusion), (None, None));
         assert!(serde_json::from_str::<SearchRequest>(r#"{"query": "x", "topk": 3}"#).is_err(), "typos are refused");
     }
 }

@@ -21,6 +21,7 @@ pub use keys::{HASH_KEY, ID_KEY, PointKeys, PointLayouts, TEXT_KEY};
 pub use qdrant::{Layout, QdrantStore};
 
 use crate::BoxFuture;
+use crate::retrieval::{Retrieval, SparseVector, StoreQuery};
 
 /// Namespace of point ids: UUIDv5(namespace, document id).
 const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_4c1e_8a7b_4c53_9d0e_5ab4_1f3e_2c77);
@@ -80,6 +81,8 @@ pub struct Point {
     pub text: String,
     pub payload: Map<String, Value>,
     pub vector: Vec<f32>,
+    /// The text's BM25 vector; dropped when written to a collection without sparse vectors.
+    pub sparse: Option<SparseVector>,
 }
 
 impl Point {
@@ -138,6 +141,27 @@ fn id_filter(id_key: &str, document_id: &str) -> Result<SearchFilter, StoreError
         .map_err(StoreError::Failed)
 }
 
+/// What a search found, and by which retrieval (a collection without sparse vectors answers a
+/// hybrid search dense-only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Searched {
+    pub found: Vec<Found>,
+    pub retrieval: Retrieval,
+}
+
+/// The retrieval a collection can run for `asked`: dense in place of sparse or hybrid when it
+/// has no sparse vectors (a sparse-only query it refuses).
+fn runnable(collection: &str, query: &StoreQuery, has_sparse: bool) -> Result<Retrieval, StoreError> {
+    match (query.asked(), has_sparse) {
+        (asked, true) => Ok(asked),
+        (Retrieval::Sparse, false) => Err(StoreError::BadRequest(format!(
+            "collection {collection:?} has no sparse vectors (it was built before hybrid retrieval): search it \
+             with \"retrieval\": \"dense\", or reindex it to add them"
+        ))),
+        _ => Ok(Retrieval::Dense),
+    }
+}
+
 /// A page of a collection: its documents and where the next page starts, if there is one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
@@ -163,7 +187,7 @@ fn id_and_hash(payload: &Map<String, Value>) -> Option<(String, String)> {
 
 /// A collection's size and vector configuration.
 #[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
-#[schema(example = json!({"name": "profiles", "points_count": 1200, "dimension": 1024, "distance": "cosine", "backend": "qdrant-edge"}))]
+#[schema(example = json!({"name": "profiles", "points_count": 1200, "dimension": 1024, "distance": "cosine", "backend": "qdrant-edge", "sparse": true}))]
 pub struct CollectionInfo {
     pub name: String,
     /// Documents stored.
@@ -174,6 +198,9 @@ pub struct CollectionInfo {
     pub distance: &'static str,
     /// Where it is stored: `qdrant-edge` (in process) or `qdrant` (a server).
     pub backend: &'static str,
+    /// Whether its documents carry BM25 sparse vectors (needed by `sparse` and `hybrid`
+    /// retrieval; `reindex` adds them to a collection built before them).
+    pub sparse: bool,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -197,16 +224,17 @@ pub enum StoreError {
 /// What the gateway needs of a vector store.
 pub trait VectorStore: Send + Sync {
     fn backend(&self) -> &'static str;
-    /// The `limit` nearest points by cosine similarity, best first, with their payloads.
+    /// The `query.limit` best points, with their payloads: nearest by cosine similarity, by
+    /// BM25, or both fused by the engine (prefetch + fusion), as `query` asks and the collection
+    /// can.
     fn search<'a>(
         &'a self,
         collection: &'a str,
-        vector: Vec<f32>,
-        limit: usize,
+        query: StoreQuery,
         filter: Option<&'a SearchFilter>,
-    ) -> BoxFuture<'a, Result<Vec<Found>, StoreError>>;
-    /// Inserts or replaces points; creates the collection (cosine, the vectors' dimension) first
-    /// if it does not exist.
+    ) -> BoxFuture<'a, Result<Searched, StoreError>>;
+    /// Inserts or replaces points; creates the collection (cosine, the vectors' dimension, and
+    /// the sparse vector when the points carry one) first if it does not exist.
     fn upsert<'a>(&'a self, collection: &'a str, points: Vec<Point>) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Removes a document; removing one that is not there is not an error.
     fn delete<'a>(&'a self, collection: &'a str, document_id: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
@@ -271,6 +299,7 @@ mod tests {
             text: "hello".into(),
             payload: json!({"city": "Paris"}).as_object().unwrap().clone(),
             vector: vec![1.0],
+            sparse: None,
         };
         let keys = PointKeys::gateway();
         let stored = point.stored_payload(&keys);
@@ -288,6 +317,7 @@ mod tests {
             text: "hello".into(),
             payload: json!({"city": "Paris"}).as_object().unwrap().clone(),
             vector: vec![1.0],
+            sparse: None,
         };
         let stored = point.stored_payload(&keys);
         assert_eq!(Value::Object(stored.clone()), json!({"city": "Paris", "document": "hello", "profile_id": "p1"}));

@@ -5,22 +5,24 @@
 //! exclusive lock on `<data-dir>/LOCK` makes that explicit.
 
 mod aliases;
+mod query;
 mod shards;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use qdrant_edge::{NamedQuery, PointId, QueryEnum, ScrollRequest, SearchRequest, WithPayloadInterface};
+use qdrant_edge::{PointId, ScrollRequest, WithPayloadInterface};
 
 use super::journal::EntryRef;
 use super::{
-    CollectionInfo, Found, Page, Point, SearchFilter, StoreError, VectorStore, check_dimension, id_and_hash, id_filter,
-    point_id,
+    CollectionInfo, Found, Page, Point, SearchFilter, Searched, StoreError, VectorStore, check_dimension, id_and_hash,
+    id_filter, point_id, runnable,
 };
 use crate::BoxFuture;
+use crate::retrieval::StoreQuery;
 use crate::store::PointLayouts;
-use shards::{Shards, dimension_of, failed};
+use shards::{Shards, dimension_of, failed, has_sparse};
 
 /// A collection being created (or deleted) lives here until it is whole (or gone); leftovers are
 /// removed at start-up.
@@ -75,31 +77,26 @@ impl VectorStore for EdgeStore {
     fn search<'a>(
         &'a self,
         collection: &'a str,
-        vector: Vec<f32>,
-        limit: usize,
+        query: StoreQuery,
         filter: Option<&'a SearchFilter>,
-    ) -> BoxFuture<'a, Result<Vec<Found>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Searched, StoreError>> {
         Box::pin(async move {
             let shard = self.0.shard(collection)?;
-            check_dimension(collection, dimension_of(&shard), [vector.len()])?;
-            let request = SearchRequest {
-                query: QueryEnum::Nearest(NamedQuery::default_dense(vector)),
-                filter: filter.map(|f| f.parsed.clone()),
-                params: None,
-                limit,
-                offset: 0,
-                with_payload: Some(WithPayloadInterface::Bool(true)),
-                with_vector: None,
-                score_threshold: None,
-            };
-            let points = blocking(move || shard.search(request).map_err(failed)).await?;
+            if let Some(dense) = &query.dense {
+                check_dimension(collection, dimension_of(&shard), [dense.len()])?;
+            }
+            let retrieval = runnable(collection, &query, has_sparse(&shard))?;
+            let filter = filter.map(|f| f.parsed.clone());
+            let points =
+                blocking(move || shard.query(query::request(query, retrieval, filter)).map_err(failed)).await?;
             let keys = self.0.layouts.keys(collection);
-            Ok(points
+            let found = points
                 .into_iter()
                 .map(|p| {
                     Found::from_stored(p.id.to_string(), p.score, p.payload.map(|p| p.0).unwrap_or_default(), &keys)
                 })
-                .collect())
+                .collect();
+            Ok(Searched { found, retrieval })
         })
     }
 
@@ -128,6 +125,7 @@ impl VectorStore for EdgeStore {
                     dimension: dimension_of(&shard),
                     distance: "cosine",
                     backend: "qdrant-edge",
+                    sparse: has_sparse(&shard),
                 })
             })
             .await
@@ -243,7 +241,13 @@ mod tests {
     use super::*;
 
     fn point(id: &str, dimension: usize) -> Point {
-        Point { id: id.into(), text: format!("text {id}"), payload: Map::new(), vector: vec![0.5; dimension] }
+        Point {
+            id: id.into(),
+            text: format!("text {id}"),
+            payload: Map::new(),
+            vector: vec![0.5; dimension],
+            sparse: None,
+        }
     }
 
     #[tokio::test]
@@ -253,11 +257,54 @@ mod tests {
         store.upsert("c", vec![point("a", 4)]).await.unwrap();
         let refused = store.upsert("c", vec![point("b", 4), point("c", 3)]).await.unwrap_err();
         assert_eq!(refused, StoreError::Dimension { collection: "c".into(), expected: 4, got: 3 });
-        let query = store.search("c", vec![0.5; 5], 3, None).await.unwrap_err();
+        let query = store.search("c", StoreQuery::dense(vec![0.5; 5], 3), None).await.unwrap_err();
         assert!(matches!(query, StoreError::Dimension { expected: 4, got: 5, .. }), "{query:?}");
         drop(store);
         let store = EdgeStore::open(dir.path(), 1 << 20, Arc::default()).unwrap();
         assert_eq!(store.info("c").await.unwrap().points_count, 1, "only the accepted write");
         assert!(store.document("c", "b").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn sparse_and_hybrid_searches_run_in_the_engine_and_survive_a_reopen() {
+        use crate::retrieval::{Bm25, Retrieval};
+        let dir = tempfile::tempdir().unwrap();
+        let bm25 = Bm25::default();
+        let texts = ["rust engineer in berlin", "python developer in paris", "chef in lyon"];
+        let points: Vec<Point> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Point {
+                id: format!("d{i}"),
+                text: text.to_string(),
+                payload: Map::new(),
+                // The dense vectors point away from the words: d2 is nearest to the query vector.
+                vector: vec![i as f32, 1.0],
+                sparse: Some(bm25.document(text)),
+            })
+            .collect();
+        let store = EdgeStore::open(dir.path(), 1 << 20, Arc::default()).unwrap();
+        store.upsert("c", points).await.unwrap();
+        store.upsert("dense_only", vec![point("a", 2)]).await.unwrap();
+        drop(store);
+        let store = EdgeStore::open(dir.path(), 1 << 20, Arc::default()).unwrap();
+        assert!(store.info("c").await.unwrap().sparse);
+        let sparse =
+            StoreQuery { dense: None, sparse: Some(bm25.query("paris python")), ..StoreQuery::dense(vec![], 3) };
+        let found = store.search("c", sparse.clone(), None).await.unwrap();
+        assert_eq!(found.retrieval, Retrieval::Sparse);
+        assert_eq!(found.found.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["d1"], "only the matching words");
+        let hybrid = StoreQuery { dense: Some(vec![1.0, 0.0]), ..sparse.clone() };
+        let found = store.search("c", hybrid.clone(), None).await.unwrap();
+        assert_eq!(found.retrieval, Retrieval::Hybrid);
+        let ids: Vec<&str> = found.found.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.contains(&"d1") && ids.contains(&"d2"), "both rankings contribute: {ids:?}");
+        // A collection without sparse vectors answers hybrid dense-only, and refuses sparse-only.
+        let found = store.search("dense_only", hybrid, None).await.unwrap();
+        assert_eq!((found.retrieval, found.found.len()), (Retrieval::Dense, 1));
+        assert!(!store.info("dense_only").await.unwrap().sparse);
+        let refused = store.search("dense_only", sparse, None).await.unwrap_err();
+        assert!(matches!(refused, StoreError::BadRequest(ref why) if why.contains("reindex")), "{refused:?}");
     }
 }

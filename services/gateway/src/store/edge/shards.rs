@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use qdrant_edge::{
-    DEFAULT_VECTOR_NAME, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder, PointId,
-    PointInsertOperations, PointOperations, PointStruct, UpdateOperation,
+    DEFAULT_VECTOR_NAME, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParamsBuilder,
+    EdgeVectorParamsBuilder, Modifier, PointId, PointInsertOperations, PointOperations, PointStruct, UpdateOperation,
+    Vector, Vectors,
 };
 use serde_json::Value;
 
@@ -17,7 +18,8 @@ use super::super::journal::{Entry, EntryRef, Journal, WriteGuard, sync_dir};
 use super::super::{StoreError, check_dimension, point_id};
 use super::aliases::Aliases;
 use super::{STAGING_PREFIX, point_ids};
-use crate::store::PointLayouts;
+use crate::retrieval::SPARSE_VECTOR;
+use crate::store::{Point, PointLayouts};
 
 /// The collections, their journal and the directory lock.
 pub(super) struct Shards {
@@ -98,9 +100,10 @@ impl Shards {
         shards.get(collection).cloned().ok_or_else(|| StoreError::NotFound(collection.to_string()))
     }
 
-    /// The collection's shard, created with `dimension` if it does not exist yet. The shard is
-    /// built and flushed under a staging name, then renamed: a crash never leaves half of one.
-    fn shard_or_create(&self, collection: &str, dimension: usize) -> Result<Arc<EdgeShard>, StoreError> {
+    /// The collection's shard, created with `dimension` (and the BM25 sparse vector, with the
+    /// engine's IDF, if `sparse`) if it does not exist yet. The shard is built and flushed under
+    /// a staging name, then renamed: a crash never leaves half of one.
+    fn shard_or_create(&self, collection: &str, dimension: usize, sparse: bool) -> Result<Arc<EdgeShard>, StoreError> {
         let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
         if let Some(shard) = shards.get(collection) {
             return Ok(shard.clone());
@@ -112,17 +115,21 @@ impl Shards {
             std::fs::remove_dir_all(&staging).map_err(|e| io("clear the staging directory of", e))?;
         }
         std::fs::create_dir_all(&staging).map_err(|e| io("create", e))?;
-        let config = EdgeConfigBuilder::new()
+        let mut config = EdgeConfigBuilder::new()
             .on_disk_payload(true)
-            .vector(DEFAULT_VECTOR_NAME, EdgeVectorParamsBuilder::new(dimension, Distance::Cosine).build())
-            .build();
+            .vector(DEFAULT_VECTOR_NAME, EdgeVectorParamsBuilder::new(dimension, Distance::Cosine).build());
+        if sparse {
+            config = config
+                .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParamsBuilder::new().modifier(Modifier::Idf).build());
+        }
+        let config = config.build();
         // Dropping the new shard flushes it.
         drop(EdgeShard::new(&staging, config).map_err(failed)?);
         sync_tree(&staging).map_err(|e| io("sync", e))?;
         std::fs::rename(&staging, &path).map_err(|e| io("create", e))?;
         sync_dir(&self.root).map_err(|e| io("sync", e))?;
         let shard = Arc::new(EdgeShard::load(&path, None).map_err(failed)?);
-        tracing::info!(collection, dimension, "created collection");
+        tracing::info!(collection, dimension, sparse, "created collection");
         shards.insert(collection.to_string(), shard.clone());
         Ok(shard)
     }
@@ -132,16 +139,17 @@ impl Shards {
         match *entry {
             EntryRef::Upsert { collection, points } => {
                 let Some(dimension) = points.first().map(|p| p.vector.len()) else { return Ok(()) };
-                let shard = self.shard_or_create(collection, dimension)?;
+                let shard = self.shard_or_create(collection, dimension, points.iter().any(|p| p.sparse.is_some()))?;
                 check_dimension(collection, dimension_of(&shard), points.iter().map(|p| p.vector.len()))?;
-                let keys = self.layouts.keys(collection);
+                let (keys, sparse) = (self.layouts.keys(collection), has_sparse(&shard));
                 let points = points
                     .iter()
                     .map(|p| {
                         let id = PointId::Uuid(point_id(&p.id));
-                        PointStruct::new(id, p.vector.clone(), Value::Object(p.stored_payload(&keys))).into()
+                        let payload = Value::Object(p.stored_payload(&keys));
+                        Ok(PointStruct::new(id, vectors(p, sparse)?, payload).into())
                     })
-                    .collect();
+                    .collect::<Result<_, StoreError>>()?;
                 let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
                     PointInsertOperations::PointsList(points),
                 ));
@@ -240,6 +248,25 @@ pub(super) fn sync_tree(dir: &Path) -> std::io::Result<()> {
 
 pub(super) fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::Failed(e.to_string())
+}
+
+/// A point's vectors: the dense one, and its sparse one where the collection has sparse vectors
+/// (a collection built before them keeps working dense-only).
+fn vectors(point: &Point, sparse: bool) -> Result<Vectors, StoreError> {
+    match point.sparse.as_ref().filter(|_| sparse) {
+        Some(s) => {
+            let sparse = Vector::new_sparse(s.indices.clone(), s.values.clone()).map_err(failed)?;
+            Ok(Vectors::new_named([
+                (DEFAULT_VECTOR_NAME, Vector::new_dense(point.vector.clone())),
+                (SPARSE_VECTOR, sparse),
+            ]))
+        }
+        None => Ok(point.vector.clone().into()),
+    }
+}
+
+pub(super) fn has_sparse(shard: &EdgeShard) -> bool {
+    shard.config().sparse_vectors.contains_key(SPARSE_VECTOR)
 }
 
 pub(super) fn dimension_of(shard: &EdgeShard) -> usize {

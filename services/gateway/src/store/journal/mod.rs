@@ -21,6 +21,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use serde_json::{Map, Value};
 
 use super::Point;
+use crate::retrieval::SparseVector;
 
 /// One write, as recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +32,10 @@ pub(super) enum Entry {
 
 const UPSERT: u8 = 1;
 const DELETE: u8 = 2;
+/// An upsert whose points may carry sparse vectors: after each point's dense vector, a flag and,
+/// when set, the sparse vector's length, indices and values. (Upserts without any are written
+/// as `UPSERT`, as before sparse vectors existed.)
+const UPSERT_SPARSE: u8 = 3;
 /// Larger bodies are taken for corruption (an upsert of 1000 documents of 100 kB is 100 MB).
 const MAX_BODY: usize = 1 << 30;
 
@@ -232,7 +237,8 @@ fn encode(entry: &EntryRef<'_>) -> Vec<u8> {
     let mut body = Vec::new();
     match entry {
         EntryRef::Upsert { collection, points } => {
-            body.push(UPSERT);
+            let with_sparse = points.iter().any(|p| p.sparse.is_some());
+            body.push(if with_sparse { UPSERT_SPARSE } else { UPSERT });
             put_bytes(&mut body, collection.as_bytes());
             body.extend((points.len() as u32).to_le_bytes());
             for point in *points {
@@ -242,6 +248,9 @@ fn encode(entry: &EntryRef<'_>) -> Vec<u8> {
                 put_bytes(&mut body, &payload);
                 body.extend((point.vector.len() as u32).to_le_bytes());
                 body.extend(point.vector.iter().flat_map(|x| x.to_le_bytes()));
+                if with_sparse {
+                    put_sparse(&mut body, point.sparse.as_ref());
+                }
             }
         }
         EntryRef::Delete { collection, document_id } => {
@@ -257,6 +266,14 @@ fn encode(entry: &EntryRef<'_>) -> Vec<u8> {
     record
 }
 
+fn put_sparse(out: &mut Vec<u8>, sparse: Option<&SparseVector>) {
+    let Some(sparse) = sparse else { return out.push(0) };
+    out.push(1);
+    out.extend((sparse.indices.len() as u32).to_le_bytes());
+    out.extend(sparse.indices.iter().flat_map(|i| i.to_le_bytes()));
+    out.extend(sparse.values.iter().flat_map(|x| x.to_le_bytes()));
+}
+
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend((bytes.len() as u32).to_le_bytes());
     out.extend(bytes);
@@ -266,7 +283,7 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 fn decode(body: &[u8]) -> Option<Entry> {
     let mut r = Cursor(body);
     let entry = match r.u8()? {
-        UPSERT => {
+        tag @ (UPSERT | UPSERT_SPARSE) => {
             let collection = r.string()?;
             let count = r.u32()? as usize;
             let mut points = Vec::with_capacity(count.min(4096));
@@ -276,8 +293,9 @@ fn decode(body: &[u8]) -> Option<Entry> {
                 let payload: Map<String, Value> = serde_json::from_slice(r.bytes()?).ok()?;
                 let dimension = r.u32()? as usize;
                 let raw = r.take(dimension.checked_mul(4)?)?;
-                let vector = raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
-                points.push(Point { id, text, payload, vector });
+                let vector = floats(raw);
+                let sparse = if tag == UPSERT_SPARSE { r.sparse()? } else { None };
+                points.push(Point { id, text, payload, vector, sparse });
             }
             Entry::Upsert { collection, points }
         }
@@ -285,6 +303,10 @@ fn decode(body: &[u8]) -> Option<Entry> {
         _ => return None,
     };
     r.0.is_empty().then_some(entry)
+}
+
+fn floats(raw: &[u8]) -> Vec<f32> {
+    raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -307,6 +329,20 @@ impl<'a> Cursor<'a> {
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.u32()? as usize;
         self.take(n)
+    }
+    /// `Some(None)`: the point has no sparse vector; `None`: the record is malformed.
+    fn sparse(&mut self) -> Option<Option<SparseVector>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => {
+                let n = self.u32()? as usize;
+                let indices = self.take(n.checked_mul(4)?)?;
+                let indices = indices.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+                let values = floats(self.take(n.checked_mul(4)?)?);
+                Some(Some(SparseVector { indices: indices.collect(), values }))
+            }
+            _ => None,
+        }
     }
     fn string(&mut self) -> Option<String> {
         String::from_utf8(self.bytes()?.to_vec()).ok()

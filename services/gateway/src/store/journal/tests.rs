@@ -6,7 +6,7 @@ use super::*;
 
 fn point(id: &str, x: f32) -> Point {
     let payload = json!({"n": x, "tags": ["a", "b"]}).as_object().unwrap().clone();
-    Point { id: id.into(), text: format!("text of {id}"), payload, vector: vec![x, -x, 0.5] }
+    Point { id: id.into(), text: format!("text of {id}"), payload, vector: vec![x, -x, 0.5], sparse: None }
 }
 
 fn record(journal: &Journal, entry: EntryRef<'_>) {
@@ -30,6 +30,30 @@ fn entries_come_back_in_order_after_a_reopen() {
         vec![
             Entry::Upsert { collection: "c".into(), points: points.to_vec() },
             Entry::Delete { collection: "c".into(), document_id: "a".into() },
+        ]
+    );
+}
+
+#[test]
+fn sparse_vectors_come_back_and_old_records_still_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sparse = SparseVector { indices: vec![3, 17, 4_000_000_000], values: vec![0.5, 1.25, 2.0] };
+    let points = [Point { sparse: Some(sparse), ..point("a", 1.0) }, point("b", 2.0)];
+    let entry = EntryRef::Upsert { collection: "c", points: &points };
+    assert_eq!(encode(&entry)[8], UPSERT_SPARSE);
+    let plain = [point("b", 2.0)];
+    let old = encode(&EntryRef::Upsert { collection: "c", points: &plain });
+    assert_eq!(old[8], UPSERT, "without sparse vectors, the record is the one older versions wrote");
+    let (journal, _) = Journal::open(tmp.path()).unwrap();
+    record(&journal, entry);
+    record(&journal, EntryRef::Upsert { collection: "c", points: &plain });
+    drop(journal);
+    let (_journal, entries) = Journal::open(tmp.path()).unwrap();
+    assert_eq!(
+        entries,
+        vec![
+            Entry::Upsert { collection: "c".into(), points: points.to_vec() },
+            Entry::Upsert { collection: "c".into(), points: plain.to_vec() },
         ]
     );
 }

@@ -9,9 +9,11 @@ use qdrant_client::qdrant::vectors_config::Config as VectorsConfig;
 
 use super::PointLayouts;
 use super::{
-    CollectionInfo, Found, Page, Point, SearchFilter, StoreError, VectorStore, check_dimension, id_and_hash, id_filter,
+    CollectionInfo, Found, Page, Point, SearchFilter, Searched, StoreError, VectorStore, check_dimension, id_and_hash,
+    id_filter, runnable,
 };
 use crate::BoxFuture;
+use crate::retrieval::{SPARSE_VECTOR, StoreQuery};
 
 mod convert;
 mod requests;
@@ -24,9 +26,10 @@ pub struct QdrantStore {
     layout: Layout,
     /// How configured collections lay out their points.
     point_layouts: Arc<PointLayouts>,
-    /// Collections known to exist, with their vectors' dimension, so writes and searches do not
-    /// ask every time (Qdrant refuses a wrong dimension as an invalid argument, not by name).
-    known: Mutex<HashMap<String, usize>>,
+    /// Collections known to exist, with their vectors' dimension and whether they have the
+    /// sparse vector, so writes and searches do not ask every time (Qdrant refuses a wrong
+    /// dimension as an invalid argument, not by name).
+    known: Mutex<HashMap<String, Known>>,
     /// Held while a collection is being created: concurrent first writes (ingest's batches)
     /// would otherwise race to create it, and the loser could fail before the winner's
     /// collection is visible.
@@ -40,6 +43,13 @@ pub struct Layout {
     pub shards: Option<u32>,
     pub replication_factor: Option<u32>,
     pub write_consistency: Option<u32>,
+}
+
+/// What the store remembers of an existing collection.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    dimension: usize,
+    sparse: bool,
 }
 
 impl QdrantStore {
@@ -85,18 +95,20 @@ impl QdrantStore {
         }
     }
 
-    /// The dimension of an existing collection (remembered after the first ask).
-    async fn dimension(&self, collection: &str) -> Result<usize, StoreError> {
-        if let Some(&dimension) = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(collection) {
-            return Ok(dimension);
+    /// The dimension and sparse vector of an existing collection (remembered after the first ask).
+    async fn known(&self, collection: &str) -> Result<Known, StoreError> {
+        if let Some(&known) = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(collection) {
+            return Ok(known);
         }
-        let dimension = self.info(collection).await?.dimension;
-        self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(collection.to_string(), dimension);
-        Ok(dimension)
+        let info = self.info(collection).await?;
+        let known = Known { dimension: info.dimension, sparse: info.sparse };
+        self.known.lock().unwrap_or_else(|p| p.into_inner()).insert(collection.to_string(), known);
+        Ok(known)
     }
 
-    /// Creates the collection with `dimension` unless it exists; returns its dimension.
-    async fn ensure_collection(&self, collection: &str, dimension: usize) -> Result<usize, StoreError> {
+    /// Creates the collection with `dimension` (and the sparse vector if `sparse`) unless it
+    /// exists; returns what it has.
+    async fn ensure_collection(&self, collection: &str, dimension: usize, sparse: bool) -> Result<Known, StoreError> {
         if let Some(&existing) = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(collection) {
             return Ok(existing);
         }
@@ -106,16 +118,16 @@ impl QdrantStore {
         }
         if !self.client.collection_exists(collection).await.map_err(store_error)? {
             let vector = self.point_layouts.keys(collection).vector;
-            let create = requests::create_collection(collection, dimension, vector.as_deref(), self.layout);
+            let create = requests::create_collection(collection, dimension, vector.as_deref(), sparse, self.layout);
             if let Err(e) = self.client.create_collection(create).await {
                 // Another process may have created it meanwhile; that is fine.
                 if !self.client.collection_exists(collection).await.map_err(store_error)? {
                     return Err(store_error(e));
                 }
             }
-            tracing::info!(collection, dimension, layout = ?self.layout, "created collection");
+            tracing::info!(collection, dimension, sparse, layout = ?self.layout, "created collection");
         }
-        self.dimension(collection).await
+        self.known(collection).await
     }
 
     /// Forgets a collection that turned out to be gone (it may come back with another dimension).
@@ -135,30 +147,36 @@ impl VectorStore for QdrantStore {
     fn search<'a>(
         &'a self,
         collection: &'a str,
-        vector: Vec<f32>,
-        limit: usize,
+        query: StoreQuery,
         filter: Option<&'a SearchFilter>,
-    ) -> BoxFuture<'a, Result<Vec<Found>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Searched, StoreError>> {
         Box::pin(async move {
-            check_dimension(collection, self.dimension(collection).await?, [vector.len()])?;
+            let known = self.known(collection).await?;
+            if let Some(dense) = &query.dense {
+                check_dimension(collection, known.dimension, [dense.len()])?;
+            }
+            let retrieval = runnable(collection, &query, known.sparse)?;
             let keys = self.point_layouts.keys(collection);
             let filter = filter.map(SearchFilter::to_grpc).transpose().map_err(StoreError::BadFilter)?;
-            let query = requests::nearest(collection, vector, limit, keys.vector.as_deref(), filter);
-            let response = self.client.query(query).await.map_err(in_collection(collection))?;
-            Ok(response
+            let request = requests::query(collection, query, retrieval, keys.vector.as_deref(), filter);
+            let response = self.client.query(request).await.map_err(in_collection(collection))?;
+            let found = response
                 .result
                 .into_iter()
                 .map(|p| Found::from_stored(point_id_text(p.id), p.score, to_json(p.payload), &keys))
-                .collect())
+                .collect();
+            Ok(Searched { found, retrieval })
         })
     }
 
     fn upsert<'a>(&'a self, collection: &'a str, points: Vec<Point>) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let Some(dimension) = points.first().map(|p| p.vector.len()) else { return Ok(()) };
-            let expected = self.ensure_collection(collection, dimension).await?;
-            check_dimension(collection, expected, points.iter().map(|p| p.vector.len()))?;
-            let upsert = requests::upsert(collection, &points, &self.point_layouts.keys(collection));
+            let sparse = points.iter().any(|p| p.sparse.is_some());
+            let known = self.ensure_collection(collection, dimension, sparse).await?;
+            check_dimension(collection, known.dimension, points.iter().map(|p| p.vector.len()))?;
+            let keys = self.point_layouts.keys(collection);
+            let upsert = requests::upsert(collection, &points, &keys, known.sparse);
             let result = self.client.upsert_points(upsert).await.map_err(in_collection(collection));
             result.map_err(|e| self.forget_if_gone(collection, e))?;
             Ok(())
@@ -177,7 +195,12 @@ impl VectorStore for QdrantStore {
         Box::pin(async move {
             let response = self.client.collection_info(collection).await.map_err(in_collection(collection))?;
             let info = response.result.unwrap_or_default();
-            let params = info.config.and_then(|c| c.params).and_then(|p| p.vectors_config).and_then(|v| v.config);
+            let params = info.config.and_then(|c| c.params);
+            let sparse = params
+                .as_ref()
+                .and_then(|p| p.sparse_vectors_config.as_ref())
+                .is_some_and(|s| s.map.contains_key(SPARSE_VECTOR));
+            let params = params.and_then(|p| p.vectors_config).and_then(|v| v.config);
             let vector = self.point_layouts.keys(collection).vector;
             let mismatch = |what: String| {
                 StoreError::Conflict(format!("collection {collection:?} {what} (see `vector` in --collections-config)"))
@@ -203,6 +226,7 @@ impl VectorStore for QdrantStore {
                 dimension,
                 distance: "cosine",
                 backend: "qdrant",
+                sparse,
             })
         })
     }

@@ -8,22 +8,26 @@ use qdrant_client::Payload;
 use qdrant_client::qdrant::points_selector::PointsSelectorOneOf;
 use qdrant_client::qdrant::{
     CreateAlias, CreateAliasBuilder, CreateCollection, CreateCollectionBuilder, DeletePoints, DeletePointsBuilder,
-    Distance, Filter, GetPoints, GetPointsBuilder, PointId, PointStruct, PointsIdsList, Query, QueryPoints,
-    QueryPointsBuilder, ScrollPoints, ScrollPointsBuilder, UpsertPoints, UpsertPointsBuilder, VectorParamsBuilder,
-    VectorsConfigBuilder,
+    Distance, Filter, Fusion as GrpcFusion, GetPoints, GetPointsBuilder, Modifier, PointId, PointStruct, PointsIdsList,
+    PrefetchQueryBuilder, Query, QueryPoints, QueryPointsBuilder, Rrf, ScrollPoints, ScrollPointsBuilder,
+    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPoints, UpsertPointsBuilder, Vector, VectorInput,
+    VectorParamsBuilder, VectorsConfigBuilder,
 };
 
 use super::super::{Point, point_id};
 use super::Layout;
 use super::convert::{ids, text_point_id};
+use crate::retrieval::{FusionMethod, Retrieval, SPARSE_VECTOR, StoreQuery};
 use crate::store::PointKeys;
 
 /// A cosine collection of `dimension`-float vectors, unnamed or under the collection's vector
-/// name, spread over the cluster as `layout` says (unset values are the server's defaults).
+/// name, with the BM25 sparse vector (IDF by the server) if `sparse`, spread over the cluster as
+/// `layout` says (unset values are the server's defaults).
 pub(super) fn create_collection(
     collection: &str,
     dimension: usize,
     vector: Option<&str>,
+    sparse: bool,
     layout: Layout,
 ) -> CreateCollection {
     let params = VectorParamsBuilder::new(dimension as u64, Distance::Cosine);
@@ -32,6 +36,11 @@ pub(super) fn create_collection(
             .vectors_config(VectorsConfigBuilder::default().add_named_vector_params(name, params).clone()),
         None => CreateCollectionBuilder::new(collection).vectors_config(params),
     };
+    if sparse {
+        let mut config = SparseVectorsConfigBuilder::default();
+        config.add_named_vector_params(SPARSE_VECTOR, SparseVectorParamsBuilder::default().modifier(Modifier::Idf));
+        create = create.sparse_vectors_config(config);
+    }
     if let Some(shards) = layout.shards {
         create = create.shard_number(shards);
     }
@@ -44,36 +53,69 @@ pub(super) fn create_collection(
     create.build()
 }
 
-/// The `limit` points nearest `vector` (in the named vector, if the collection has one), with
-/// their whole payloads: the text the reranker reads and the app's payload.
-pub(super) fn nearest(
+/// The query as `retrieval` runs it, with whole payloads (the text the reranker reads and the
+/// app's payload): the nearest points by the dense vector (the collection's named one, if it has
+/// one) or by BM25, or for hybrid a prefetch of each, `limit` deep (the filter applies to both),
+/// fused by the server.
+pub(super) fn query(
     collection: &str,
-    vector: Vec<f32>,
-    limit: usize,
+    query: StoreQuery,
+    retrieval: Retrieval,
     using: Option<&str>,
     filter: Option<Filter>,
 ) -> QueryPoints {
-    let mut query =
-        QueryPointsBuilder::new(collection).query(Query::new_nearest(vector)).limit(limit as u64).with_payload(true);
-    if let Some(name) = using {
-        query = query.using(name);
+    let limit = query.limit as u64;
+    let mut request = QueryPointsBuilder::new(collection).limit(limit).with_payload(true);
+    let dense = query.dense.map(Query::new_nearest);
+    let sparse = query.sparse.map(|v| Query::new_nearest(VectorInput::new_sparse(v.indices, v.values)));
+    match (retrieval, dense, sparse) {
+        (Retrieval::Sparse, _, Some(sparse)) => request = request.query(sparse).using(SPARSE_VECTOR),
+        (Retrieval::Hybrid, Some(dense), Some(sparse)) => {
+            let mut dense = PrefetchQueryBuilder::default().query(dense).limit(limit);
+            if let Some(name) = using {
+                dense = dense.using(name);
+            }
+            let sparse = PrefetchQueryBuilder::default().query(sparse).using(SPARSE_VECTOR).limit(limit);
+            let fusion = match query.fusion.method {
+                FusionMethod::Rrf => {
+                    Query::new_rrf(Rrf { k: Some(query.fusion.k), weights: vec![1.0, query.fusion.sparse_weight] })
+                }
+                FusionMethod::Dbsf => Query::new_fusion(GrpcFusion::Dbsf),
+            };
+            request = request.prefetch(vec![dense.build(), sparse.build()]).query(fusion);
+        }
+        (_, dense, _) => {
+            if let Some(dense) = dense {
+                request = request.query(dense);
+            }
+            if let Some(name) = using {
+                request = request.using(name);
+            }
+        }
     }
     if let Some(filter) = filter {
-        query = query.filter(filter);
+        request = request.filter(filter);
     }
-    query.build()
+    request.build()
 }
 
-/// Writes the points with their stored payloads, answered once applied (`wait`), which is what
-/// lets a 2xx mean the write is there.
-pub(super) fn upsert(collection: &str, points: &[Point], keys: &PointKeys) -> UpsertPoints {
+/// Writes the points with their stored payloads (and their sparse vectors where the collection
+/// has them, `sparse`), answered once applied (`wait`), which is what lets a 2xx mean the write
+/// is there.
+pub(super) fn upsert(collection: &str, points: &[Point], keys: &PointKeys, sparse: bool) -> UpsertPoints {
     let points: Vec<PointStruct> = points
         .iter()
         .map(|p| {
             let (id, payload) = (point_id(&p.id).to_string(), Payload::from(p.stored_payload(keys)));
-            match &keys.vector {
-                Some(name) => PointStruct::new(id, HashMap::from([(name.clone(), p.vector.clone())]), payload),
-                None => PointStruct::new(id, p.vector.clone(), payload),
+            match (&keys.vector, p.sparse.as_ref().filter(|_| sparse)) {
+                (name, Some(s)) => {
+                    // The unnamed dense vector is the one named "" beside a named one.
+                    let dense = (name.clone().unwrap_or_default(), Vector::new_dense(p.vector.clone()));
+                    let sparse = (SPARSE_VECTOR.to_string(), Vector::new_sparse(s.indices.clone(), s.values.clone()));
+                    PointStruct::new(id, HashMap::from([dense, sparse]), payload)
+                }
+                (Some(name), None) => PointStruct::new(id, HashMap::from([(name.clone(), p.vector.clone())]), payload),
+                (None, None) => PointStruct::new(id, p.vector.clone(), payload),
             }
         })
         .collect();

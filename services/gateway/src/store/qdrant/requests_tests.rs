@@ -15,6 +15,7 @@ use qdrant_client::qdrant::{
 use serde_json::json;
 
 use super::*;
+use crate::retrieval::{Fusion, FusionMethod, SparseVector};
 use crate::store::{HASH_KEY, ID_KEY, SearchFilter, TEXT_KEY, content_hash};
 
 fn uuid(text: &str) -> grpc::PointId {
@@ -44,7 +45,7 @@ fn a_collection_with_one_unnamed_vector_and_the_servers_layout() {
         vectors_config: Some(VectorsConfig { config: Some(vectors_config::Config::Params(cosine(1024))) }),
         ..Default::default()
     };
-    assert_eq!(create_collection("profiles", 1024, None, Layout::default()), expected);
+    assert_eq!(create_collection("profiles", 1024, None, false, Layout::default()), expected);
 }
 
 #[test]
@@ -59,17 +60,17 @@ fn a_collection_with_a_named_vector_shards_copies_and_write_consistency() {
         write_consistency_factor: Some(1),
         ..Default::default()
     };
-    assert_eq!(create_collection("people", 384, Some("fast-multilingual-e5-large"), layout), expected);
+    assert_eq!(create_collection("people", 384, Some("fast-multilingual-e5-large"), false, layout), expected);
 }
 
 #[test]
 fn each_layout_setting_alone_sets_only_its_own_field() {
-    let shards = create_collection("c", 8, None, Layout { shards: Some(3), ..Layout::default() });
+    let shards = create_collection("c", 8, None, false, Layout { shards: Some(3), ..Layout::default() });
     assert_eq!(
         (shards.shard_number, shards.replication_factor, shards.write_consistency_factor),
         (Some(3), None, None)
     );
-    let copies = create_collection("c", 8, None, Layout { replication_factor: Some(3), ..Layout::default() });
+    let copies = create_collection("c", 8, None, false, Layout { replication_factor: Some(3), ..Layout::default() });
     assert_eq!(
         (copies.shard_number, copies.replication_factor, copies.write_consistency_factor),
         (None, Some(3), None)
@@ -89,7 +90,7 @@ fn a_nearest_search_of_the_unnamed_vector_with_whole_payloads() {
         with_payload: whole_payload(),
         ..Default::default()
     };
-    assert_eq!(nearest("profiles", vec![0.5, -0.5], 50, None, None), expected);
+    assert_eq!(query("profiles", StoreQuery::dense(vec![0.5, -0.5], 50), Retrieval::Dense, None, None), expected);
 }
 
 #[test]
@@ -105,7 +106,9 @@ fn a_nearest_search_of_a_named_vector_with_a_filter() {
         }],
         ..Default::default()
     };
-    let request = nearest("people", vec![1.0], 10, Some("fast-multilingual-e5-large"), Some(filter.to_grpc().unwrap()));
+    let dense = StoreQuery::dense(vec![1.0], 10);
+    let request =
+        query("people", dense, Retrieval::Dense, Some("fast-multilingual-e5-large"), Some(filter.to_grpc().unwrap()));
     assert_eq!(request.using.as_deref(), Some("fast-multilingual-e5-large"));
     assert_eq!(request.filter, Some(grpc_filter));
     assert_eq!((request.limit, request.offset, request.score_threshold, request.params), (Some(10), None, None, None));
@@ -118,6 +121,7 @@ fn an_upsert_of_a_gateway_document_waits_and_carries_the_reserved_keys() {
         text: "Rust engineer".into(),
         payload: json!({"city": "Paris"}).as_object().unwrap().clone(),
         vector: vec![0.25, 0.75],
+        sparse: Some(SparseVector { indices: vec![7], values: vec![1.5] }),
     };
     let hash = content_hash(&point.text, &point.payload);
     let payload = HashMap::from([
@@ -136,7 +140,11 @@ fn an_upsert_of_a_gateway_document_waits_and_carries_the_reserved_keys() {
         }],
         ..Default::default()
     };
-    assert_eq!(upsert("profiles", &[point], &PointKeys::gateway()), expected);
+    assert_eq!(
+        upsert("profiles", &[point], &PointKeys::gateway(), false),
+        expected,
+        "no sparse vector where the collection has none"
+    );
 }
 
 #[test]
@@ -147,8 +155,9 @@ fn an_upsert_into_a_configured_collection_uses_its_keys_and_named_vector() {
         hash: false,
         vector: Some("fast-multilingual-e5-large".into()),
     };
-    let point = Point { id: "42".into(), text: "Chef".into(), payload: Default::default(), vector: vec![1.0] };
-    let request = upsert("old", &[point], &keys);
+    let point =
+        Point { id: "42".into(), text: "Chef".into(), payload: Default::default(), vector: vec![1.0], sparse: None };
+    let request = upsert("old", &[point], &keys, false);
     let named = NamedVectors { vectors: HashMap::from([("fast-multilingual-e5-large".to_string(), dense(vec![1.0]))]) };
     let expected = PointStruct {
         id: Some(uuid(&point_id("42").to_string())),
@@ -218,4 +227,107 @@ fn points_by_id_with_payloads() {
 fn an_alias_names_its_collection() {
     let expected = CreateAlias { collection_name: "profiles_v2".into(), alias_name: "profiles".into() };
     assert_eq!(set_alias("profiles", "profiles_v2"), expected);
+}
+
+fn sparse_input(indices: Vec<u32>, values: Vec<f32>) -> grpc::Query {
+    let sparse = grpc::SparseVector { indices, values };
+    grpc::Query {
+        variant: Some(query::Variant::Nearest(VectorInput { variant: Some(vector_input::Variant::Sparse(sparse)) })),
+    }
+}
+
+fn hybrid(fusion: Fusion) -> StoreQuery {
+    StoreQuery {
+        dense: Some(vec![0.5]),
+        sparse: Some(SparseVector { indices: vec![3, 9], values: vec![1.0, 1.0] }),
+        fusion,
+        limit: 40,
+    }
+}
+
+#[test]
+fn a_collection_with_the_bm25_sparse_vector_weighted_by_the_servers_idf() {
+    let params = grpc::SparseVectorParams { modifier: Some(grpc::Modifier::Idf as i32), index: None };
+    let expected = CreateCollection {
+        collection_name: "profiles".into(),
+        vectors_config: Some(VectorsConfig { config: Some(vectors_config::Config::Params(cosine(1024))) }),
+        sparse_vectors_config: Some(grpc::SparseVectorConfig { map: HashMap::from([("bm25".to_string(), params)]) }),
+        ..Default::default()
+    };
+    assert_eq!(create_collection("profiles", 1024, None, true, Layout::default()), expected);
+}
+
+#[test]
+fn an_upsert_with_sparse_vectors_names_the_dense_one_too() {
+    let point = Point {
+        id: "p1".into(),
+        text: "Rust".into(),
+        payload: Default::default(),
+        vector: vec![0.25],
+        sparse: Some(SparseVector { indices: vec![7, 11], values: vec![1.5, 0.5] }),
+    };
+    let sparse = Vector {
+        vector: Some(vector::Vector::Sparse(grpc::SparseVector { indices: vec![7, 11], values: vec![1.5, 0.5] })),
+        ..Default::default()
+    };
+    let named = |dense_name: &str| NamedVectors {
+        vectors: HashMap::from([(dense_name.to_string(), dense(vec![0.25])), ("bm25".to_string(), sparse.clone())]),
+    };
+    let request = upsert("profiles", std::slice::from_ref(&point), &PointKeys::gateway(), true);
+    assert_eq!(request.points[0].vectors, Some(Vectors { vectors_options: Some(VectorsOptions::Vectors(named(""))) }));
+    let keys = PointKeys { vector: Some("e5".into()), ..PointKeys::gateway() };
+    let request = upsert("profiles", &[point], &keys, true);
+    assert_eq!(
+        request.points[0].vectors,
+        Some(Vectors { vectors_options: Some(VectorsOptions::Vectors(named("e5"))) })
+    );
+}
+
+#[test]
+fn a_sparse_search_uses_the_bm25_vector() {
+    let sparse_only = StoreQuery { dense: None, ..hybrid(Fusion::default()) };
+    let expected = QueryPoints {
+        collection_name: "c".into(),
+        query: Some(sparse_input(vec![3, 9], vec![1.0, 1.0])),
+        using: Some("bm25".into()),
+        limit: Some(40),
+        with_payload: whole_payload(),
+        ..Default::default()
+    };
+    assert_eq!(query("c", sparse_only, Retrieval::Sparse, None, None), expected);
+}
+
+#[test]
+fn a_hybrid_search_prefetches_both_vectors_and_fuses_them_on_the_server() {
+    let filter = SearchFilter::parse(&json!({"must": [{"key": "city", "match": {"value": "Paris"}}]})).unwrap();
+    let grpc_filter = filter.to_grpc().unwrap();
+    let fusion = Fusion { method: FusionMethod::Rrf, k: 30, sparse_weight: 0.25 };
+    let request = query("c", hybrid(fusion), Retrieval::Hybrid, Some("e5"), Some(grpc_filter.clone()));
+    let dense_query = grpc::Query {
+        variant: Some(query::Variant::Nearest(VectorInput {
+            variant: Some(vector_input::Variant::Dense(DenseVector { data: vec![0.5] })),
+        })),
+    };
+    let prefetch = |query, using: &str| grpc::PrefetchQuery {
+        query: Some(query),
+        using: Some(using.into()),
+        limit: Some(40),
+        ..Default::default()
+    };
+    let rrf = grpc::Rrf { k: Some(30), weights: vec![1.0, 0.25] };
+    let expected = QueryPoints {
+        collection_name: "c".into(),
+        prefetch: vec![prefetch(dense_query, "e5"), prefetch(sparse_input(vec![3, 9], vec![1.0, 1.0]), "bm25")],
+        query: Some(grpc::Query { variant: Some(query::Variant::Rrf(rrf)) }),
+        filter: Some(grpc_filter),
+        limit: Some(40),
+        with_payload: whole_payload(),
+        ..Default::default()
+    };
+    assert_eq!(request, expected, "the root filter is applied to every prefetch by the server");
+    let dbsf = query("c", hybrid(Fusion { method: FusionMethod::Dbsf, ..fusion }), Retrieval::Hybrid, None, None);
+    assert_eq!(dbsf.query, Some(grpc::Query { variant: Some(query::Variant::Fusion(grpc::Fusion::Dbsf as i32)) }));
+    assert_eq!(dbsf.prefetch[0].using, None, "the unnamed dense vector");
+    let dense_only = query("c", hybrid(fusion), Retrieval::Dense, None, None);
+    assert_eq!((dense_only.prefetch.len(), dense_only.using), (0, None), "a collection without sparse vectors");
 }
