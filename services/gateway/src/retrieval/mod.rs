@@ -71,17 +71,20 @@ impl std::str::FromStr for Retrieval {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub struct Fusion {
-    /// `rrf` (reciprocal rank fusion: each list adds `weight / (k + rank)`) or `dbsf`
-    /// (distribution-based score fusion: scores normalized by their mean and spread, summed).
+    /// `rrf` (reciprocal rank fusion, Qdrant's: a document at position `p`, from 0, of a ranking
+    /// of weight `w` adds `1 / ((p + 1) / w + k - 1)`, which is `1 / (k + p)` at `w = 1`: a weight
+    /// stretches the positions) or `dbsf` (distribution-based score fusion: scores normalized
+    /// by their mean and spread, summed).
     #[serde(default)]
     pub method: FusionMethod,
     /// RRF's `k`, 1-1000 [default: 5: a small `k` keeps the dense ranking's top decisive].
     #[serde(default = "default_k")]
     #[schema(default = 5, minimum = 1, maximum = 1000)]
     pub k: u32,
-    /// RRF's weight of the sparse ranking, the dense one weighing 1; 0-10 [default: 0.2].
+    /// RRF's weight of the sparse ranking, the dense one weighing 1; 0-10 [default: 0.05: BM25's
+    /// first document counts as dense's 20th].
     #[serde(default = "default_sparse_weight")]
-    #[schema(default = 0.2, minimum = 0.0, maximum = 10.0)]
+    #[schema(default = 0.05, minimum = 0.0, maximum = 10.0)]
     pub sparse_weight: f32,
 }
 
@@ -103,11 +106,12 @@ fn default_sparse_weight() -> f32 {
 }
 
 impl Default for Fusion {
-    /// Weighted RRF with a small `k`, chosen from the measurements in BENCHMARKS.md
+    /// BM25 as a tie-breaker of the dense ranking, chosen from the measurements in BENCHMARKS.md
     /// ("Relevance"): plain RRF (k 60, equal weights) lost to dense alone on German and on the
-    /// cross-lingual pool.
+    /// cross-lingual pool, where BM25 sees only the query's own language; any weight that lets
+    /// BM25 move documents further lost there too, while this one gained on every collection.
     fn default() -> Self {
-        Self { method: FusionMethod::Rrf, k: 5, sparse_weight: 0.2 }
+        Self { method: FusionMethod::Rrf, k: 5, sparse_weight: 0.05 }
     }
 }
 
@@ -146,6 +150,13 @@ pub struct StoreQuery {
 impl StoreQuery {
     pub fn dense(vector: Vec<f32>, limit: usize) -> Self {
         Self { dense: Some(vector), sparse: None, fusion: Fusion::default(), limit }
+    }
+
+    /// How many results to ask the engine for when it runs `retrieval`: for hybrid the whole
+    /// union of the two prefetches (each `limit` deep), which the store cuts to `limit` itself
+    /// with ties broken by id; otherwise `limit`.
+    pub fn engine_limit(&self, retrieval: Retrieval) -> usize {
+        if retrieval == Retrieval::Hybrid { 2 * self.limit } else { self.limit }
     }
 
     /// What the store is asked for; a collection without sparse vectors answers it dense-only

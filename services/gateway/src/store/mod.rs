@@ -149,6 +149,19 @@ pub struct Searched {
     pub retrieval: Retrieval,
 }
 
+impl Searched {
+    /// The engine's answer made deterministic: sorted by score, ties broken by id, cut to
+    /// `limit`. The engines do not break ties, and fused scores tie often (at the default RRF
+    /// weights dense's 20th place scores as BM25's 1st), so the same search could come back in
+    /// another order from another process; a hybrid search asks for the whole union of its
+    /// prefetches (`StoreQuery::engine_limit`) so that the cut happens here.
+    fn settled(mut found: Vec<Found>, limit: usize, retrieval: Retrieval) -> Self {
+        found.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        found.truncate(limit);
+        Self { found, retrieval }
+    }
+}
+
 /// The retrieval a collection can run for `asked`: dense in place of sparse or hybrid when it
 /// has no sparse vectors (a sparse-only query it refuses).
 fn runnable(collection: &str, query: &StoreQuery, has_sparse: bool) -> Result<Retrieval, StoreError> {
@@ -352,5 +365,16 @@ mod tests {
         for bad in ["", "../x", "a/b", "-x", "é", &"x".repeat(65)] {
             assert!(validate_collection_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_answer_is_settled_by_score_then_id_whatever_order_the_engine_gave() {
+        let found = |id: &str, score| Found { id: id.into(), score, text: None, payload: Map::new() };
+        let ids = |s: Searched| s.found.into_iter().map(|f| f.id).collect::<Vec<_>>();
+        let engine = vec![found("c", 0.5), found("b", 0.25), found("a", 0.5), found("d", 0.9)];
+        let mut reversed = engine.clone();
+        reversed.reverse();
+        assert_eq!(ids(Searched::settled(engine, 3, Retrieval::Hybrid)), ["d", "a", "c"]);
+        assert_eq!(ids(Searched::settled(reversed, 3, Retrieval::Hybrid)), ["d", "a", "c"]);
     }
 }

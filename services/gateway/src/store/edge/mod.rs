@@ -87,6 +87,7 @@ impl VectorStore for EdgeStore {
             }
             let retrieval = runnable(collection, &query, has_sparse(&shard))?;
             let filter = filter.map(|f| f.parsed.clone());
+            let limit = query.limit;
             let points =
                 blocking(move || shard.query(query::request(query, retrieval, filter)).map_err(failed)).await?;
             let keys = self.0.layouts.keys(collection);
@@ -96,7 +97,7 @@ impl VectorStore for EdgeStore {
                     Found::from_stored(p.id.to_string(), p.score, p.payload.map(|p| p.0).unwrap_or_default(), &keys)
                 })
                 .collect();
-            Ok(Searched { found, retrieval })
+            Ok(Searched::settled(found, limit, retrieval))
         })
     }
 

@@ -12,17 +12,16 @@ use crate::retrieval::{FusionMethod, Retrieval, SPARSE_VECTOR, StoreQuery};
 
 /// The request for `query`, run as `retrieval` (which the collection can run).
 pub(super) fn request(query: StoreQuery, retrieval: Retrieval, filter: Option<Filter>) -> QueryRequest {
-    let limit = query.limit;
-    let dense = || query.dense.clone().map(|v| ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::default_dense(v))));
-    let sparse = || {
-        query.sparse.clone().map(|v| {
-            let vector = VectorInternal::Sparse(SparseVector { indices: v.indices, values: v.values });
-            ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(vector, SPARSE_VECTOR)))
-        })
-    };
+    let engine_limit = query.engine_limit(retrieval);
+    let StoreQuery { dense, sparse, fusion, limit } = query;
+    let dense = dense.map(|v| ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::default_dense(v))));
+    let sparse = sparse.map(|v| {
+        let vector = VectorInternal::Sparse(SparseVector { indices: v.indices, values: v.values });
+        ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(vector, SPARSE_VECTOR)))
+    });
     let (prefetches, scoring) = match retrieval {
-        Retrieval::Dense => (Vec::new(), dense()),
-        Retrieval::Sparse => (Vec::new(), sparse()),
+        Retrieval::Dense => (Vec::new(), dense),
+        Retrieval::Sparse => (Vec::new(), sparse),
         Retrieval::Hybrid => {
             let prefetch = |query| Prefetch {
                 prefetches: Vec::new(),
@@ -32,14 +31,14 @@ pub(super) fn request(query: StoreQuery, retrieval: Retrieval, filter: Option<Fi
                 filter: None,
                 score_threshold: None,
             };
-            let fusion = match query.fusion.method {
+            let fusion = match fusion.method {
                 FusionMethod::Rrf => Fusion::Rrf {
-                    k: query.fusion.k as usize,
-                    weights: Some(vec![OrderedFloat(1.0), OrderedFloat(query.fusion.sparse_weight)]),
+                    k: fusion.k as usize,
+                    weights: Some(vec![OrderedFloat(1.0), OrderedFloat(fusion.sparse_weight)]),
                 },
                 FusionMethod::Dbsf => Fusion::Dbsf,
             };
-            (vec![prefetch(dense()), prefetch(sparse())], Some(ScoringQuery::Fusion(fusion)))
+            (vec![prefetch(dense), prefetch(sparse)], Some(ScoringQuery::Fusion(fusion)))
         }
     };
     QueryRequest {
@@ -47,7 +46,7 @@ pub(super) fn request(query: StoreQuery, retrieval: Retrieval, filter: Option<Fi
         query: scoring,
         filter,
         score_threshold: None,
-        limit,
+        limit: engine_limit,
         offset: 0,
         params: None,
         with_vector: WithVector::Bool(false),

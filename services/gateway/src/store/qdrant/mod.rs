@@ -158,6 +158,7 @@ impl VectorStore for QdrantStore {
             let retrieval = runnable(collection, &query, known.sparse)?;
             let keys = self.point_layouts.keys(collection);
             let filter = filter.map(SearchFilter::to_grpc).transpose().map_err(StoreError::BadFilter)?;
+            let limit = query.limit;
             let request = requests::query(collection, query, retrieval, keys.vector.as_deref(), filter);
             let response = self.client.query(request).await.map_err(in_collection(collection))?;
             let found = response
@@ -165,7 +166,7 @@ impl VectorStore for QdrantStore {
                 .into_iter()
                 .map(|p| Found::from_stored(point_id_text(p.id), p.score, to_json(p.payload), &keys))
                 .collect();
-            Ok(Searched { found, retrieval })
+            Ok(Searched::settled(found, limit, retrieval))
         })
     }
 

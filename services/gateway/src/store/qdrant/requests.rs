@@ -65,7 +65,8 @@ pub(super) fn query(
     filter: Option<Filter>,
 ) -> QueryPoints {
     let limit = query.limit as u64;
-    let mut request = QueryPointsBuilder::new(collection).limit(limit).with_payload(true);
+    let mut request =
+        QueryPointsBuilder::new(collection).limit(query.engine_limit(retrieval) as u64).with_payload(true);
     let dense = query.dense.map(Query::new_nearest);
     let sparse = query.sparse.map(|v| Query::new_nearest(VectorInput::new_sparse(v.indices, v.values)));
     match (retrieval, dense, sparse) {

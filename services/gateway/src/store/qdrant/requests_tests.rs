@@ -320,7 +320,7 @@ fn a_hybrid_search_prefetches_both_vectors_and_fuses_them_on_the_server() {
         prefetch: vec![prefetch(dense_query, "e5"), prefetch(sparse_input(vec![3, 9], vec![1.0, 1.0]), "bm25")],
         query: Some(grpc::Query { variant: Some(query::Variant::Rrf(rrf)) }),
         filter: Some(grpc_filter),
-        limit: Some(40),
+        limit: Some(80), // the whole union of the prefetches: the gateway cuts it, ties broken by id
         with_payload: whole_payload(),
         ..Default::default()
     };
