@@ -119,7 +119,7 @@ impl Writer<'_> {
         let mut points = Vec::with_capacity(unique.len());
         let (_, input_type) = self.collections.profiles.input_types(collection);
         let embedder = self.collections.embedder(collection);
-        let bm25 = self.collections.bm25(collection);
+        let bm25 = self.collections.profiles.sparse(collection).then(|| self.collections.bm25(collection));
         for chunk in unique.chunks(EMBED_CHUNK) {
             let texts = chunk.iter().map(|d| d.text.clone()).collect();
             let vectors = embedder
@@ -131,7 +131,7 @@ impl Writer<'_> {
                 text: d.text.clone(),
                 payload: d.payload.clone().unwrap_or_default(),
                 vector,
-                sparse: Some(bm25.document(&d.text)),
+                sparse: bm25.map(|bm25| bm25.document(&d.text)),
             }));
         }
         let upserted = points.len();

@@ -43,12 +43,31 @@ pub struct Profile {
     /// `query` for queries and `passage` for documents, as the gateway embeds].
     pub input_type: Option<InputType>,
     /// Whether the gateway may write to the collection (in its layout: text and id under their
-    /// keys, no keys of the gateway's own).
-    #[serde(default)]
-    pub writable: bool,
+    /// keys, no keys of the gateway's own) [default: false for a collection the table says was
+    /// built otherwise (keys, vector, embedder or input type of its own), true for one whose
+    /// table only sets `bm25` or `sparse`].
+    pub writable: Option<bool>,
     /// How its BM25 sparse vectors tokenize (`[name.bm25]`: `tokenizer`, `language`, `stemming`,
     /// `stopwords`, `k`, `b`, `avg_len`) [default: multilingual, no stemming, no stopwords].
     pub bm25: Option<Bm25Settings>,
+    /// Whether its documents get BM25 sparse vectors [default: true]; `false`: dense retrieval
+    /// only, for a smaller collection and a faster ingest (`sparse` searches are refused, `hybrid`
+    /// ones answer dense).
+    pub sparse: Option<bool>,
+}
+
+impl Profile {
+    /// Whether the table only tunes retrieval (`bm25`, `sparse`) of a collection of the gateway's own.
+    fn only_retrieval(&self) -> bool {
+        let Self { text_key, id_key, vector, embed_model_dir, embed_url, input_type, writable: _, bm25: _, sparse: _ } =
+            self;
+        text_key.is_none()
+            && id_key.is_none()
+            && vector.is_none()
+            && embed_model_dir.is_none()
+            && embed_url.is_none()
+            && input_type.is_none()
+    }
 }
 
 /// Every configured collection; the others are the gateway's own.
@@ -79,6 +98,9 @@ impl Profiles {
             if profile.embed_model_dir.is_some() && profile.embed_url.is_some() {
                 return Err(format!("[{name}] give embed_model_dir or embed_url, not both"));
             }
+            if profile.sparse == Some(false) && profile.bm25.is_some() {
+                return Err(format!("[{name}] has BM25 settings but sparse = false: keep one of them"));
+            }
             if let Some(settings) = &profile.bm25 {
                 Bm25::new(settings).map_err(|e| format!("[{name}] {e}"))?;
             }
@@ -105,6 +127,11 @@ impl Profiles {
         self.get(collection).map_or_else(PointKeys::gateway, keys)
     }
 
+    /// Whether `collection`'s documents get BM25 sparse vectors.
+    pub fn sparse(&self, collection: &str) -> bool {
+        self.get(collection).and_then(|p| p.sparse).unwrap_or(true)
+    }
+
     /// The input types of `collection`'s queries and documents.
     pub fn input_types(&self, collection: &str) -> (InputType, InputType) {
         match self.get(collection).and_then(|p| p.input_type) {
@@ -116,7 +143,7 @@ impl Profiles {
     /// `Err` with the reason when the gateway may not write to `collection`.
     pub fn check_writable(&self, collection: &str) -> Result<(), String> {
         match self.get(collection) {
-            Some(profile) if !profile.writable => Err(format!(
+            Some(profile) if !profile.writable.unwrap_or_else(|| profile.only_retrieval()) => Err(format!(
                 "collection {collection:?} is served read-only (--collections-config; set writable = true to allow writes)"
             )),
             _ => Ok(()),
@@ -181,5 +208,19 @@ mod tests {
         assert_eq!(profiles.keys("v0"), PointKeys::gateway());
         assert_eq!(profiles.input_types("v0"), (InputType::Query, InputType::Passage));
         assert!(profiles.check_writable("v0").is_ok());
+    }
+
+    #[test]
+    fn sparse_vectors_are_on_unless_a_collection_turns_them_off() {
+        let profiles = Profiles::parse("[dense_only]\nsparse = false\n[stemmed.bm25]\nlanguage = \"russian\"").unwrap();
+        assert!(!profiles.sparse("dense_only"));
+        assert!(profiles.sparse("other") && profiles.sparse("stemmed"));
+        for name in ["dense_only", "stemmed"] {
+            assert!(profiles.check_writable(name).is_ok(), "a table that only tunes retrieval keeps {name} writable");
+        }
+        let pinned = Profiles::parse("[v0]\nembed_url = \"http://embed-old:5555\"\nsparse = false").unwrap();
+        assert!(pinned.check_writable("v0").is_err(), "a collection built otherwise stays read-only unless told");
+        let both = Profiles::parse("[x]\nsparse = false\n[x.bm25]\nlanguage = \"english\"").unwrap_err();
+        assert!(both.contains("[x] has BM25 settings but sparse = false"), "{both}");
     }
 }

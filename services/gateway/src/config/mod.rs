@@ -119,8 +119,9 @@ pub struct Backends {
     /// Copies that must confirm a write before Qdrant acknowledges it [default: 1].
     #[arg(long, env = "QDRANT_WRITE_CONSISTENCY")]
     pub qdrant_write_consistency: Option<u32>,
-    /// A TOML file describing collections the gateway did not build (the old stack's): their
-    /// text and id payload keys, vector name, embedding model and input type, whether writable.
+    /// A TOML file with a table per collection: for ones the gateway did not build (the old
+    /// stack's), their text and id payload keys, vector name, embedding model and input type,
+    /// whether writable; for any, its BM25 tokenizer (`[name.bm25]`) or `sparse = false`.
     #[arg(long, env = "COLLECTIONS_CONFIG")]
     pub collections_config: Option<PathBuf>,
     /// qdrant-edge storage (one process owns it).
