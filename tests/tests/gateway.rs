@@ -95,8 +95,10 @@ async fn embedded_mode_searches_caches_and_invalidates() {
     assert_eq!(russian["hits"][0]["id"], "p5", "Cyrillic words, case-folded");
     let hybrid = search(&client, &gw, json!({"query": "pastry chef", "retrieval": "hybrid", "rerank": false})).await;
     assert_eq!((hybrid["retrieval"].as_str(), hybrid["hits"].as_array().map(Vec::len)), (Some("hybrid"), Some(6)));
-    let dense = search(&client, &gw, json!({"query": "pastry chef", "rerank": false})).await;
-    assert_eq!(dense["retrieval"], "dense", "the default retrieval");
+    let default = search(&client, &gw, json!({"query": "pastry chef", "rerank": false})).await;
+    assert_eq!((default["retrieval"].as_str(), &default["hits"]), (Some("hybrid"), &hybrid["hits"]), "the default");
+    let dense = search(&client, &gw, json!({"query": "pastry chef", "retrieval": "dense", "rerank": false})).await;
+    assert_eq!(dense["retrieval"], "dense");
 
     // Miss, then hit with the same hits; whitespace does not make another query.
     let query = json!({"query": "rust engineer", "top_k": 3, "candidates": 6});

@@ -476,14 +476,17 @@ export interface components {
              */
             k?: number;
             /**
-             * @description `rrf` (reciprocal rank fusion: each list adds `weight / (k + rank)`) or `dbsf`
-             *     (distribution-based score fusion: scores normalized by their mean and spread, summed).
+             * @description `rrf` (reciprocal rank fusion, Qdrant's: a document at position `p`, from 0, of a ranking
+             *     of weight `w` adds `1 / ((p + 1) / w + k - 1)`, which is `1 / (k + p)` at `w = 1`: a weight
+             *     stretches the positions) or `dbsf` (distribution-based score fusion: scores normalized
+             *     by their mean and spread, summed).
              */
             method?: components["schemas"]["FusionMethod"];
             /**
              * Format: float
-             * @description RRF's weight of the sparse ranking, the dense one weighing 1; 0-10 [default: 0.2].
-             * @default 0.2
+             * @description RRF's weight of the sparse ranking, the dense one weighing 1; 0-10 [default: 0.05: BM25's
+             *     first document counts as dense's 20th].
+             * @default 0.05
              */
             sparse_weight?: number;
         };

@@ -26,10 +26,11 @@ pub struct EvalArgs {
     /// `eval-` and the first 12 hex digits of the corpus file's SHA-256].
     #[arg(long)]
     pub collection: Option<String>,
-    /// Retrievals to evaluate, comma-separated: `dense`, `sparse`, `hybrid`.
-    #[arg(long, value_delimiter = ',', default_value = "dense")]
+    /// Retrievals to evaluate, comma-separated: `dense`, `sparse`, `hybrid` [default: the
+    /// search default].
+    #[arg(long, value_delimiter = ',', default_value = "hybrid")]
     pub retrieval: Vec<Retrieval>,
-    /// Fusions to evaluate for `hybrid`, comma-separated: `rrf` (k 5, sparse weight 0.2, the
+    /// Fusions to evaluate for `hybrid`, comma-separated: `rrf` (k 5, sparse weight 0.05, the
     /// search default), `rrf:K` or `rrf:K:SPARSE_WEIGHT`, or `dbsf`.
     #[arg(long, value_delimiter = ',', default_value = "rrf", value_parser = parse_fusion)]
     pub fusion: Vec<Fusion>,
