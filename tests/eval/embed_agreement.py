@@ -47,9 +47,10 @@ def main():
     p.add_argument("--max-abs-diff", type=float, default=1e-4)
     a = p.parse_args()
     embedder = Embedder(a.model_dir)
+    picked = texts(a.per_language)
     worst, cosines, count = 0.0, [], 0
     for kind in ["query", "passage"]:
-        batch = [t for k, t in texts(a.per_language) if k == kind]
+        batch = [t for k, t in picked if k == kind]
         ours = service(a.url, batch, kind)
         theirs = embedder.embed(batch, f"{kind}_prefix")
         worst = max(worst, float(np.abs(ours - theirs).max()))

@@ -53,13 +53,20 @@ def position_score(position, k, weight):
     return 0.0 if weight <= 0 else 1.0 / ((position + 1) / weight + k - 1)
 
 
-def fuse(dense, sparse, k, w, gate=None, depth=100):
+def rrf_scores(dense, sparse, k, w, gate=None):
+    """{document: fused score} of the two rankings; with `gate`, the sparse ranking only counts
+    for documents in dense's top `gate`."""
     allowed = set(dense[:gate]) if gate else None
     score = {}
     for position, doc in enumerate(dense):
         score[doc] = score.get(doc, 0.0) + position_score(position, k, 1.0)
     for position, doc in enumerate(d for d in sparse if allowed is None or d in allowed):
         score[doc] = score.get(doc, 0.0) + position_score(position, k, w)
+    return score
+
+
+def fuse(dense, sparse, k, w, gate=None, depth=100):
+    score = rrf_scores(dense, sparse, k, w, gate)
     return sorted(score, key=lambda d: -score[d])[:depth]
 
 
@@ -69,22 +76,19 @@ def check_engine(runs):
     way: the engine does not break them). Returns the queries that differ, per run."""
     differing = {}
     for label, run in runs.items():
-        if not label.startswith("hybrid ") or json.loads(label[len("hybrid "):])["method"] != "rrf":
+        fusion = json.loads(label[len("hybrid "):]) if label.startswith("hybrid ") else None
+        if fusion is None or fusion["method"] != "rrf":
             continue
-        fusion = json.loads(label[len("hybrid "):])
         bad = 0
         for q, ranking in run.items():
-            score = {}
-            for weight, ranked in ((1.0, runs["dense"][q]), (fusion["sparse_weight"], runs["sparse"].get(q, []))):
-                for position, doc in enumerate(ranked):
-                    score[doc] = score.get(doc, 0.0) + position_score(position, fusion["k"], weight)
+            score = rrf_scores(runs["dense"][q], runs["sparse"].get(q, []), fusion["k"], fusion["sparse_weight"])
             best = sorted(score.values(), reverse=True)[: len(ranking)]
             bad += any(abs(score.get(d, -1.0) - b) > 1e-6 for d, b in zip(ranking, best))
         differing[label] = (bad, len(run))
     return differing
 
 
-def ndcg10(qrels, runs):
+def figures(qrels, runs):
     """nDCG@10 and recall@50 over the queries, and each query's figures."""
     evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.50"})
     scored = {q: {d: float(len(r) - i) for i, d in enumerate(r)} for q, r in runs.items()}
@@ -110,17 +114,17 @@ def main():
             raise SystemExit(1)
         return
     dense, sparse = runs["dense"], runs["sparse"]
-    base, base_q = ndcg10(qrels, dense)
+    base, base_q = figures(qrels, dense)
     print(f"{'ranking':<32} {'nDCG@10':>8} {'vs dense':>9} {'R@50':>7} {'queries better/worse':>21}")
     for label, run in runs.items():
-        m = ndcg10(qrels, run)[0]
+        m = figures(qrels, run)[0]
         print(f"{label:<32} {m['ndcg_cut_10']:8.4f} {m['ndcg_cut_10'] - base['ndcg_cut_10']:+9.4f} {m['recall_50']:7.4f}")
     for spec in a.fusion:
         kind, *nums = spec.split(":")
         k, w = int(nums[0]), float(nums[1])
         gate = int(nums[2]) if kind == "gated" else None
         fused = {q: fuse(dense[q], sparse.get(q, []), k, w, gate) for q in dense}
-        m, per_q = ndcg10(qrels, fused)
+        m, per_q = figures(qrels, fused)
         better = sum(per_q[q]["ndcg_cut_10"] > base_q[q]["ndcg_cut_10"] + 1e-12 for q in per_q)
         worse = sum(per_q[q]["ndcg_cut_10"] < base_q[q]["ndcg_cut_10"] - 1e-12 for q in per_q)
         value = m["ndcg_cut_10"]
