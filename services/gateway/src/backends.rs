@@ -14,7 +14,7 @@ use crate::cache::{Cache, MemoryCache, RedisCache};
 use crate::collections::profiles::Profiles;
 use crate::collections::{CollectionEmbedders, Collections};
 use crate::config::Backends;
-use crate::store::{EdgeStore, QdrantStore, VectorStore};
+use crate::store::{EdgeOptions, EdgeStore, QdrantStore, VectorStore};
 use crate::upstream::RemoteService;
 use crate::upstream::{Embed, RemoteEmbedder, RemoteReranker, Rerank};
 
@@ -166,8 +166,11 @@ pub async fn store(backends: &Backends, profiles: &Profiles) -> Result<Store, St
             Ok((Arc::new(store), None))
         }
         None => {
-            let checkpoint_bytes = backends.journal_checkpoint_kib.saturating_mul(1024);
-            let store = EdgeStore::open(&backends.data_dir, checkpoint_bytes, layouts).map_err(StartError::Config)?;
+            let options = EdgeOptions {
+                checkpoint_bytes: backends.journal_checkpoint_kib.saturating_mul(1024),
+                wal_file_bytes: backends.wal_file_kib * 1024,
+            };
+            let store = EdgeStore::open(&backends.data_dir, options, layouts).map_err(StartError::Config)?;
             Ok((Arc::new(store.clone()), Some(store)))
         }
     }

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use shared::tokenize::InputType;
 
 use crate::retrieval::{Bm25, Bm25Settings};
+use crate::store::index::IndexSettings;
 use crate::store::{HASH_KEY, ID_KEY, PointKeys, PointLayouts, TEXT_KEY};
 
 /// One collection's settings.
@@ -54,13 +55,27 @@ pub struct Profile {
     /// only, for a smaller collection and a faster ingest (`sparse` searches are refused, `hybrid`
     /// ones answer dense).
     pub sparse: Option<bool>,
+    /// How it is indexed when created (`[name.index]`: `hnsw_m`, `hnsw_ef_construct`,
+    /// `indexing_threshold_kb`, `quantization`, `vectors_on_disk`) [default: Qdrant's].
+    pub index: Option<IndexSettings>,
 }
 
 impl Profile {
-    /// Whether the table only tunes retrieval (`bm25`, `sparse`) of a collection of the gateway's own.
+    /// Whether the table only tunes retrieval (`bm25`, `sparse`, `index`) of a collection of the
+    /// gateway's own.
     fn only_retrieval(&self) -> bool {
-        let Self { text_key, id_key, vector, embed_model_dir, embed_url, input_type, writable: _, bm25: _, sparse: _ } =
-            self;
+        let Self {
+            text_key,
+            id_key,
+            vector,
+            embed_model_dir,
+            embed_url,
+            input_type,
+            writable: _,
+            bm25: _,
+            sparse: _,
+            index: _,
+        } = self;
         text_key.is_none()
             && id_key.is_none()
             && vector.is_none()
@@ -104,6 +119,9 @@ impl Profiles {
             if let Some(settings) = &profile.bm25 {
                 Bm25::new(settings).map_err(|e| format!("[{name}] {e}"))?;
             }
+            if let Some(index) = &profile.index {
+                index.validate().map_err(|e| format!("[{name}] {e}"))?;
+            }
         }
         Ok(Self(profiles))
     }
@@ -119,7 +137,8 @@ impl Profiles {
     /// How each configured collection's points are laid out, for the stores.
     pub fn layouts(&self) -> PointLayouts {
         let keys = self.iter().map(|(name, profile)| (name.clone(), keys(profile)));
-        PointLayouts::new(keys.collect())
+        let indexes = self.iter().filter_map(|(name, profile)| Some((name.clone(), profile.index?)));
+        PointLayouts::new(keys.collect()).with_indexes(indexes.collect())
     }
 
     /// How `collection`'s points are laid out.

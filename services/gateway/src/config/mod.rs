@@ -131,6 +131,10 @@ pub struct Backends {
     /// collection to disk and empties it (bounds the replay after a crash).
     #[arg(long, env = "JOURNAL_CHECKPOINT_KIB", default_value_t = 64 * 1024)]
     pub journal_checkpoint_kib: u64,
+    /// KiB of each WAL file of a new qdrant-edge collection; the oldest are deleted (in a short
+    /// reopen) once four of them and a quarter of the collection's size can go.
+    #[arg(long, env = "WAL_FILE_KIB", default_value_t = 4 * 1024, value_parser = clap::value_parser!(u64).range(64..=1 << 20))]
+    pub wal_file_kib: u64,
     /// Redis URL, password included (redis://:PASSWORD@redis:6379/0); unset = in-process cache.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,

@@ -7,6 +7,8 @@ pub mod bm25;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::index::SearchParams;
+
 pub use bm25::{Bm25, Bm25Settings};
 
 /// The name of the sparse vector in every collection that has one; the dense vector stays the
@@ -145,11 +147,13 @@ pub struct StoreQuery {
     pub sparse: Option<SparseVector>,
     pub fusion: Fusion,
     pub limit: usize,
+    /// How the dense search uses the index.
+    pub params: SearchParams,
 }
 
 impl StoreQuery {
     pub fn dense(vector: Vec<f32>, limit: usize) -> Self {
-        Self { dense: Some(vector), sparse: None, fusion: Fusion::default(), limit }
+        Self { dense: Some(vector), sparse: None, fusion: Fusion::default(), limit, params: SearchParams::default() }
     }
 
     /// How many results to ask the engine for when it runs `retrieval`: for hybrid the whole

@@ -43,6 +43,15 @@ pub struct SearchRequest {
     /// How `hybrid` fuses the two rankings [default: RRF, k 5, the sparse ranking weighing 0.05].
     #[serde(default)]
     pub fusion: Option<Fusion>,
+    /// The HNSW search's beam, 1-10000 [default: the engine's, 100 or `candidates` if larger]:
+    /// larger finds more of the true nearest neighbours, slower.
+    #[serde(default, deserialize_with = "shared::http::integer::optional_count")]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub hnsw_ef: Option<usize>,
+    /// Search every vector instead of the HNSW index (exact, slow on a large collection: the
+    /// reference the index is measured against).
+    #[serde(default)]
+    pub exact: bool,
     #[serde(default)]
     pub cache: CacheMode,
 }

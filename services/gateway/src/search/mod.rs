@@ -12,6 +12,7 @@ use crate::Gateway;
 use crate::cache::Generation;
 use crate::error::ApiError;
 use crate::retrieval::{Fusion, Retrieval, StoreQuery};
+use crate::store::index::{HNSW_EF_RANGE, SearchParams};
 use crate::store::{Found, SearchFilter, validate_collection_name};
 
 mod api;
@@ -41,6 +42,7 @@ struct Search {
     rerank: bool,
     retrieval: Retrieval,
     fusion: Fusion,
+    params: SearchParams,
     mode: CacheMode,
 }
 
@@ -83,6 +85,11 @@ fn validate(gateway: &Gateway, request: SearchRequest) -> Result<Search, ApiErro
     let filter = request.filter.as_ref().map(SearchFilter::parse).transpose().map_err(ApiError::BadFilter)?;
     let fusion = request.fusion.unwrap_or_default();
     fusion.validate().map_err(ApiError::Invalid)?;
+    if let Some(ef) = request.hnsw_ef
+        && !HNSW_EF_RANGE.contains(&ef)
+    {
+        return Err(ApiError::Invalid(format!("`hnsw_ef` is {ef}; it must be 1-10000")));
+    }
     Ok(Search {
         query,
         collection,
@@ -92,6 +99,7 @@ fn validate(gateway: &Gateway, request: SearchRequest) -> Result<Search, ApiErro
         rerank: request.rerank,
         retrieval: request.retrieval.unwrap_or(DEFAULT_RETRIEVAL),
         fusion,
+        params: SearchParams { hnsw_ef: request.hnsw_ef, exact: request.exact },
         mode: request.cache,
     })
 }
@@ -107,7 +115,8 @@ fn hex_sha256(parts: &[&str]) -> String {
 
 /// Everything that changes a result is in its key, the collection's generation included.
 fn result_key(gateway: &Gateway, search: &Search, generation: u64) -> String {
-    let numbers = format!("{}:{}:{}:{generation}", search.top_k, search.candidates, search.rerank);
+    let numbers =
+        format!("{}:{}:{}:{generation}{}", search.top_k, search.candidates, search.rerank, search.params.canonical());
     let retrieval = match search.retrieval {
         Retrieval::Dense => "dense".to_string(),
         Retrieval::Sparse => format!("sparse|{}", gateway.collections.bm25(&search.collection).identity()),
@@ -221,7 +230,7 @@ async fn compute(gateway: Arc<Gateway>, search: Search, key: Option<String>) -> 
     let embed = millis(embed_started);
 
     let search_started = Instant::now();
-    let query = StoreQuery { dense, sparse, fusion: search.fusion, limit: search.candidates };
+    let query = StoreQuery { dense, sparse, fusion: search.fusion, limit: search.candidates, params: search.params };
     let span =
         tracing::info_span!("vector_search", candidates = search.candidates, retrieval = search.retrieval.as_str());
     let searched =

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use super::index::IndexSettings;
+
 /// Payload key holding the caller's document id.
 pub const ID_KEY: &str = "_doc_id";
 /// Payload key holding the document text (what the reranker reads).
@@ -29,17 +31,30 @@ impl PointKeys {
     }
 }
 
-/// The layout of every collection that has one of its own; the others are the gateway's.
+/// The layout of every collection that has one of its own (the others are the gateway's), and
+/// the index settings of those that have some (the others take Qdrant's defaults).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct PointLayouts(HashMap<String, PointKeys>);
+pub struct PointLayouts {
+    keys: HashMap<String, PointKeys>,
+    indexes: HashMap<String, IndexSettings>,
+}
 
 impl PointLayouts {
-    pub fn new(layouts: HashMap<String, PointKeys>) -> Self {
-        Self(layouts)
+    pub fn new(keys: HashMap<String, PointKeys>) -> Self {
+        Self { keys, indexes: HashMap::new() }
+    }
+
+    pub fn with_indexes(self, indexes: HashMap<String, IndexSettings>) -> Self {
+        Self { indexes, ..self }
     }
 
     /// How `collection`'s points are laid out.
     pub fn keys(&self, collection: &str) -> PointKeys {
-        self.0.get(collection).cloned().unwrap_or_else(PointKeys::gateway)
+        self.keys.get(collection).cloned().unwrap_or_else(PointKeys::gateway)
+    }
+
+    /// How `collection` is indexed when it is created.
+    pub fn index(&self, collection: &str) -> IndexSettings {
+        self.indexes.get(collection).copied().unwrap_or_default()
     }
 }

@@ -7,6 +7,7 @@
 
 mod edge;
 mod filter;
+pub mod index;
 mod journal;
 mod keys;
 mod qdrant;
@@ -15,7 +16,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-pub use edge::EdgeStore;
+pub use edge::{EdgeOptions, EdgeStore};
 pub use filter::SearchFilter;
 pub use keys::{HASH_KEY, ID_KEY, PointKeys, PointLayouts, TEXT_KEY};
 pub use qdrant::{Layout, QdrantStore};
@@ -198,9 +199,9 @@ fn id_and_hash(payload: &Map<String, Value>) -> Option<(String, String)> {
     }
 }
 
-/// A collection's size and vector configuration.
+/// A collection's size, vector configuration and index state.
 #[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
-#[schema(example = json!({"name": "profiles", "points_count": 1200, "dimension": 1024, "distance": "cosine", "backend": "qdrant-edge", "sparse": true}))]
+#[schema(example = json!({"name": "profiles", "points_count": 1200, "dimension": 1024, "distance": "cosine", "backend": "qdrant-edge", "sparse": true, "segments": 2, "indexed_vectors": 1000, "optimizing": false, "disk_bytes": 9000000, "ram_bytes": 4915200}))]
 pub struct CollectionInfo {
     pub name: String,
     /// Documents stored.
@@ -214,6 +215,18 @@ pub struct CollectionInfo {
     /// Whether its documents carry BM25 sparse vectors (needed by `sparse` and `hybrid`
     /// retrieval; `reindex` adds them to a collection built before them).
     pub sparse: bool,
+    /// Segments it is stored in.
+    pub segments: u64,
+    /// Dense vectors in an HNSW index (the others are searched by a scan until the optimizer,
+    /// which runs after writes, indexes them).
+    pub indexed_vectors: u64,
+    /// Whether the optimizer (indexing, merging segments, vacuuming deletions) is running on it.
+    pub optimizing: bool,
+    /// Bytes on disk (qdrant-edge; a Qdrant server does not say).
+    pub disk_bytes: Option<u64>,
+    /// Bytes of RAM its dense vectors take by its settings: the originals unless on disk, and
+    /// their int8 copies (qdrant-edge; an estimate leaving out HNSW links and payloads).
+    pub ram_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]

@@ -5,6 +5,7 @@
 //! exclusive lock on `<data-dir>/LOCK` makes that explicit.
 
 mod aliases;
+mod maintain;
 mod query;
 mod shards;
 
@@ -22,11 +23,28 @@ use super::{
 use crate::BoxFuture;
 use crate::retrieval::StoreQuery;
 use crate::store::PointLayouts;
-use shards::{Shards, dimension_of, failed, has_sparse};
+use shards::{Shards, dimension_of, failed, has_sparse, settings_of};
 
 /// A collection being created (or deleted) lives here until it is whole (or gone); leftovers are
 /// removed at start-up.
 const STAGING_PREFIX: &str = ".new-";
+
+/// How a data directory's files are bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeOptions {
+    /// A checkpoint runs once the journal holds this many bytes (bounding the replay at the
+    /// next start).
+    pub checkpoint_bytes: u64,
+    /// The size of a new collection's WAL files; a shard's WAL is pruned once four of them (and
+    /// a quarter of its segments' size) can go.
+    pub wal_file_bytes: u64,
+}
+
+impl Default for EdgeOptions {
+    fn default() -> Self {
+        Self { checkpoint_bytes: 64 << 20, wal_file_bytes: 4 << 20 }
+    }
+}
 
 /// qdrant-edge with a write-ahead journal; clones share the same collections.
 #[derive(Clone)]
@@ -34,11 +52,19 @@ pub struct EdgeStore(Arc<Shards>);
 
 impl EdgeStore {
     /// Opens (creating if needed) the data directory and every collection in it, replays the
-    /// writes its journal holds and checkpoints. `checkpoint_bytes` bounds the journal (and so
-    /// the replay at the next start) between checkpoints; `layouts` say how configured
-    /// collections lay out their points.
-    pub fn open(data_dir: &Path, checkpoint_bytes: u64, layouts: Arc<PointLayouts>) -> Result<Self, String> {
-        Shards::open(data_dir, checkpoint_bytes, layouts).map(|shards| Self(Arc::new(shards)))
+    /// writes its journal holds, checkpoints, and starts the maintenance (the optimizer, WAL
+    /// pruning) in the background; `layouts` say how configured collections lay out their
+    /// points and are indexed.
+    pub fn open(data_dir: &Path, options: EdgeOptions, layouts: Arc<PointLayouts>) -> Result<Self, String> {
+        let shards = Arc::new(Shards::open(data_dir, options, layouts)?);
+        maintain::start(&shards);
+        Ok(Self(shards))
+    }
+
+    /// Waits until every collection written to so far has been optimized (and its WAL pruned if
+    /// due): for tests and benches, which measure the result.
+    pub fn settle(&self) {
+        self.0.maintenance.settle();
     }
 
     /// Flushes every collection and empties the journal, at shutdown. (Dropped without it, the
@@ -118,15 +144,22 @@ impl VectorStore for EdgeStore {
     fn info<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<CollectionInfo, StoreError>> {
         Box::pin(async move {
             let shard = self.0.shard(collection)?;
-            let name = collection.to_string();
+            let (name, optimizing) = (collection.to_string(), self.0.maintenance.is_busy(collection));
             blocking(move || {
+                let info = shard.info();
+                let dimension = dimension_of(&shard);
                 Ok(CollectionInfo {
                     name,
-                    points_count: shard.info().points_count as u64,
-                    dimension: dimension_of(&shard),
+                    points_count: info.points_count as u64,
+                    dimension,
                     distance: "cosine",
                     backend: "qdrant-edge",
                     sparse: has_sparse(&shard),
+                    segments: info.segments_count as u64,
+                    indexed_vectors: info.indexed_vectors_count as u64,
+                    optimizing,
+                    disk_bytes: Some(maintain::dir_bytes(shard.path())),
+                    ram_bytes: Some(settings_of(&shard).vector_ram_bytes(info.points_count as u64, dimension)),
                 })
             })
             .await
@@ -241,6 +274,10 @@ mod tests {
 
     use super::*;
 
+    fn small() -> EdgeOptions {
+        EdgeOptions { checkpoint_bytes: 1 << 20, ..EdgeOptions::default() }
+    }
+
     fn point(id: &str, dimension: usize) -> Point {
         Point {
             id: id.into(),
@@ -254,14 +291,14 @@ mod tests {
     #[tokio::test]
     async fn a_wrong_dimension_is_refused_and_not_journaled() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EdgeStore::open(dir.path(), 1 << 20, Arc::default()).unwrap();
+        let store = EdgeStore::open(dir.path(), small(), Arc::default()).unwrap();
         store.upsert("c", vec![point("a", 4)]).await.unwrap();
         let refused = store.upsert("c", vec![point("b", 4), point("c", 3)]).await.unwrap_err();
         assert_eq!(refused, StoreError::Dimension { collection: "c".into(), expected: 4, got: 3 });
         let query = store.search("c", StoreQuery::dense(vec![0.5; 5], 3), None).await.unwrap_err();
         assert!(matches!(query, StoreError::Dimension { expected: 4, got: 5, .. }), "{query:?}");
         drop(store);
-        let store = EdgeStore::open(dir.path(), 1 << 20, Arc::default()).unwrap();
+        let store = EdgeStore::open(dir.path(), small(), Arc::default()).unwrap();
         assert_eq!(store.info("c").await.unwrap().points_count, 1, "only the accepted write");
         assert!(store.document("c", "b").await.unwrap().is_none());
     }
@@ -284,11 +321,11 @@ mod tests {
                 sparse: Some(bm25.document(text)),
             })
             .collect();
-        let store = EdgeStore::open(dir.path(), 1 << 20, Arc::default()).unwrap();
+        let store = EdgeStore::open(dir.path(), small(), Arc::default()).unwrap();
         store.upsert("c", points).await.unwrap();
         store.upsert("dense_only", vec![point("a", 2)]).await.unwrap();
         drop(store);
-        let store = EdgeStore::open(dir.path(), 1 << 20, Arc::default()).unwrap();
+        let store = EdgeStore::open(dir.path(), small(), Arc::default()).unwrap();
         assert!(store.info("c").await.unwrap().sparse);
         let sparse =
             StoreQuery { dense: None, sparse: Some(bm25.query("paris python")), ..StoreQuery::dense(vec![], 3) };

@@ -1,6 +1,6 @@
 //! The collections of one data directory: their shards, their write-ahead journal, and the
 //! directory lock. Writes are applied and journaled under one lock; checkpoints flush every
-//! shard and empty the journal.
+//! shard and empty the journal (and wait while a shard is optimized: `maintain.rs`).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -8,38 +8,42 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use qdrant_edge::{
-    DEFAULT_VECTOR_NAME, Distance, EdgeConfigBuilder, EdgeShard, EdgeSparseVectorParamsBuilder,
-    EdgeVectorParamsBuilder, Modifier, PointId, PointInsertOperations, PointOperations, PointStruct, UpdateOperation,
-    Vector, Vectors,
+    DEFAULT_VECTOR_NAME, Distance, EdgeConfig, EdgeConfigBuilder, EdgeOptimizersConfig, EdgeShard,
+    EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, HnswIndexConfig, Modifier, PointId, PointInsertOperations,
+    PointOperations, PointStruct, ScalarQuantizationConfig, ScalarType, UpdateOperation, Vector, Vectors, WalOptions,
 };
 use serde_json::Value;
 
 use super::super::journal::{Entry, EntryRef, Journal, WriteGuard, sync_dir};
 use super::super::{StoreError, check_dimension, point_id};
 use super::aliases::Aliases;
-use super::{STAGING_PREFIX, point_ids};
+use super::maintain::{Maintenance, prune_wal};
+use super::{EdgeOptions, STAGING_PREFIX, point_ids};
 use crate::retrieval::SPARSE_VECTOR;
+use crate::store::index::IndexSettings;
 use crate::store::{Point, PointLayouts};
 
 /// The collections, their journal and the directory lock.
 pub(super) struct Shards {
-    root: PathBuf,
-    shards: RwLock<HashMap<String, Arc<EdgeShard>>>,
+    pub(super) root: PathBuf,
+    pub(super) shards: RwLock<HashMap<String, Arc<EdgeShard>>>,
     pub(super) aliases: Aliases,
     /// How configured collections lay out their points.
     pub(super) layouts: Arc<PointLayouts>,
-    journal: Journal,
+    pub(super) journal: Journal,
     /// A checkpoint runs once the current journal file holds this many bytes.
     checkpoint_bytes: u64,
+    /// The size of a new collection's WAL files.
+    pub(super) wal_file_bytes: u64,
+    pub(super) maintenance: Arc<Maintenance>,
     /// Held for the life of the store: the data directory is ours.
     _lock: File,
 }
 
 impl Shards {
     /// Opens (creating if needed) the data directory and every collection in it, replays the
-    /// writes its journal holds and checkpoints. `checkpoint_bytes` bounds the journal (and so
-    /// the replay at the next start) between checkpoints.
-    pub(super) fn open(data_dir: &Path, checkpoint_bytes: u64, layouts: Arc<PointLayouts>) -> Result<Self, String> {
+    /// writes its journal holds and checkpoints.
+    pub(super) fn open(data_dir: &Path, options: EdgeOptions, layouts: Arc<PointLayouts>) -> Result<Self, String> {
         let root = data_dir.join("collections");
         std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
         let lock_path = data_dir.join("LOCK");
@@ -64,6 +68,12 @@ impl Shards {
             if !path.is_dir() || crate::store::validate_collection_name(&name).is_err() {
                 continue;
             }
+            // Closed, its WAL can be pruned, and an optimization cut short leaves its work here.
+            prune_wal(&path.join("wal")).map_err(|e| format!("cannot prune the WAL of {name:?}: {e}"))?;
+            let temp = path.join("temp_segments");
+            if temp.exists() {
+                std::fs::remove_dir_all(&temp).map_err(|e| format!("cannot remove {}: {e}", temp.display()))?;
+            }
             let shard = EdgeShard::load(&path, None).map_err(|e| format!("cannot load collection {name:?}: {e}"))?;
             shards.insert(name, Arc::new(shard));
         }
@@ -71,8 +81,17 @@ impl Shards {
         let (journal, pending) =
             Journal::open(&journal_dir).map_err(|e| format!("cannot open {}: {e}", journal_dir.display()))?;
         let aliases = Aliases::open(data_dir)?;
-        let store =
-            Self { root, shards: RwLock::new(shards), aliases, layouts, journal, checkpoint_bytes, _lock: lock };
+        let store = Self {
+            root,
+            shards: RwLock::new(shards),
+            aliases,
+            layouts,
+            journal,
+            checkpoint_bytes: options.checkpoint_bytes,
+            wal_file_bytes: options.wal_file_bytes,
+            maintenance: Arc::default(),
+            _lock: lock,
+        };
         if !pending.is_empty() {
             let count = pending.len();
             for entry in pending {
@@ -115,21 +134,15 @@ impl Shards {
             std::fs::remove_dir_all(&staging).map_err(|e| io("clear the staging directory of", e))?;
         }
         std::fs::create_dir_all(&staging).map_err(|e| io("create", e))?;
-        let mut config = EdgeConfigBuilder::new()
-            .on_disk_payload(true)
-            .vector(DEFAULT_VECTOR_NAME, EdgeVectorParamsBuilder::new(dimension, Distance::Cosine).build());
-        if sparse {
-            config = config
-                .sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParamsBuilder::new().modifier(Modifier::Idf).build());
-        }
-        let config = config.build();
+        let index = self.layouts.index(collection);
+        let config = shard_config(dimension, sparse, &index, self.wal_file_bytes);
         // Dropping the new shard flushes it.
         drop(EdgeShard::new(&staging, config).map_err(failed)?);
         sync_tree(&staging).map_err(|e| io("sync", e))?;
         std::fs::rename(&staging, &path).map_err(|e| io("create", e))?;
         sync_dir(&self.root).map_err(|e| io("sync", e))?;
         let shard = Arc::new(EdgeShard::load(&path, None).map_err(failed)?);
-        tracing::info!(collection, dimension, sparse, "created collection");
+        tracing::info!(collection, dimension, sparse, ?index, "created collection");
         shards.insert(collection.to_string(), shard.clone());
         Ok(shard)
     }
@@ -169,6 +182,7 @@ impl Shards {
             let mut guard = self.journal.lock();
             self.apply(entry)?;
             let ticket = guard.append(entry).map_err(failed)?;
+            self.maintenance.written(entry.collection());
             if guard.bytes() >= self.checkpoint_bytes
                 && let Err(e) = self.checkpoint_locked(&mut guard)
             {
@@ -187,6 +201,8 @@ impl Shards {
         if self.shard(collection).is_err() {
             return Ok(false);
         }
+        // The checkpoint must flush every shard; no optimization starts while the lock is held.
+        self.maintenance.wait_idle();
         self.checkpoint_locked(&mut guard)?;
         let shard = self.shards.write().unwrap_or_else(|p| p.into_inner()).remove(collection);
         drop(shard);
@@ -206,7 +222,22 @@ impl Shards {
         self.checkpoint_locked(&mut self.journal.lock())
     }
 
+    /// The checkpoint that fell due while a shard was optimized.
+    pub(super) fn checkpoint_if_due(&self) -> Result<(), StoreError> {
+        let mut guard = self.journal.lock();
+        if guard.bytes() < self.checkpoint_bytes {
+            return Ok(());
+        }
+        self.checkpoint_locked(&mut guard)
+    }
+
+    /// Flushes every shard and empties the journal; put off (the journal keeps every write) while
+    /// a shard is optimized, as flushing it then is not safe.
     fn checkpoint_locked(&self, guard: &mut WriteGuard<'_>) -> Result<(), StoreError> {
+        if self.maintenance.any_busy() {
+            tracing::debug!(journal_bytes = guard.bytes(), "checkpoint put off: a collection is being optimized");
+            return Ok(());
+        }
         let shards: Vec<_> = self.shards.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         let started = std::time::Instant::now();
         tracing::debug!(journal_bytes = guard.bytes(), "checkpoint: flushing collections");
@@ -218,12 +249,49 @@ impl Shards {
         Ok(())
     }
 
-    /// Flushes every collection and empties the journal, at shutdown.
+    /// Stops the maintenance, flushes every collection and empties the journal, at shutdown (if an
+    /// optimization still runs, the journal is kept and replayed at the next start).
     pub(super) fn flush(&self) {
+        self.maintenance.stop();
         if let Err(e) = self.checkpoint() {
             tracing::error!(error = %e, "final checkpoint failed; the journal will be replayed at the next start");
         }
     }
+}
+
+/// A new shard's configuration: cosine over `dimension` floats, the BM25 sparse vector (IDF by
+/// the engine) if `sparse`, payloads on disk, the collection's index settings, and WAL files of
+/// `wal_file_bytes` (pruning keeps the newest of them).
+fn shard_config(dimension: usize, sparse: bool, index: &IndexSettings, wal_file_bytes: u64) -> EdgeConfig {
+    let mut vector = EdgeVectorParamsBuilder::new(dimension, Distance::Cosine).on_disk(index.vectors_on_disk());
+    if index.int8() {
+        let int8 = ScalarQuantizationConfig { r#type: ScalarType::Int8, quantile: None, always_ram: Some(true) };
+        vector = vector.quantization_config(int8.into());
+    }
+    let hnsw = HnswIndexConfig {
+        m: index.hnsw_m(),
+        ef_construct: index.hnsw_ef_construct(),
+        max_indexing_threads: indexing_threads(),
+        ..HnswIndexConfig::default()
+    };
+    let optimizers = EdgeOptimizersConfig { indexing_threshold: index.indexing_threshold_kb, ..Default::default() };
+    let wal = WalOptions { segment_capacity: wal_file_bytes as usize, ..WalOptions::default() };
+    let mut config = EdgeConfigBuilder::new()
+        .on_disk_payload(true)
+        .vector(DEFAULT_VECTOR_NAME, vector.build())
+        .hnsw_config(hnsw)
+        .optimizers(optimizers)
+        .wal_options(wal);
+    if sparse {
+        config =
+            config.sparse_vector(SPARSE_VECTOR, EdgeSparseVectorParamsBuilder::new().modifier(Modifier::Idf).build());
+    }
+    config.build()
+}
+
+/// Threads an index build may use: all cores but one, which stays with the searches.
+fn indexing_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 impl Entry {
@@ -271,4 +339,16 @@ pub(super) fn has_sparse(shard: &EdgeShard) -> bool {
 
 pub(super) fn dimension_of(shard: &EdgeShard) -> usize {
     shard.config().vectors.get(DEFAULT_VECTOR_NAME).map_or(0, |v| v.size)
+}
+
+/// The index settings a shard was created with, as far as its RAM depends on them.
+pub(super) fn settings_of(shard: &EdgeShard) -> IndexSettings {
+    let config = shard.config();
+    let vector = config.vectors.get(DEFAULT_VECTOR_NAME);
+    let int8 = vector.and_then(|v| v.quantization_config.as_ref()).or(config.quantization_config.as_ref()).is_some();
+    IndexSettings {
+        quantization: int8.then_some(crate::store::index::Quantization::Int8),
+        vectors_on_disk: vector.and_then(|v| v.on_disk),
+        ..IndexSettings::default()
+    }
 }

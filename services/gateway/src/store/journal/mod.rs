@@ -183,6 +183,14 @@ pub(super) enum EntryRef<'a> {
     Delete { collection: &'a str, document_id: &'a str },
 }
 
+impl EntryRef<'_> {
+    pub(super) fn collection(&self) -> &str {
+        match self {
+            Self::Upsert { collection, .. } | Self::Delete { collection, .. } => collection,
+        }
+    }
+}
+
 fn log_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:020}.log"))
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qdrant_client::Qdrant;
+use qdrant_client::qdrant::CollectionStatus;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfig;
 
 use super::PointLayouts;
@@ -118,7 +119,9 @@ impl QdrantStore {
         }
         if !self.client.collection_exists(collection).await.map_err(store_error)? {
             let vector = self.point_layouts.keys(collection).vector;
-            let create = requests::create_collection(collection, dimension, vector.as_deref(), sparse, self.layout);
+            let index = self.point_layouts.index(collection);
+            let create =
+                requests::create_collection(collection, dimension, vector.as_deref(), sparse, self.layout, &index);
             if let Err(e) = self.client.create_collection(create).await {
                 // Another process may have created it meanwhile; that is fine.
                 if !self.client.collection_exists(collection).await.map_err(store_error)? {
@@ -228,6 +231,12 @@ impl VectorStore for QdrantStore {
                 distance: "cosine",
                 backend: "qdrant",
                 sparse,
+                segments: info.segments_count,
+                indexed_vectors: info.indexed_vectors_count.unwrap_or(0),
+                // Yellow: optimizations are in progress.
+                optimizing: info.status == CollectionStatus::Yellow as i32,
+                disk_bytes: None,
+                ram_bytes: None,
             })
         })
     }

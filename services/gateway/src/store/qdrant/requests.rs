@@ -8,8 +8,10 @@ use qdrant_client::Payload;
 use qdrant_client::qdrant::points_selector::PointsSelectorOneOf;
 use qdrant_client::qdrant::{
     CreateAlias, CreateAliasBuilder, CreateCollection, CreateCollectionBuilder, DeletePoints, DeletePointsBuilder,
-    Distance, Filter, Fusion as GrpcFusion, GetPoints, GetPointsBuilder, Modifier, PointId, PointStruct, PointsIdsList,
-    PrefetchQueryBuilder, Query, QueryPoints, QueryPointsBuilder, Rrf, ScrollPoints, ScrollPointsBuilder,
+    Distance, Filter, Fusion as GrpcFusion, GetPoints, GetPointsBuilder, HnswConfigDiffBuilder, Modifier,
+    OptimizersConfigDiffBuilder, PointId, PointStruct, PointsIdsList, PrefetchQueryBuilder,
+    QuantizationSearchParamsBuilder, QuantizationType, Query, QueryPoints, QueryPointsBuilder, Rrf,
+    ScalarQuantizationBuilder, ScrollPoints, ScrollPointsBuilder, SearchParams, SearchParamsBuilder,
     SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPoints, UpsertPointsBuilder, Vector, VectorInput,
     VectorParamsBuilder, VectorsConfigBuilder,
 };
@@ -19,18 +21,28 @@ use super::Layout;
 use super::convert::{ids, text_point_id};
 use crate::retrieval::{FusionMethod, Retrieval, SPARSE_VECTOR, StoreQuery};
 use crate::store::PointKeys;
+use crate::store::index::{IndexSettings, SearchParams as IndexUse};
 
 /// A cosine collection of `dimension`-float vectors, unnamed or under the collection's vector
 /// name, with the BM25 sparse vector (IDF by the server) if `sparse`, spread over the cluster as
-/// `layout` says (unset values are the server's defaults).
+/// `layout` says, indexed as `index` says (unset values are the server's defaults).
 pub(super) fn create_collection(
     collection: &str,
     dimension: usize,
     vector: Option<&str>,
     sparse: bool,
     layout: Layout,
+    index: &IndexSettings,
 ) -> CreateCollection {
-    let params = VectorParamsBuilder::new(dimension as u64, Distance::Cosine);
+    let mut params = VectorParamsBuilder::new(dimension as u64, Distance::Cosine);
+    if let Some(on_disk) = index.vectors_on_disk {
+        params = params.on_disk(on_disk);
+    }
+    if index.int8() {
+        params = params.quantization_config(
+            ScalarQuantizationBuilder::default().r#type(QuantizationType::Int8.into()).always_ram(true),
+        );
+    }
     let mut create = match vector {
         Some(name) => CreateCollectionBuilder::new(collection)
             .vectors_config(VectorsConfigBuilder::default().add_named_vector_params(name, params).clone()),
@@ -50,7 +62,32 @@ pub(super) fn create_collection(
     if let Some(acks) = layout.write_consistency {
         create = create.write_consistency_factor(acks);
     }
+    if index.hnsw_m.is_some() || index.hnsw_ef_construct.is_some() {
+        let mut hnsw = HnswConfigDiffBuilder::default();
+        if let Some(m) = index.hnsw_m {
+            hnsw = hnsw.m(m as u64);
+        }
+        if let Some(ef) = index.hnsw_ef_construct {
+            hnsw = hnsw.ef_construct(ef as u64);
+        }
+        create = create.hnsw_config(hnsw);
+    }
+    if let Some(kb) = index.indexing_threshold_kb {
+        create = create.optimizers_config(OptimizersConfigDiffBuilder::default().indexing_threshold(kb as u64));
+    }
     create.build()
+}
+
+/// A dense search's use of the index; quantized candidates are rescored from the originals.
+fn search_params(params: IndexUse) -> SearchParams {
+    let mut built = SearchParamsBuilder::default();
+    if params.exact {
+        built = built.exact(true);
+    }
+    if let Some(ef) = params.hnsw_ef {
+        built = built.hnsw_ef(ef as u64);
+    }
+    built.quantization(QuantizationSearchParamsBuilder::default().rescore(true)).build()
 }
 
 /// The query as `retrieval` runs it, with whole payloads (the text the reranker reads and the
@@ -67,12 +104,13 @@ pub(super) fn query(
     let limit = query.limit as u64;
     let mut request =
         QueryPointsBuilder::new(collection).limit(query.engine_limit(retrieval) as u64).with_payload(true);
+    let params = search_params(query.params);
     let dense = query.dense.map(Query::new_nearest);
     let sparse = query.sparse.map(|v| Query::new_nearest(VectorInput::new_sparse(v.indices, v.values)));
     match (retrieval, dense, sparse) {
         (Retrieval::Sparse, _, Some(sparse)) => request = request.query(sparse).using(SPARSE_VECTOR),
         (Retrieval::Hybrid, Some(dense), Some(sparse)) => {
-            let mut dense = PrefetchQueryBuilder::default().query(dense).limit(limit);
+            let mut dense = PrefetchQueryBuilder::default().query(dense).limit(limit).params(params);
             if let Some(name) = using {
                 dense = dense.using(name);
             }
@@ -87,7 +125,7 @@ pub(super) fn query(
         }
         (_, dense, _) => {
             if let Some(dense) = dense {
-                request = request.query(dense);
+                request = request.query(dense).params(params);
             }
             if let Some(name) = using {
                 request = request.using(name);

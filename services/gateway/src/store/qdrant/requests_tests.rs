@@ -45,7 +45,10 @@ fn a_collection_with_one_unnamed_vector_and_the_servers_layout() {
         vectors_config: Some(VectorsConfig { config: Some(vectors_config::Config::Params(cosine(1024))) }),
         ..Default::default()
     };
-    assert_eq!(create_collection("profiles", 1024, None, false, Layout::default()), expected);
+    assert_eq!(
+        create_collection("profiles", 1024, None, false, Layout::default(), &IndexSettings::default()),
+        expected
+    );
 }
 
 #[test]
@@ -60,17 +63,34 @@ fn a_collection_with_a_named_vector_shards_copies_and_write_consistency() {
         write_consistency_factor: Some(1),
         ..Default::default()
     };
-    assert_eq!(create_collection("people", 384, Some("fast-multilingual-e5-large"), false, layout), expected);
+    assert_eq!(
+        create_collection("people", 384, Some("fast-multilingual-e5-large"), false, layout, &IndexSettings::default()),
+        expected
+    );
 }
 
 #[test]
 fn each_layout_setting_alone_sets_only_its_own_field() {
-    let shards = create_collection("c", 8, None, false, Layout { shards: Some(3), ..Layout::default() });
+    let shards = create_collection(
+        "c",
+        8,
+        None,
+        false,
+        Layout { shards: Some(3), ..Layout::default() },
+        &IndexSettings::default(),
+    );
     assert_eq!(
         (shards.shard_number, shards.replication_factor, shards.write_consistency_factor),
         (Some(3), None, None)
     );
-    let copies = create_collection("c", 8, None, false, Layout { replication_factor: Some(3), ..Layout::default() });
+    let copies = create_collection(
+        "c",
+        8,
+        None,
+        false,
+        Layout { replication_factor: Some(3), ..Layout::default() },
+        &IndexSettings::default(),
+    );
     assert_eq!(
         (copies.shard_number, copies.replication_factor, copies.write_consistency_factor),
         (None, Some(3), None)
@@ -88,6 +108,7 @@ fn a_nearest_search_of_the_unnamed_vector_with_whole_payloads() {
         }),
         limit: Some(50),
         with_payload: whole_payload(),
+        params: dense_params(None, None),
         ..Default::default()
     };
     assert_eq!(query("profiles", StoreQuery::dense(vec![0.5, -0.5], 50), Retrieval::Dense, None, None), expected);
@@ -111,7 +132,10 @@ fn a_nearest_search_of_a_named_vector_with_a_filter() {
         query("people", dense, Retrieval::Dense, Some("fast-multilingual-e5-large"), Some(filter.to_grpc().unwrap()));
     assert_eq!(request.using.as_deref(), Some("fast-multilingual-e5-large"));
     assert_eq!(request.filter, Some(grpc_filter));
-    assert_eq!((request.limit, request.offset, request.score_threshold, request.params), (Some(10), None, None, None));
+    assert_eq!(
+        (request.limit, request.offset, request.score_threshold, request.params),
+        (Some(10), None, None, dense_params(None, None))
+    );
 }
 
 #[test]
@@ -242,7 +266,75 @@ fn hybrid(fusion: Fusion) -> StoreQuery {
         sparse: Some(SparseVector { indices: vec![3, 9], values: vec![1.0, 1.0] }),
         fusion,
         limit: 40,
+        params: IndexUse::default(),
     }
+}
+
+/// The search parameters every dense search sends: the index's beam and exactness if asked,
+/// and rescoring of quantized candidates from the original vectors.
+fn dense_params(hnsw_ef: Option<u64>, exact: Option<bool>) -> Option<grpc::SearchParams> {
+    let rescore = grpc::QuantizationSearchParams { rescore: Some(true), ..Default::default() };
+    Some(grpc::SearchParams { hnsw_ef, exact, quantization: Some(rescore), ..Default::default() })
+}
+
+#[test]
+// `always_ram` and `on_disk` are deprecated since Qdrant 1.19 in favour of `memory`, which older
+// servers would ignore; every server still honours the old fields.
+#[allow(deprecated)]
+fn index_settings_become_the_collections_creation_parameters() {
+    let index = IndexSettings {
+        hnsw_m: Some(32),
+        hnsw_ef_construct: Some(200),
+        indexing_threshold_kb: Some(500),
+        quantization: Some(crate::store::index::Quantization::Int8),
+        vectors_on_disk: Some(true),
+    };
+    let int8 = grpc::ScalarQuantization {
+        r#type: grpc::QuantizationType::Int8 as i32,
+        always_ram: Some(true),
+        ..Default::default()
+    };
+    let params = VectorParams {
+        on_disk: Some(true),
+        quantization_config: Some(grpc::QuantizationConfig {
+            quantization: Some(grpc::quantization_config::Quantization::Scalar(int8)),
+        }),
+        ..cosine(1024)
+    };
+    let expected = CreateCollection {
+        collection_name: "profiles".into(),
+        vectors_config: Some(VectorsConfig { config: Some(vectors_config::Config::Params(params)) }),
+        hnsw_config: Some(grpc::HnswConfigDiff { m: Some(32), ef_construct: Some(200), ..Default::default() }),
+        optimizers_config: Some(grpc::OptimizersConfigDiff { indexing_threshold: Some(500), ..Default::default() }),
+        ..Default::default()
+    };
+    assert_eq!(create_collection("profiles", 1024, None, false, Layout::default(), &index), expected);
+    let only_m = create_collection(
+        "c",
+        8,
+        None,
+        false,
+        Layout::default(),
+        &IndexSettings { hnsw_m: Some(0), ..Default::default() },
+    );
+    assert_eq!(only_m.hnsw_config, Some(grpc::HnswConfigDiff { m: Some(0), ..Default::default() }), "0: no HNSW");
+    assert_eq!(only_m.optimizers_config, None);
+}
+
+#[test]
+fn a_dense_search_sends_its_beam_and_exactness() {
+    let asked =
+        StoreQuery { sparse: None, params: IndexUse { hnsw_ef: Some(256), exact: false }, ..hybrid(Fusion::default()) };
+    assert_eq!(query("c", asked.clone(), Retrieval::Dense, None, None).params, dense_params(Some(256), None));
+    let exact = StoreQuery { params: IndexUse { hnsw_ef: None, exact: true }, ..asked };
+    assert_eq!(query("c", exact.clone(), Retrieval::Dense, None, None).params, dense_params(None, Some(true)));
+    let hybrid =
+        query("c", StoreQuery { sparse: hybrid(Fusion::default()).sparse, ..exact }, Retrieval::Hybrid, None, None);
+    assert_eq!(hybrid.params, None, "the fusion itself searches nothing");
+    assert_eq!(
+        (hybrid.prefetch[0].params.clone(), hybrid.prefetch[1].params.clone()),
+        (dense_params(None, Some(true)), None)
+    );
 }
 
 #[test]
@@ -254,7 +346,7 @@ fn a_collection_with_the_bm25_sparse_vector_weighted_by_the_servers_idf() {
         sparse_vectors_config: Some(grpc::SparseVectorConfig { map: HashMap::from([("bm25".to_string(), params)]) }),
         ..Default::default()
     };
-    assert_eq!(create_collection("profiles", 1024, None, true, Layout::default()), expected);
+    assert_eq!(create_collection("profiles", 1024, None, true, Layout::default(), &IndexSettings::default()), expected);
 }
 
 #[test]
@@ -312,6 +404,7 @@ fn a_hybrid_search_prefetches_both_vectors_and_fuses_them_on_the_server() {
         query: Some(query),
         using: Some(using.into()),
         limit: Some(40),
+        params: (using != "bm25").then(|| dense_params(None, None)).flatten(),
         ..Default::default()
     };
     let rrf = grpc::Rrf { k: Some(30), weights: vec![1.0, 0.25] };
