@@ -111,8 +111,11 @@ async fn acknowledged_writes_and_deletes_survive_kill_9_at_any_moment() {
     let mut rng = Rng(seed);
     let data = TempDir::new("durability");
     // A 16 KiB journal bound: a checkpoint (flush every shard, rotate the journal) every dozen
-    // writes or so, so that kills also land inside checkpoints.
-    let args = ["--journal-checkpoint-kib", "16"];
+    // writes or so, so that kills also land inside checkpoints. An HNSW index from 1 KB of
+    // vectors keeps the optimizer at work in the background (and some kills inside it).
+    let config = data.path().join("collections.toml");
+    std::fs::write(&config, "[durable.index]\nindexing_threshold_kb = 1\n").unwrap();
+    let args = ["--journal-checkpoint-kib", "16", "--collections-config", config.to_str().unwrap()];
     let envs = [("RUST_LOG", "info,search_gateway::store=debug")];
     let mut models: Vec<Model> = (0..WRITERS)
         .map(|w| {
@@ -123,6 +126,7 @@ async fn acknowledged_writes_and_deletes_survive_kill_9_at_any_moment() {
     let version = Arc::new(Mutex::new(0u64));
     let client = client();
     let (mut acknowledged, mut in_checkpoint, mut in_doubt_landed) = (0, 0, 0);
+    let (mut optimizations, mut in_optimization) = (0, 0);
     let started = Instant::now();
     for round in 0..ROUNDS {
         let mut gateway = start_gateway_with_envs(&data, &args, &envs);
@@ -161,6 +165,11 @@ async fn acknowledged_writes_and_deletes_survive_kill_9_at_any_moment() {
         if last_flush.is_some_and(|at| !logs[at..].contains("checkpoint: done")) {
             in_checkpoint += 1;
         }
+        let last_optimization = logs.rfind("optimizing collection");
+        optimizations += logs.matches("optimizing collection").count();
+        if last_optimization.is_some_and(|at| !logs[at..].contains("optimized") && !logs[at..].contains("nothing to")) {
+            in_optimization += 1;
+        }
         for writer in writers {
             let (model, acked) = writer.await.unwrap();
             acknowledged += acked;
@@ -176,9 +185,11 @@ async fn acknowledged_writes_and_deletes_survive_kill_9_at_any_moment() {
     }
     println!(
         "{ROUNDS} kill -9 rounds in {:.0} s: {acknowledged} acknowledged writes all found; {in_checkpoint} kills \
-         landed inside a checkpoint's flush; {in_doubt_landed} unacknowledged writes had landed",
+         landed inside a checkpoint's flush, {in_optimization} inside an optimization ({optimizations} optimizations \
+         started); {in_doubt_landed} unacknowledged writes had landed",
         started.elapsed().as_secs_f64()
     );
+    assert!(optimizations > 0, "the optimizer never started: the kills tested nothing of it");
     assert!(acknowledged >= ROUNDS, "too few writes to mean anything: {acknowledged}");
 }
 

@@ -83,10 +83,12 @@ async fn embedded_mode_searches_caches_and_invalidates() {
         "unchanged documents are skipped"
     );
     let info: Value = client.get(gw.url("/collections/profiles")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(
-        info,
-        json!({"name": "profiles", "points_count": 6, "dimension": 32, "distance": "cosine", "backend": "qdrant-edge", "sparse": true})
-    );
+    let described = ["name", "points_count", "dimension", "distance", "backend", "sparse"].map(|k| info[k].clone());
+    let expected = json!(["profiles", 6, 32, "cosine", "qdrant-edge", true]);
+    assert_eq!(json!(described), expected, "{info}");
+    // Six points stay in one plain segment (below the indexing threshold); 6 x 32 floats in RAM.
+    assert_eq!((info["segments"].as_u64(), info["ram_bytes"].as_u64()), (Some(1), Some(6 * 32 * 4)), "{info}");
+    assert!(info["disk_bytes"].as_u64().unwrap() > 0 && info["optimizing"].is_boolean(), "{info}");
     // BM25 finds the words, whatever the (random-weight) embedder thinks; hybrid fuses both.
     let sparse = search(&client, &gw, json!({"query": "pastry LYON", "retrieval": "sparse", "rerank": false})).await;
     assert_eq!(sparse["retrieval"], "sparse");
@@ -176,10 +178,26 @@ async fn embedded_mode_searches_caches_and_invalidates() {
         (json!({"query": "x", "collection": "../etc"}), 422, "invalid_request"),
         (json!({"query": "x", "cache": "sometimes"}), 422, "invalid_request"),
         (json!({"query": 5}), 422, "invalid_request"),
+        (json!({"query": "x", "hnsw_ef": 0}), 422, "invalid_request"),
+        (json!({"query": "x", "hnsw_ef": 10001}), 422, "invalid_request"),
+        (json!({"query": "x", "exact": "yes"}), 422, "invalid_request"),
     ];
     for (body, want_status, want_code) in errors {
         let (status, err) = post(&client, gw.url("/search"), body.clone()).await;
         assert_eq!((status, err["code"].as_str()), (want_status, Some(want_code)), "{body}: {err}");
+        if body.get("hnsw_ef").is_some() {
+            assert!(err["error"].as_str().unwrap().contains("hnsw_ef"), "the field is named: {err}");
+        }
+    }
+    // The index's knobs answer, exact or not, and the collection says how it is indexed.
+    for knobs in [json!({"exact": true}), json!({"hnsw_ef": 256})] {
+        let mut body = json!({"query": "Rust engineer", "rerank": false, "cache": "bypass"});
+        body.as_object_mut().unwrap().extend(knobs.as_object().unwrap().clone());
+        assert_eq!(ids(&search(&client, &gw, body.clone()).await).len(), 6, "{body}");
+    }
+    let info: Value = client.get(gw.url("/collections/profiles")).send().await.unwrap().json().await.unwrap();
+    for field in ["segments", "indexed_vectors", "optimizing", "disk_bytes", "ram_bytes"] {
+        assert!(info.get(field).is_some(), "{field} in {info}");
     }
     let response =
         client.post(gw.url("/search")).header("content-type", "application/json").body("{").send().await.unwrap();

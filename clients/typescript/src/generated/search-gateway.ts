@@ -353,14 +353,19 @@ export interface components {
             deleted: boolean;
         };
         /**
-         * @description A collection's size and vector configuration.
+         * @description A collection's size, vector configuration and index state.
          * @example {
          *       "name": "profiles",
          *       "points_count": 1200,
          *       "dimension": 1024,
          *       "distance": "cosine",
          *       "backend": "qdrant-edge",
-         *       "sparse": true
+         *       "sparse": true,
+         *       "segments": 2,
+         *       "indexed_vectors": 1000,
+         *       "optimizing": false,
+         *       "disk_bytes": 9000000,
+         *       "ram_bytes": 4915200
          *     }
          */
         CollectionInfo: {
@@ -368,14 +373,38 @@ export interface components {
             backend: string;
             /** @description Floats per vector. */
             dimension: number;
+            /**
+             * Format: int64
+             * @description Bytes on disk (qdrant-edge; a Qdrant server does not say).
+             */
+            disk_bytes?: number | null;
             /** @description The vector distance (`cosine`). */
             distance: string;
+            /**
+             * Format: int64
+             * @description Vectors in an index, dense (HNSW) and sparse, as Qdrant counts them; the others are
+             *     searched by a scan until the optimizer, which runs after writes, indexes them.
+             */
+            indexed_vectors: number;
             name: string;
+            /** @description Whether the optimizer (indexing, merging segments, vacuuming deletions) is running on it. */
+            optimizing: boolean;
             /**
              * Format: int64
              * @description Documents stored.
              */
             points_count: number;
+            /**
+             * Format: int64
+             * @description Bytes of RAM its dense vectors take by its settings: the originals unless on disk, and
+             *     their int8 copies (qdrant-edge; an estimate leaving out HNSW links and payloads).
+             */
+            ram_bytes?: number | null;
+            /**
+             * Format: int64
+             * @description Segments it is stored in.
+             */
+            segments: number;
             /**
              * @description Whether its documents carry BM25 sparse vectors (needed by `sparse` and `hybrid`
              *     retrieval; `reindex` adds them to a collection built before them).
@@ -582,11 +611,21 @@ export interface components {
             /** @description The collection to search [default: --default-collection, `profiles`]. */
             collection?: string | null;
             /**
+             * @description Search every vector instead of the HNSW index (exact, slow on a large collection: the
+             *     reference the index is measured against).
+             */
+            exact?: boolean;
+            /**
              * @description A Qdrant filter (`must`, `should`, `must_not`, `min_should` with `match`, `range`,
              *     `geo_*`, `values_count`, `is_empty`, `is_null`, `has_id` conditions) on the payload.
              */
             filter?: unknown;
             fusion?: null | components["schemas"]["Fusion"];
+            /**
+             * @description The HNSW search's beam, 1-10000 [default: the engine's, 100 or `candidates` if larger]:
+             *     larger finds more of the true nearest neighbours, slower.
+             */
+            hnsw_ef?: number | null;
             /**
              * @description The query, embedded with the query prefix; not empty or only whitespace, at most
              *     --max-query-bytes (4096).

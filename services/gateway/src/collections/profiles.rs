@@ -242,4 +242,15 @@ mod tests {
         let both = Profiles::parse("[x]\nsparse = false\n[x.bm25]\nlanguage = \"english\"").unwrap_err();
         assert!(both.contains("[x] has BM25 settings but sparse = false"), "{both}");
     }
+
+    #[test]
+    fn index_tables_reach_the_stores_and_bad_values_are_named() {
+        let profiles = Profiles::parse("[big.index]\nhnsw_m = 32\nquantization = \"int8\"").unwrap();
+        let layouts = profiles.layouts();
+        assert_eq!((layouts.index("big").hnsw_m(), layouts.index("big").int8()), (32, true));
+        assert_eq!(layouts.index("other"), IndexSettings::default());
+        assert!(profiles.check_writable("big").is_ok(), "a table that only sets the index keeps it writable");
+        let bad = Profiles::parse("[big.index]\nhnsw_ef_construct = 2").unwrap_err();
+        assert!(bad.contains("[big] index.hnsw_ef_construct is 2"), "{bad}");
+    }
 }

@@ -217,8 +217,8 @@ pub struct CollectionInfo {
     pub sparse: bool,
     /// Segments it is stored in.
     pub segments: u64,
-    /// Dense vectors in an HNSW index (the others are searched by a scan until the optimizer,
-    /// which runs after writes, indexes them).
+    /// Vectors in an index, dense (HNSW) and sparse, as Qdrant counts them; the others are
+    /// searched by a scan until the optimizer, which runs after writes, indexes them.
     pub indexed_vectors: u64,
     /// Whether the optimizer (indexing, merging segments, vacuuming deletions) is running on it.
     pub optimizing: bool,

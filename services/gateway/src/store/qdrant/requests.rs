@@ -194,3 +194,7 @@ pub(super) fn set_alias(alias: &str, collection: &str) -> CreateAlias {
 #[cfg(test)]
 #[path = "requests_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "requests_index_tests.rs"]
+mod index_tests;

@@ -278,50 +278,6 @@ fn dense_params(hnsw_ef: Option<u64>, exact: Option<bool>) -> Option<grpc::Searc
 }
 
 #[test]
-// `always_ram` and `on_disk` are deprecated since Qdrant 1.19 in favour of `memory`, which older
-// servers would ignore; every server still honours the old fields.
-#[allow(deprecated)]
-fn index_settings_become_the_collections_creation_parameters() {
-    let index = IndexSettings {
-        hnsw_m: Some(32),
-        hnsw_ef_construct: Some(200),
-        indexing_threshold_kb: Some(500),
-        quantization: Some(crate::store::index::Quantization::Int8),
-        vectors_on_disk: Some(true),
-    };
-    let int8 = grpc::ScalarQuantization {
-        r#type: grpc::QuantizationType::Int8 as i32,
-        always_ram: Some(true),
-        ..Default::default()
-    };
-    let params = VectorParams {
-        on_disk: Some(true),
-        quantization_config: Some(grpc::QuantizationConfig {
-            quantization: Some(grpc::quantization_config::Quantization::Scalar(int8)),
-        }),
-        ..cosine(1024)
-    };
-    let expected = CreateCollection {
-        collection_name: "profiles".into(),
-        vectors_config: Some(VectorsConfig { config: Some(vectors_config::Config::Params(params)) }),
-        hnsw_config: Some(grpc::HnswConfigDiff { m: Some(32), ef_construct: Some(200), ..Default::default() }),
-        optimizers_config: Some(grpc::OptimizersConfigDiff { indexing_threshold: Some(500), ..Default::default() }),
-        ..Default::default()
-    };
-    assert_eq!(create_collection("profiles", 1024, None, false, Layout::default(), &index), expected);
-    let only_m = create_collection(
-        "c",
-        8,
-        None,
-        false,
-        Layout::default(),
-        &IndexSettings { hnsw_m: Some(0), ..Default::default() },
-    );
-    assert_eq!(only_m.hnsw_config, Some(grpc::HnswConfigDiff { m: Some(0), ..Default::default() }), "0: no HNSW");
-    assert_eq!(only_m.optimizers_config, None);
-}
-
-#[test]
 fn a_dense_search_sends_its_beam_and_exactness() {
     let asked =
         StoreQuery { sparse: None, params: IndexUse { hnsw_ef: Some(256), exact: false }, ..hybrid(Fusion::default()) };

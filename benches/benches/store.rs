@@ -1,0 +1,280 @@
+//! store bench: the embedded store (qdrant-edge with the gateway's journal and maintenance) at
+//! growing sizes, the store alone (no model): ingest rate, index build time, search latency at
+//! c=1 and c=8, idle and during an optimization, recall@10 and @50 against exact search, RSS and
+//! disk; as a full scan (no index, today's baseline), with HNSW, and with HNSW + int8.
+//!
+//! The vectors are clustered with a low intrinsic dimension (`Vectors`), not uniform random:
+//! uniform vectors are the worst case of any ANN index and unlike real embeddings. Each size and
+//! variant runs in a process of its own, so RSS is its own.
+//!
+//!     scripts/bench.sh store -- --sizes 10000,100000 --dimension 1024
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use benches::{Latencies, rss_mib};
+use clap::Parser;
+use e2e::TempDir;
+use search_gateway::retrieval::StoreQuery;
+use search_gateway::store::index::{IndexSettings, Quantization, SearchParams};
+use search_gateway::store::{EdgeOptions, EdgeStore, Point, PointLayouts, VectorStore};
+use serde_json::Map;
+
+#[derive(Parser)]
+struct Args {
+    /// Collection sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    sizes: Vec<usize>,
+    #[arg(long, default_value_t = 1024)]
+    dimension: usize,
+    /// Centres the vectors cluster around.
+    #[arg(long, default_value_t = 100)]
+    clusters: usize,
+    /// Queries per measurement (their exact top 50 is the reference).
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Candidates per search (the gateway's default).
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// The HNSW search beam (unset: the gateway's default).
+    #[arg(long)]
+    hnsw_ef: Option<usize>,
+    /// Rounds that rewrite 10% of the documents, for the disk under rewrites (HNSW variant).
+    #[arg(long, default_value_t = 5)]
+    rewrite_rounds: usize,
+    /// Run one size and variant (scan, hnsw, int8) in this process; set by the bench itself.
+    #[arg(long, hide = true)]
+    one: Option<String>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// `--hnsw-ef`, for every indexed search of this process.
+static HNSW_EF: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+
+const VARIANTS: [&str; 4] = ["scan", "hnsw", "int8", "int8-disk"];
+
+fn settings(variant: &str) -> IndexSettings {
+    match variant {
+        // Qdrant's indexing threshold 0: never indexed, every search a scan (as before).
+        "scan" => IndexSettings { indexing_threshold_kb: Some(0), ..IndexSettings::default() },
+        "hnsw" => IndexSettings::default(),
+        "int8" => IndexSettings { quantization: Some(Quantization::Int8), ..IndexSettings::default() },
+        // The originals memory-mapped: only the int8 copies are kept in RAM.
+        _ => IndexSettings {
+            quantization: Some(Quantization::Int8),
+            vectors_on_disk: Some(true),
+            ..IndexSettings::default()
+        },
+    }
+}
+
+/// A deterministic generator of clustered vectors of low intrinsic dimension, as embeddings have:
+/// a random centre, plus a mix of `LATENT` directions shared by all vectors, plus a little
+/// isotropic noise. (Isotropic noise alone in 1024 dimensions makes every neighbour beyond the
+/// first few a near-tie, which no index and no real embedding has.)
+struct Vectors {
+    state: u64,
+    centres: Vec<Vec<f32>>,
+    latent: Vec<Vec<f32>>,
+}
+
+const LATENT: usize = 16;
+
+impl Vectors {
+    fn new(clusters: usize, dimension: usize) -> Self {
+        let mut vectors = Self { state: 0x9E37_79B9_7F4A_7C15, centres: Vec::new(), latent: Vec::new() };
+        vectors.centres = (0..clusters).map(|_| vectors.direction(dimension)).collect();
+        vectors.latent = (0..LATENT).map(|_| vectors.direction(dimension)).collect();
+        vectors
+    }
+
+    fn uniform(&mut self) -> f32 {
+        self.state = self.state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    fn direction(&mut self, dimension: usize) -> Vec<f32> {
+        (0..dimension).map(|_| self.uniform()).collect()
+    }
+
+    /// The `i`-th vector of a stream: near centre `i % clusters`, its mix from this generator.
+    fn next(&mut self, i: usize) -> Vec<f32> {
+        let mut vector = self.centres[i % self.centres.len()].clone();
+        for k in 0..LATENT {
+            let weight = 1.5 * self.uniform();
+            for (v, l) in vector.iter_mut().zip(&self.latent[k]) {
+                *v += weight * l;
+            }
+        }
+        for v in &mut vector {
+            *v += 0.1 * self.uniform();
+        }
+        vector
+    }
+}
+
+fn points(vectors: &mut Vectors, ids: std::ops::Range<usize>, round: usize) -> Vec<Point> {
+    ids.map(|i| Point {
+        id: format!("d{i}"),
+        text: format!("document {i} round {round}"),
+        payload: Map::new(),
+        vector: vectors.next(i),
+        sparse: None,
+    })
+    .collect()
+}
+
+async fn search(store: &EdgeStore, query: &[f32], limit: usize, exact: bool) -> (Vec<String>, f64) {
+    let query =
+        StoreQuery { params: SearchParams { hnsw_ef: None, exact }, ..StoreQuery::dense(query.to_vec(), limit) };
+    let started = Instant::now();
+    let found = store.search("bench", query, None).await.expect("search");
+    (found.found.into_iter().map(|f| f.id).collect(), started.elapsed().as_secs_f64() * 1e3)
+}
+
+/// Latencies of every query at `concurrency`, each query once per worker.
+async fn latencies(store: &EdgeStore, queries: &Arc<Vec<Vec<f32>>>, limit: usize, concurrency: usize) -> Latencies {
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let (store, queries) = (store.clone(), queries.clone());
+            tokio::spawn(async move {
+                let mut ms = Vec::new();
+                for q in queries.iter().skip(w).step_by(concurrency.max(1)).chain(queries.iter().take(w)) {
+                    ms.push(search(&store, q, limit, false).await.1);
+                }
+                ms
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    Latencies::new(all)
+}
+
+fn disk_mib(dir: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("du").args(["-s", "-B1"]).arg(dir).output().unwrap();
+    let bytes: f64 = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().parse().unwrap();
+    bytes / (1 << 20) as f64
+}
+
+async fn one(args: &Args, size: usize, variant: &str) {
+    let data = TempDir::new("bench-store");
+    let layouts = PointLayouts::default().with_indexes([("bench".to_string(), settings(variant))].into());
+    let store = EdgeStore::open(data.path(), EdgeOptions::default(), Arc::new(layouts)).unwrap();
+    let mut vectors = Vectors::new(args.clusters, args.dimension);
+    let started = Instant::now();
+    for start in (0..size).step_by(500) {
+        store.upsert("bench", points(&mut vectors, start..(start + 500).min(size), 0)).await.unwrap();
+    }
+    let ingest_s = started.elapsed().as_secs_f64();
+    let queries: Arc<Vec<Vec<f32>>> = Arc::new((0..args.queries).map(|i| vectors.next(i * 7919)).collect());
+    // Searches while the optimizer builds the index (if it still does), then the build's end.
+    let build_started = Instant::now();
+    let during = store.info("bench").await.unwrap().optimizing.then_some(());
+    let during = match during {
+        Some(()) => Some(latencies(&store, &queries, args.limit, 1).await),
+        None => None,
+    };
+    let settle = store.clone();
+    tokio::task::spawn_blocking(move || settle.settle()).await.unwrap();
+    let build_s = build_started.elapsed().as_secs_f64();
+    let info = store.info("bench").await.unwrap();
+    // The reference: exact top-`limit` of each query.
+    let mut exact = Vec::new();
+    for q in queries.iter() {
+        exact.push(search(&store, q, args.limit, true).await.0);
+    }
+    let (mut hit10, mut hit50) = (0, 0);
+    for (q, truth) in queries.iter().zip(&exact) {
+        let found = search(&store, q, args.limit, false).await.0;
+        hit10 += found.iter().take(10).filter(|id| truth[..10].contains(id)).count();
+        hit50 += found.iter().filter(|id| truth.contains(id)).count();
+    }
+    let c1 = latencies(&store, &queries, args.limit, 1).await;
+    let c8 = latencies(&store, &queries, args.limit, 8).await;
+    let rss = rss_mib(std::process::id());
+    let disk = disk_mib(data.path());
+    let n = queries.len() as f64;
+    let during = during.map_or("-".to_string(), |l| format!("{:.2}/{:.2}", l.median(), l.percentile(99.0)));
+    println!(
+        "| {size} | {variant} | {:.0} | {build_s:.1} | {:.2}/{:.2} | {:.2}/{:.2} | {during} | {:.3} | {:.3} | {rss:.0} | {disk:.0} | {}/{} |",
+        size as f64 / ingest_s,
+        c1.median(),
+        c1.percentile(99.0),
+        c8.median(),
+        c8.percentile(99.0),
+        hit10 as f64 / (10.0 * n),
+        hit50 as f64 / (args.limit as f64 * n),
+        info.segments,
+        info.indexed_vectors,
+    );
+    if variant == "hnsw" && args.rewrite_rounds > 0 {
+        let (mut disks, mut during) = (vec![format!("{disk:.0}")], Vec::new());
+        for round in 1..=args.rewrite_rounds {
+            let tenth = size / 10;
+            let from = (round * tenth) % size;
+            for start in (from..from + tenth).step_by(500) {
+                store
+                    .upsert("bench", points(&mut vectors, start..(start + 500).min(from + tenth), round))
+                    .await
+                    .unwrap();
+            }
+            // Searches while the optimizer folds the rewrites in (it starts half a second after).
+            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+            if store.info("bench").await.unwrap().optimizing {
+                let l = latencies(&store, &queries, args.limit, 1).await;
+                during.push(format!("{:.2}/{:.2}", l.median(), l.percentile(99.0)));
+            }
+            let settle = store.clone();
+            tokio::task::spawn_blocking(move || settle.settle()).await.unwrap();
+            disks.push(format!("{:.0}", disk_mib(data.path())));
+        }
+        println!("disk (MiB) at {size} after each rewrite of 10%: {}", disks.join(" → "));
+        println!("c=1 p50/p99 ms while each rewrite is optimized: {}", during.join(", "));
+    }
+    store.flush();
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    HNSW_EF.set(args.hnsw_ef).expect("set once");
+    if let Some(one_run) = &args.one {
+        let (size, variant) = one_run.split_once(':').expect("--one SIZE:VARIANT");
+        return one(&args, size.parse().expect("size"), variant).await;
+    }
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model =
+        cpu.lines().find_map(|l| l.strip_prefix("model name")).unwrap_or(": ?").trim_start_matches([' ', ':', '\t']);
+    println!(
+        "store bench: {} dimensions, {} clusters, {} queries, limit {}; {model}, {} cores",
+        args.dimension,
+        args.clusters,
+        args.queries,
+        args.limit,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "| documents | variant | ingest docs/s | index build s | c=1 p50/p99 ms | c=8 p50/p99 ms | during optimization c=1 p50/p99 ms | recall@10 | recall@{} | RSS MiB | disk MiB | segments/indexed |",
+        args.limit
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let me = std::env::current_exe().unwrap();
+
+    for &size in &args.sizes {
+        for variant in VARIANTS {
+            let status = std::process::Command::new(&me)
+                .args(["--one", &format!("{size}:{variant}"), "--dimension", &args.dimension.to_string()])
+                .args(["--clusters", &args.clusters.to_string(), "--queries", &args.queries.to_string()])
+                .args(["--limit", &args.limit.to_string(), "--rewrite-rounds", &args.rewrite_rounds.to_string()])
+                .args(args.hnsw_ef.map(|ef| ["--hnsw-ef".to_string(), ef.to_string()]).into_iter().flatten())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{size} {variant} failed");
+        }
+    }
+}
