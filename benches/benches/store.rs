@@ -15,8 +15,9 @@ use std::time::Instant;
 use benches::{Latencies, rss_mib};
 use clap::Parser;
 use e2e::TempDir;
+use search_gateway::retrieval::SearchParams;
 use search_gateway::retrieval::StoreQuery;
-use search_gateway::store::index::{IndexSettings, Quantization, SearchParams};
+use search_gateway::store::index::{IndexSettings, Quantization};
 use search_gateway::store::{EdgeOptions, EdgeStore, Point, PointLayouts, VectorStore};
 use serde_json::Map;
 

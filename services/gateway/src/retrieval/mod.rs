@@ -7,8 +7,6 @@ pub mod bm25;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::index::SearchParams;
-
 pub use bm25::{Bm25, Bm25Settings};
 
 /// The name of the sparse vector in every collection that has one; the dense vector stays the
@@ -134,6 +132,28 @@ impl Fusion {
         match self.method {
             FusionMethod::Rrf => format!("rrf:{}:{}", self.k, self.sparse_weight),
             FusionMethod::Dbsf => "dbsf".into(),
+        }
+    }
+}
+
+/// How one search uses the index: `hnsw_ef` (the search's beam; larger finds more of the true
+/// nearest, slower) and `exact` (a full scan, no index: the reference the index is measured by).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchParams {
+    pub hnsw_ef: Option<usize>,
+    pub exact: bool,
+}
+
+/// The range of a search's `hnsw_ef`.
+pub const HNSW_EF_RANGE: std::ops::RangeInclusive<usize> = 1..=10_000;
+
+impl SearchParams {
+    /// What identifies it in a cache key.
+    pub fn canonical(&self) -> String {
+        match (self.exact, self.hnsw_ef) {
+            (true, _) => "exact".into(),
+            (false, Some(ef)) => format!("ef{ef}"),
+            (false, None) => String::new(),
         }
     }
 }

@@ -11,8 +11,7 @@ use tracing::Instrument as _;
 use crate::Gateway;
 use crate::cache::Generation;
 use crate::error::ApiError;
-use crate::retrieval::{Fusion, Retrieval, StoreQuery};
-use crate::store::index::{HNSW_EF_RANGE, SearchParams};
+use crate::retrieval::{Fusion, HNSW_EF_RANGE, Retrieval, SearchParams, StoreQuery};
 use crate::store::{Found, SearchFilter, validate_collection_name};
 
 mod api;

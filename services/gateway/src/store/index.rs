@@ -1,7 +1,7 @@
 //! How a collection is indexed, set per collection in `--collections-config` (`[name.index]`),
 //! and how one search uses the index. The names and ranges are Qdrant's, and both backends take
 //! them: qdrant-edge when it creates the collection's shard, a Qdrant server as the collection's
-//! creation parameters.
+//! creation parameters. (How one search uses the index is `retrieval::SearchParams`.)
 //!
 //! ```toml
 //! [profiles.index]
@@ -80,32 +80,6 @@ impl IndexSettings {
         let originals = if self.vectors_on_disk() { 0 } else { 4 * dimension as u64 };
         let quantized = if self.int8() { dimension as u64 } else { 0 };
         points * (originals + quantized)
-    }
-}
-
-/// How one search uses the index: `hnsw_ef` (the search's beam; larger finds more of the true
-/// nearest, slower) and `exact` (a full scan, no index: the reference the index is measured by).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SearchParams {
-    pub hnsw_ef: Option<usize>,
-    pub exact: bool,
-}
-
-/// The range of a search's `hnsw_ef`.
-pub const HNSW_EF_RANGE: std::ops::RangeInclusive<usize> = 1..=10_000;
-
-impl SearchParams {
-    pub fn is_default(&self) -> bool {
-        *self == Self::default()
-    }
-
-    /// What identifies it in a cache key.
-    pub fn canonical(&self) -> String {
-        match (self.exact, self.hnsw_ef) {
-            (true, _) => "exact".into(),
-            (false, Some(ef)) => format!("ef{ef}"),
-            (false, None) => String::new(),
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! (HNSW indexing, segment merging, vacuuming deleted points), and pruning of each shard's own
 //! write-ahead log, which qdrant-edge never truncates.
 //!
-//! After writes settle (at most once per `DELAY` under a steady load) and once at start-up, one
+//! After writes settle (at most once per `schedule::DELAY` under a steady load) and once at start-up, one
 //! thread runs `EdgeShard::optimize` on each collection written to, while searches and writes go
 //! on: the optimizer works on proxies of the segments and swaps the result in. Two rules keep
 //! that safe:
@@ -17,105 +17,18 @@
 //!   closed (at start-up, or in a short reopen once enough has piled up). Deleted oldest first,
 //!   what is left after a crash is always a contiguous suffix that opens as before.
 
-use std::collections::{BTreeSet, HashSet};
-use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use qdrant_edge::EdgeShard;
 
 use super::super::StoreError;
-use super::super::journal::sync_dir;
+use super::schedule::Maintenance;
 use super::shards::{Shards, failed};
+use super::wal::{dir_bytes, prunable_wal_bytes, prune_wal};
 
-/// How long writes are left to settle before an optimization (and its longest wait under load).
-const DELAY: Duration = Duration::from_millis(500);
 /// How long a reopen waits for the searches still holding the shard.
 const DRAIN: Duration = Duration::from_secs(30);
-
-/// What the maintenance thread is told and what it is doing.
-#[derive(Default)]
-pub(super) struct Maintenance {
-    state: Mutex<State>,
-    /// Signalled when a collection is written to, and at shutdown.
-    wake: Condvar,
-    /// Signalled when an optimization, or a pass over the collections written to, ends.
-    idle: Condvar,
-}
-
-#[derive(Default)]
-struct State {
-    dirty: BTreeSet<String>,
-    busy: HashSet<String>,
-    /// A pass over the collections written to is under way.
-    running: bool,
-    stop: bool,
-}
-
-impl Maintenance {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// `collection` was written to: it is optimized once the writes settle.
-    pub(super) fn written(&self, collection: &str) {
-        let mut state = self.lock();
-        if state.dirty.insert(collection.to_string()) {
-            self.wake.notify_all();
-        }
-    }
-
-    /// Whether any collection is being optimized (its shard must not be flushed meanwhile).
-    pub(super) fn any_busy(&self) -> bool {
-        !self.lock().busy.is_empty()
-    }
-
-    pub(super) fn is_busy(&self, collection: &str) -> bool {
-        self.lock().busy.contains(collection)
-    }
-
-    /// Waits until no collection is being optimized.
-    pub(super) fn wait_idle(&self) {
-        let mut state = self.lock();
-        while !state.busy.is_empty() {
-            state = self.idle.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    /// Waits until every collection written to so far has been maintained.
-    pub(super) fn settle(&self) {
-        let mut state = self.lock();
-        while (!state.dirty.is_empty() || state.running) && !state.stop {
-            state = self.idle.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    pub(super) fn stop(&self) {
-        self.lock().stop = true;
-        self.wake.notify_all();
-        self.idle.notify_all();
-    }
-
-    /// The next collections to optimize, once writes have settled; `None` at shutdown.
-    fn next(&self) -> Option<BTreeSet<String>> {
-        let mut state = self.lock();
-        while state.dirty.is_empty() && !state.stop {
-            state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
-        let until = Instant::now() + DELAY;
-        while !state.stop && Instant::now() < until {
-            let left = until.saturating_duration_since(Instant::now());
-            state = self.wake.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
-        }
-        state.running = !state.stop;
-        (!state.stop).then(|| std::mem::take(&mut state.dirty))
-    }
-
-    fn pass_done(&self) {
-        self.lock().running = false;
-        self.idle.notify_all();
-    }
-}
 
 /// Starts the maintenance thread of `shards`; it ends with the store (or at `stop`).
 pub(super) fn start(shards: &Arc<Shards>) {
@@ -208,82 +121,6 @@ impl Shards {
         shards.insert(collection.to_string(), Arc::new(shard));
         tracing::info!(collection, pruned_bytes = pruned, ms = started.elapsed().as_secs_f64() * 1e3, "pruned the WAL");
         Ok(())
-    }
-}
-
-/// The closed WAL files of a shard, oldest first, with their sizes.
-fn closed_wal_files(wal: &Path) -> std::io::Result<Vec<(u64, std::path::PathBuf, u64)>> {
-    let mut closed = Vec::new();
-    for entry in std::fs::read_dir(wal)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(start) = name.to_str().and_then(|n| n.strip_prefix("closed-")).and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        closed.push((start, entry.path(), std::os::unix::fs::MetadataExt::blocks(&entry.metadata()?) * 512));
-    }
-    closed.sort_unstable_by_key(|(start, ..)| *start);
-    Ok(closed)
-}
-
-/// The bytes that pruning would free: every closed WAL file but the newest.
-pub(super) fn prunable_wal_bytes(wal: &Path) -> u64 {
-    let closed = closed_wal_files(wal).unwrap_or_default();
-    closed.iter().rev().skip(1).map(|(.., bytes)| bytes).sum()
-}
-
-/// Deletes a closed shard's WAL files but the newest closed one (and the open ones), oldest
-/// first; returns the bytes freed.
-pub(super) fn prune_wal(wal: &Path) -> std::io::Result<u64> {
-    let closed = match closed_wal_files(wal) {
-        Ok(closed) => closed,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut freed = 0;
-    for (_, path, bytes) in closed.iter().take(closed.len().saturating_sub(1)) {
-        std::fs::remove_file(path)?;
-        freed += bytes;
-    }
-    if freed > 0 {
-        sync_dir(wal)?;
-    }
-    Ok(freed)
-}
-
-/// The disk the files under `path` take (0 if it is not there): their allocated blocks, as `du`
-/// counts them, not their lengths (qdrant-edge sizes many files far ahead of their data).
-pub(super) fn dir_bytes(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| match entry.file_type() {
-            Ok(kind) if kind.is_dir() => dir_bytes(&entry.path()),
-            Ok(_) => entry.metadata().map_or(0, |m| m.blocks() * 512),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pruning_keeps_the_newest_closed_file_and_the_open_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        // Sizes count allocated blocks: files of 1, 2 and 3 blocks of 4 KiB.
-        for (name, blocks) in [("closed-0", 1), ("closed-40", 2), ("closed-7", 3), ("open-3", 1), ("first-index", 1)] {
-            std::fs::write(dir.path().join(name), vec![1u8; blocks * 4096]).unwrap();
-        }
-        assert_eq!(prunable_wal_bytes(dir.path()), 4 * 4096, "closed-0 and closed-7");
-        assert_eq!(prune_wal(dir.path()).unwrap(), 4 * 4096);
-        let mut left: Vec<String> =
-            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        left.sort();
-        assert_eq!(left, ["closed-40", "first-index", "open-3"]);
-        assert_eq!(prune_wal(dir.path()).unwrap(), 0, "nothing more to prune");
     }
 }
 

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::Map;
 
 use super::super::{EdgeOptions, EdgeStore};
+use crate::retrieval::SearchParams;
 use crate::retrieval::StoreQuery;
-use crate::store::index::{IndexSettings, SearchParams};
+use crate::store::index::IndexSettings;
 use crate::store::{Point, PointLayouts, VectorStore};
 
 /// Vectors around `clusters` random centres (not uniform: an index meets clusters in real
@@ -101,7 +102,7 @@ async fn rewrites_leave_the_wal_bounded_and_every_write_readable() {
         store.delete("c", &format!("d{round}")).await.unwrap();
         let settled = store.clone();
         tokio::task::spawn_blocking(move || settled.settle()).await.unwrap();
-        sizes.push(super::dir_bytes(&wal));
+        sizes.push(super::super::wal::dir_bytes(&wal));
     }
     let info = store.info("c").await.unwrap();
     assert_eq!(info.points_count, 999, "each round writes back the document the last one deleted: {info:?}");

@@ -7,7 +7,9 @@
 mod aliases;
 mod maintain;
 mod query;
+mod schedule;
 mod shards;
+mod wal;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -158,7 +160,7 @@ impl VectorStore for EdgeStore {
                     segments: info.segments_count as u64,
                     indexed_vectors: info.indexed_vectors_count as u64,
                     optimizing,
-                    disk_bytes: Some(maintain::dir_bytes(shard.path())),
+                    disk_bytes: Some(wal::dir_bytes(shard.path())),
                     ram_bytes: Some(settings_of(&shard).vector_ram_bytes(info.points_count as u64, dimension)),
                 })
             })

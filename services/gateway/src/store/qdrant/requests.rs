@@ -19,9 +19,10 @@ use qdrant_client::qdrant::{
 use super::super::{Point, point_id};
 use super::Layout;
 use super::convert::{ids, text_point_id};
+use crate::retrieval::SearchParams as IndexUse;
 use crate::retrieval::{FusionMethod, Retrieval, SPARSE_VECTOR, StoreQuery};
 use crate::store::PointKeys;
-use crate::store::index::{IndexSettings, SearchParams as IndexUse};
+use crate::store::index::IndexSettings;
 
 /// A cosine collection of `dimension`-float vectors, unnamed or under the collection's vector
 /// name, with the BM25 sparse vector (IDF by the server) if `sparse`, spread over the cluster as
