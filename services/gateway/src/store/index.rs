@@ -1,5 +1,5 @@
-//! How a collection is indexed, set per collection in `--collections-config` (`[name.index]`),
-//! and how one search uses the index. The names and ranges are Qdrant's, and both backends take
+//! How a collection is indexed, set per collection in `--collections-config` (`[name.index]`).
+//! The names and ranges are Qdrant's, and both backends take
 //! them: qdrant-edge when it creates the collection's shard, a Qdrant server as the collection's
 //! creation parameters. (How one search uses the index is `retrieval::SearchParams`.)
 //!
@@ -34,7 +34,6 @@ pub enum Quantization {
 
 pub const DEFAULT_HNSW_M: usize = 16;
 pub const DEFAULT_HNSW_EF_CONSTRUCT: usize = 100;
-pub const DEFAULT_INDEXING_THRESHOLD_KB: usize = 10_000;
 
 impl IndexSettings {
     /// `Err` naming the setting when a value is out of range.
