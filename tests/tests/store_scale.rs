@@ -174,10 +174,10 @@ async fn rewrites_and_deletes_level_the_disk_off_and_a_kill_during_optimization_
             // rewriting the documents to give it some (the next rounds rewrite them again).
             while !killed_while_optimizing {
                 kill_attempts += 1;
-                assert!(kill_attempts <= 10, "no kill landed inside an optimization; logs:\n{}", gateway.logs());
+                assert!(kill_attempts <= 20, "no kill landed inside an optimization; logs:\n{}", gateway.logs());
                 let documents: Vec<Value> = (0..500)
                     .filter(|i| i % 10 != round % 10)
-                    .map(|i| json!({"id": format!("p{i}"), "text": text(i, round)}))
+                    .map(|i| json!({"id": format!("p{i}"), "text": text(i, 100 + kill_attempts)}))
                     .collect();
                 let response = client
                     .put(gateway.url("/collections/level/documents"))
