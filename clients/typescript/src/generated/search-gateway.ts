@@ -627,8 +627,8 @@ export interface components {
              */
             hnsw_ef?: number | null;
             /**
-             * @description The query, embedded with the query prefix; not empty or only whitespace, at most
-             *     --max-query-bytes (4096).
+             * @description The query, embedded with the query prefix (unless `vector` is given); not empty or only
+             *     whitespace, at most --max-query-bytes (4096).
              */
             query: string;
             /**
@@ -642,6 +642,12 @@ export interface components {
              * @default 10
              */
             top_k?: number;
+            /**
+             * @description The query's embedding, if the caller has it: searched instead of embedding `query`,
+             *     which the reranker and BM25 still read. As many finite numbers as the collection's
+             *     dimension (1-65536).
+             */
+            vector?: number[] | null;
         };
         /** @description The hits, best first, and how they were found. */
         SearchResponse: {

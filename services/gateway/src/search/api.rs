@@ -10,10 +10,16 @@ use crate::retrieval::{Fusion, Retrieval};
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"query": "rust engineer who knows search", "top_k": 5, "filter": {"must": [{"key": "city", "match": {"value": "Berlin"}}]}}))]
 pub struct SearchRequest {
-    /// The query, embedded with the query prefix; not empty or only whitespace, at most
-    /// --max-query-bytes (4096).
+    /// The query, embedded with the query prefix (unless `vector` is given); not empty or only
+    /// whitespace, at most --max-query-bytes (4096).
     #[schema(pattern = r"\S")]
     pub query: String,
+    /// The query's embedding, if the caller has it: searched instead of embedding `query`,
+    /// which the reranker and BM25 still read. As many finite numbers as the collection's
+    /// dimension (1-65536).
+    #[serde(default)]
+    #[schema(min_items = 1, max_items = 65536)]
+    pub vector: Option<Vec<f32>>,
     /// The collection to search [default: --default-collection, `profiles`].
     #[serde(default)]
     #[schema(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")]

@@ -11,14 +11,15 @@ use tracing::Instrument as _;
 use crate::Gateway;
 use crate::cache::Generation;
 use crate::error::ApiError;
-use crate::retrieval::{Fusion, HNSW_EF_RANGE, Retrieval, SearchParams, StoreQuery};
-use crate::store::{Found, SearchFilter, validate_collection_name};
+use crate::retrieval::{Fusion, Retrieval, SearchParams, StoreQuery};
+use crate::store::{Found, SearchFilter, StoreError};
 
 mod api;
 pub mod flight;
+mod validate;
 
-use api::DEFAULT_CANDIDATES;
 pub use api::{CacheMode, CacheStatus, DEFAULT_RETRIEVAL, Hit, RerankStatus, SearchRequest, SearchResponse, Timings};
+pub use validate::{MAX_VECTOR_DIMENSIONS, normalize_query};
 
 /// What is cached: the result without its timings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +35,8 @@ pub(crate) struct Computed {
 #[derive(Debug, Clone)]
 struct Search {
     query: String,
+    /// The caller's query vector, searched instead of the query's embedding.
+    vector: Option<Vec<f32>>,
     collection: String,
     top_k: usize,
     candidates: usize,
@@ -43,64 +46,6 @@ struct Search {
     fusion: Fusion,
     params: SearchParams,
     mode: CacheMode,
-}
-
-/// Trims and collapses runs of whitespace: queries that differ only there are the same search.
-pub fn normalize_query(query: &str) -> String {
-    query.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn validate(gateway: &Gateway, request: SearchRequest) -> Result<Search, ApiError> {
-    let limits = &gateway.limits;
-    let query = normalize_query(&request.query);
-    if query.is_empty() {
-        return Err(ApiError::EmptyQuery);
-    }
-    if query.len() > limits.max_query_bytes {
-        return Err(ApiError::Invalid(format!(
-            "`query` is {} bytes; the limit is {} (--max-query-bytes)",
-            query.len(),
-            limits.max_query_bytes
-        )));
-    }
-    let collection = request.collection.unwrap_or_else(|| limits.default_collection.clone());
-    validate_collection_name(&collection).map_err(ApiError::Invalid)?;
-    let candidates = request.candidates.unwrap_or(DEFAULT_CANDIDATES.min(limits.max_candidates));
-    if request.top_k == 0 {
-        return Err(ApiError::Invalid("`top_k` must be at least 1".into()));
-    }
-    if candidates > limits.max_candidates {
-        return Err(ApiError::Invalid(format!(
-            "`candidates` is {candidates}; the limit is {} (--max-candidates)",
-            limits.max_candidates
-        )));
-    }
-    if request.top_k > candidates {
-        return Err(ApiError::Invalid(format!(
-            "`top_k` ({}) must not exceed `candidates` ({candidates})",
-            request.top_k
-        )));
-    }
-    let filter = request.filter.as_ref().map(SearchFilter::parse).transpose().map_err(ApiError::BadFilter)?;
-    let fusion = request.fusion.unwrap_or_default();
-    fusion.validate().map_err(ApiError::Invalid)?;
-    if let Some(ef) = request.hnsw_ef
-        && !HNSW_EF_RANGE.contains(&ef)
-    {
-        return Err(ApiError::Invalid(format!("`hnsw_ef` is {ef}; it must be 1-10000")));
-    }
-    Ok(Search {
-        query,
-        collection,
-        top_k: request.top_k,
-        candidates,
-        filter,
-        rerank: request.rerank,
-        retrieval: request.retrieval.unwrap_or(DEFAULT_RETRIEVAL),
-        fusion,
-        params: SearchParams { hnsw_ef: request.hnsw_ef, exact: request.exact },
-        mode: request.cache,
-    })
 }
 
 fn hex_sha256(parts: &[&str]) -> String {
@@ -128,15 +73,22 @@ fn result_key(gateway: &Gateway, search: &Search, generation: u64) -> String {
         &search.collection,
         &numbers,
         search.filter.as_ref().map_or("", SearchFilter::canonical),
-        &if search.retrieval.needs_dense() {
-            gateway.collections.embedding_identity(&search.collection)
-        } else {
-            String::new()
+        &match (search.retrieval.needs_dense(), &search.vector) {
+            (false, _) => String::new(),
+            (true, Some(vector)) => vector_identity(vector),
+            (true, None) => gateway.collections.embedding_identity(&search.collection),
         },
         &if search.rerank { gateway.reranker.model() } else { String::new() },
         &retrieval,
     ]);
     format!("sg:v1:search:{}:{hash}", search.collection)
+}
+
+/// A caller's query vector in a cache key: the SHA-256 of its numbers.
+fn vector_identity(vector: &[f32]) -> String {
+    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let hash: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    format!("vector:{hash}")
 }
 
 fn millis(since: Instant) -> f64 {
@@ -145,7 +97,7 @@ fn millis(since: Instant) -> f64 {
 
 pub async fn search(gateway: &Arc<Gateway>, request: SearchRequest) -> Result<SearchResponse, ApiError> {
     let started = Instant::now();
-    let mut search = validate(gateway, request)?;
+    let mut search = validate::validate(gateway, request)?;
     // An alias is searched as the collection it names: same results, keys and generation.
     search.collection = gateway.collections.resolve(&search.collection).await;
     let cache_started = Instant::now();
@@ -215,31 +167,43 @@ async fn compute(gateway: Arc<Gateway>, search: Search, key: Option<String>) -> 
     let _foreground = embedder_foreground.filter(|_| gateway.reranker.in_process()).map(|f| f.enter());
     let use_embedding_cache = search.mode != CacheMode::Bypass;
     let embed_started = Instant::now();
-    let dense = match search.retrieval.needs_dense() {
-        true => Some(
+    let dense = match (search.retrieval.needs_dense(), &search.vector) {
+        (false, _) => None,
+        (true, Some(vector)) => Some(vector.clone()),
+        (true, None) => Some(
             embed_query(&gateway, &search, use_embedding_cache)
                 .instrument(tracing::info_span!("embed_query"))
                 .await
                 .inspect_err(|_| gateway.metrics.dependency_error("embedder"))?,
         ),
-        false => None,
     };
     let sparse =
         search.retrieval.needs_sparse().then(|| gateway.collections.bm25(&search.collection).query(&search.query));
-    let embed = millis(embed_started);
+    // A stage that did not run takes 0: nothing is embedded for the caller's own vector.
+    let embedded = search.vector.is_none() || sparse.is_some();
+    let embed = if embedded { millis(embed_started) } else { 0.0 };
 
     let search_started = Instant::now();
     let query = StoreQuery { dense, sparse, fusion: search.fusion, limit: search.candidates, params: search.params };
     let span =
         tracing::info_span!("vector_search", candidates = search.candidates, retrieval = search.retrieval.as_str());
-    let searched =
-        gateway.store.search(&search.collection, query, search.filter.as_ref()).instrument(span).await.inspect_err(
-            |e| {
-                if matches!(e, crate::store::StoreError::Unavailable(_) | crate::store::StoreError::Failed(_)) {
-                    gateway.metrics.dependency_error("vector_store");
-                }
-            },
-        )?;
+    let searched = gateway
+        .store
+        .search(&search.collection, query, search.filter.as_ref())
+        .instrument(span)
+        .await
+        .inspect_err(|e| {
+            if matches!(e, StoreError::Unavailable(_) | StoreError::Failed(_)) {
+                gateway.metrics.dependency_error("vector_store");
+            }
+        })
+        .map_err(|e| match (e, &search.vector) {
+            // The caller's vector, not the collection's model, is the wrong size.
+            (StoreError::Dimension { collection, expected, got }, Some(_)) => {
+                ApiError::Invalid(format!("`vector` has {got} dimensions; collection {collection:?} has {expected}"))
+            }
+            (e, _) => e.into(),
+        })?;
     let search_ms = millis(search_started);
     let (found, retrieval) = (searched.found, searched.retrieval);
 
@@ -346,13 +310,6 @@ pub struct Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn queries_are_normalized_by_whitespace_only() {
-        assert_eq!(normalize_query("  Rust \t engineer\nParis "), "Rust engineer Paris");
-        assert_eq!(normalize_query("Ünïcode  ok"), "Ünïcode ok");
-        assert_eq!(normalize_query(" \n "), "");
-    }
 
     #[test]
     fn key_parts_cannot_run_into_each_other() {
