@@ -116,8 +116,7 @@ impl VectorStore for EdgeStore {
             let retrieval = runnable(collection, &query, has_sparse(&shard))?;
             let filter = filter.map(|f| f.parsed.clone());
             let limit = query.limit;
-            let points =
-                blocking(move || shard.query(query::request(query, retrieval, filter)).map_err(failed)).await?;
+            let points = blocking(move || query::run(&shard, query, retrieval, filter).map_err(failed)).await?;
             let keys = self.0.layouts.keys(collection);
             let found = points
                 .into_iter()
