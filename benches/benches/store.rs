@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use benches::search_http::post_searches;
 use benches::{Latencies, rss_mib};
 use clap::Parser;
 use e2e::TempDir;
@@ -19,7 +20,6 @@ use search_gateway::retrieval::SearchParams;
 use search_gateway::retrieval::StoreQuery;
 use search_gateway::store::index::{IndexSettings, Quantization};
 use search_gateway::store::{EdgeOptions, EdgeStore, Point, PointLayouts, VectorStore};
-use serde_json::Map;
 
 #[derive(Parser)]
 struct Args {
@@ -40,9 +40,21 @@ struct Args {
     /// The HNSW search beam (unset: the gateway's default).
     #[arg(long)]
     hnsw_ef: Option<usize>,
-    /// Rounds that rewrite 10% of the documents, for the disk under rewrites (HNSW variant).
+    /// Variants to run, comma-separated: scan (no index), hnsw, int8, int8-disk.
+    #[arg(long, value_delimiter = ',', default_value = "scan,hnsw,int8,int8-disk")]
+    variants: Vec<String>,
+    /// Rounds that rewrite 10% of the documents, for the disk under rewrites.
     #[arg(long, default_value_t = 5)]
     rewrite_rounds: usize,
+    /// The variant whose disk is measured under rewrites.
+    #[arg(long, default_value = "hnsw")]
+    rewrite_variant: String,
+    /// Bytes of each document's text (a profile's words), beside a payload of five keys.
+    #[arg(long, default_value_t = 1000)]
+    text_bytes: usize,
+    /// Skip the searches through `POST /search` (a release search-gateway on the same data).
+    #[arg(long)]
+    no_http: bool,
     /// Run one size and variant (scan, hnsw, int8) in this process; set by the bench itself.
     #[arg(long, hide = true)]
     one: Option<String>,
@@ -116,20 +128,34 @@ impl Vectors {
     }
 }
 
-fn points(vectors: &mut Vectors, ids: std::ops::Range<usize>, round: usize) -> Vec<Point> {
-    ids.map(|i| Point {
-        id: format!("d{i}"),
-        text: format!("document {i} round {round}"),
-        payload: Map::new(),
-        vector: vectors.next(i),
-        sparse: None,
+/// Documents `ids` as the app writes profiles: a text of `text_bytes` and five payload keys.
+fn points(vectors: &mut Vectors, ids: std::ops::Range<usize>, round: usize, text_bytes: usize) -> Vec<Point> {
+    const WORDS: [&str; 12] =
+        ["senior", "engineer", "search", "rust", "berlin", "product", "data", "team", "lead", "ml", "paris", "remote"];
+    ids.map(|i| {
+        let mut text = format!("document {i} round {round}:");
+        let mut k = i;
+        while text.len() < text_bytes {
+            text.push(' ');
+            text.push_str(WORDS[k % WORDS.len()]);
+            k = k.wrapping_mul(31).wrapping_add(7);
+        }
+        let payload = serde_json::json!({"name": format!("Person {i}"), "title": "Senior Engineer", "city": "Berlin",
+            "tags": ["rust", "search", "ml"], "url": format!("https://example.com/profiles/{i}")});
+        Point {
+            id: format!("d{i}"),
+            text,
+            payload: payload.as_object().cloned().unwrap_or_default(),
+            vector: vectors.next(i),
+            sparse: None,
+        }
     })
     .collect()
 }
 
 async fn search(store: &EdgeStore, query: &[f32], limit: usize, exact: bool) -> (Vec<String>, f64) {
-    let query =
-        StoreQuery { params: SearchParams { hnsw_ef: None, exact }, ..StoreQuery::dense(query.to_vec(), limit) };
+    let params = SearchParams { hnsw_ef: *HNSW_EF.get().expect("set in main"), exact };
+    let query = StoreQuery { params, ..StoreQuery::dense(query.to_vec(), limit) };
     let started = Instant::now();
     let found = store.search("bench", query, None).await.expect("search");
     (found.found.into_iter().map(|f| f.id).collect(), started.elapsed().as_secs_f64() * 1e3)
@@ -156,10 +182,10 @@ async fn latencies(store: &EdgeStore, queries: &Arc<Vec<Vec<f32>>>, limit: usize
     Latencies::new(all)
 }
 
-/// The anonymous part of this process's RSS: what it holds beyond mapped files (which the kernel
+/// The anonymous part of a process's RSS: what it holds beyond mapped files (which the kernel
 /// can drop and read again, as it does the memory-mapped vectors).
-fn anon_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+fn anon_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib = status.lines().find_map(|l| l.strip_prefix("RssAnon:")).and_then(|v| v.split_whitespace().next());
     kib.and_then(|k| k.parse::<f64>().ok()).map_or(f64::NAN, |k| k / 1024.0)
 }
@@ -173,11 +199,12 @@ fn disk_mib(dir: &std::path::Path) -> f64 {
 async fn one(args: &Args, size: usize, variant: &str) {
     let data = TempDir::new("bench-store");
     let layouts = PointLayouts::default().with_indexes([("bench".to_string(), settings(variant))].into());
-    let store = EdgeStore::open(data.path(), EdgeOptions::default(), Arc::new(layouts)).unwrap();
+    let store = EdgeStore::open(data.path(), EdgeOptions::default(), Arc::new(layouts.clone())).unwrap();
     let mut vectors = Vectors::new(args.clusters, args.dimension);
     let started = Instant::now();
     for start in (0..size).step_by(500) {
-        store.upsert("bench", points(&mut vectors, start..(start + 500).min(size), 0)).await.unwrap();
+        let batch = points(&mut vectors, start..(start + 500).min(size), 0, args.text_bytes);
+        store.upsert("bench", batch).await.unwrap();
     }
     let ingest_s = started.elapsed().as_secs_f64();
     let queries: Arc<Vec<Vec<f32>>> = Arc::new((0..args.queries).map(|i| vectors.next(i * 7919)).collect());
@@ -205,7 +232,7 @@ async fn one(args: &Args, size: usize, variant: &str) {
     }
     let c1 = latencies(&store, &queries, args.limit, 1).await;
     let c8 = latencies(&store, &queries, args.limit, 8).await;
-    let (rss, anon) = (rss_mib(std::process::id()), anon_mib());
+    let (rss, anon) = (rss_mib(std::process::id()), anon_mib(std::process::id()));
     let disk = disk_mib(data.path());
     let n = queries.len() as f64;
     let during = during.map_or("-".to_string(), |l| format!("{:.2}/{:.2}", l.median(), l.percentile(99.0)));
@@ -221,14 +248,27 @@ async fn one(args: &Args, size: usize, variant: &str) {
         info.segments,
         info.indexed_vectors,
     );
-    if variant == "hnsw" && args.rewrite_rounds > 0 {
-        let (mut disks, mut during) = (vec![format!("{disk:.0}")], Vec::new());
+    let store = match args.no_http {
+        true => store,
+        false => {
+            // The gateway takes the data directory's lock: the store closes first, and opens again after.
+            store.flush();
+            drop(store);
+            through_the_gateway(args, size, variant, data.path(), &queries).await;
+            EdgeStore::open(data.path(), EdgeOptions::default(), Arc::new(layouts)).unwrap()
+        }
+    };
+    if variant == args.rewrite_variant && args.rewrite_rounds > 0 {
+        let (mut disks, mut during, mut after) = (vec![format!("{disk:.0}")], Vec::new(), Vec::new());
         for round in 1..=args.rewrite_rounds {
             let tenth = size / 10;
             let from = (round * tenth) % size;
             for start in (from..from + tenth).step_by(500) {
                 store
-                    .upsert("bench", points(&mut vectors, start..(start + 500).min(from + tenth), round))
+                    .upsert(
+                        "bench",
+                        points(&mut vectors, start..(start + 500).min(from + tenth), round, args.text_bytes),
+                    )
                     .await
                     .unwrap();
             }
@@ -241,11 +281,57 @@ async fn one(args: &Args, size: usize, variant: &str) {
             let settle = store.clone();
             tokio::task::spawn_blocking(move || settle.settle()).await.unwrap();
             disks.push(format!("{:.0}", disk_mib(data.path())));
+            let l = latencies(&store, &queries, args.limit, 1).await;
+            after.push(format!("{:.2}/{:.2}", l.median(), l.percentile(99.0)));
         }
-        println!("disk (MiB) at {size} after each rewrite of 10%: {}", disks.join(" → "));
+        println!("disk (MiB) at {size} {variant} after each rewrite of 10%: {}", disks.join(" → "));
         println!("c=1 p50/p99 ms while each rewrite is optimized: {}", during.join(", "));
+        println!("c=1 p50/p99 ms once it is: {}", after.join(", "));
     }
     store.flush();
+}
+
+/// The same searches through `POST /search` of a release search-gateway on the same data: the
+/// query's vector given (so no model runs), dense retrieval, no rerank, no cache. The tiny
+/// fixture models only make the gateway start; nothing is embedded or reranked.
+async fn through_the_gateway(args: &Args, size: usize, variant: &str, data: &std::path::Path, queries: &[Vec<f32>]) {
+    let data = data.to_str().expect("a UTF-8 data path");
+    let (embed, rerank) = (e2e::fixture("tiny-e5"), e2e::fixture("tiny-reranker"));
+    let (embed, rerank) = (embed.to_str().expect("UTF-8"), rerank.to_str().expect("UTF-8"));
+    let mut gateway = e2e::Process::start(
+        "search-gateway",
+        &["--host", "127.0.0.1", "--port", "0", "--data-dir", data, "--max-candidates", "200"]
+            .into_iter()
+            .chain(["--embed-model-dir", embed, "--rerank-model-dir", rerank])
+            .collect::<Vec<_>>(),
+        &[("RUST_LOG", "warn,search_gateway::http=info")],
+    );
+    gateway.wait_ready(std::time::Duration::from_secs(120)).await;
+    let body = |q: &Vec<f32>| {
+        let mut body = serde_json::json!({"query": "a profile", "vector": q, "collection": "bench",
+            "retrieval": "dense", "rerank": false, "cache": "bypass", "top_k": 10, "candidates": args.limit});
+        if let Some(ef) = args.hnsw_ef {
+            body["hnsw_ef"] = ef.into();
+        }
+        body
+    };
+    let bodies = Arc::new(queries.iter().map(body).collect::<Vec<_>>());
+    let url = gateway.url("/search");
+    post_searches(&url, bodies.clone(), 1).await; // warm-up
+    let c1 = post_searches(&url, bodies.clone(), 1).await;
+    let c8 = post_searches(&url, bodies, 8).await;
+    // What serving takes: a fresh process that ran no exact scans over the originals.
+    let (rss, anon) = (rss_mib(gateway.pid()), anon_mib(gateway.pid()));
+    println!(
+        "POST /search | {size} | {variant} | {:.2}/{:.2} | {:.2}/{:.2} | {:.2} | {rss:.0}/{anon:.0} |",
+        c1.round_trip.median(),
+        c1.round_trip.percentile(99.0),
+        c8.round_trip.median(),
+        c8.round_trip.percentile(99.0),
+        c1.search_stage.median(),
+    );
+    gateway.signal("TERM");
+    gateway.wait_exit(std::time::Duration::from_secs(60));
 }
 
 #[tokio::main]
@@ -275,9 +361,12 @@ async fn main() {
     let me = std::env::current_exe().unwrap();
 
     for &size in &args.sizes {
-        for variant in VARIANTS {
+        for variant in &args.variants {
+            assert!(VARIANTS.contains(&variant.as_str()), "unknown variant {variant}: one of {VARIANTS:?}");
             let status = std::process::Command::new(&me)
                 .args(["--one", &format!("{size}:{variant}"), "--dimension", &args.dimension.to_string()])
+                .args(["--rewrite-variant", &args.rewrite_variant, "--text-bytes", &args.text_bytes.to_string()])
+                .args(args.no_http.then_some("--no-http"))
                 .args(["--clusters", &args.clusters.to_string(), "--queries", &args.queries.to_string()])
                 .args(["--limit", &args.limit.to_string(), "--rewrite-rounds", &args.rewrite_rounds.to_string()])
                 .args(args.hnsw_ef.map(|ef| ["--hnsw-ef".to_string(), ef.to_string()]).into_iter().flatten())

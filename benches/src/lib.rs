@@ -3,6 +3,7 @@
 
 pub mod closed_loop;
 pub mod raw_search;
+pub mod search_http;
 
 use std::time::{Duration, Instant};
 
