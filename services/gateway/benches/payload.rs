@@ -109,8 +109,11 @@ fn main() {
         let mut ms = vec![Vec::new(); 4];
         // Round 0 warms the caches; the kinds alternate query by query, so drift hits all alike.
         for round in 0..5 {
-            for query in &queries {
-                for (k, with_payload) in kinds.iter().enumerate() {
+            for (q, query) in queries.iter().enumerate() {
+                // Each query's first search warms the caches for the others: whose turn that is
+                // rotates.
+                for k in (0..kinds.len()).map(|j| (q + j) % kinds.len()) {
+                    let with_payload = &kinds[k];
                     let nearest = QueryEnum::Nearest(NamedQuery::default_dense(query.clone()));
                     let request = QueryRequest {
                         prefetches: Vec::new(),

@@ -19,7 +19,7 @@ pub mod flight;
 mod validate;
 
 pub use api::{CacheMode, CacheStatus, DEFAULT_RETRIEVAL, Hit, RerankStatus, SearchRequest, SearchResponse, Timings};
-pub use validate::{MAX_VECTOR_DIMENSIONS, normalize_query};
+pub use validate::normalize_query;
 
 /// What is cached: the result without its timings.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use crate::retrieval::{HNSW_EF_RANGE, SearchParams};
 use crate::store::{SearchFilter, validate_collection_name};
 
 /// The most dimensions a caller's `vector` may have (Qdrant's limit).
-pub const MAX_VECTOR_DIMENSIONS: usize = 65_536;
+const MAX_VECTOR_DIMENSIONS: usize = 65_536;
 
 /// Trims and collapses runs of whitespace: queries that differ only there are the same search.
 pub fn normalize_query(query: &str) -> String {
