@@ -254,7 +254,7 @@ async fn one(args: &Args, size: usize, variant: &str) {
             // The gateway takes the data directory's lock: the store closes first, and opens again after.
             store.flush();
             drop(store);
-            through_the_gateway(args, size, variant, data.path(), &queries).await;
+            through_the_gateway(args, size, variant, &data, &queries).await;
             EdgeStore::open(data.path(), EdgeOptions::default(), Arc::new(layouts)).unwrap()
         }
     };
@@ -294,18 +294,8 @@ async fn one(args: &Args, size: usize, variant: &str) {
 /// The same searches through `POST /search` of a release search-gateway on the same data: the
 /// query's vector given (so no model runs), dense retrieval, no rerank, no cache. The tiny
 /// fixture models only make the gateway start; nothing is embedded or reranked.
-async fn through_the_gateway(args: &Args, size: usize, variant: &str, data: &std::path::Path, queries: &[Vec<f32>]) {
-    let data = data.to_str().expect("a UTF-8 data path");
-    let (embed, rerank) = (e2e::fixture("tiny-e5"), e2e::fixture("tiny-reranker"));
-    let (embed, rerank) = (embed.to_str().expect("UTF-8"), rerank.to_str().expect("UTF-8"));
-    let mut gateway = e2e::Process::start(
-        "search-gateway",
-        &["--host", "127.0.0.1", "--port", "0", "--data-dir", data, "--max-candidates", "200"]
-            .into_iter()
-            .chain(["--embed-model-dir", embed, "--rerank-model-dir", rerank])
-            .collect::<Vec<_>>(),
-        &[("RUST_LOG", "warn,search_gateway::http=info")],
-    );
+async fn through_the_gateway(args: &Args, size: usize, variant: &str, data: &TempDir, queries: &[Vec<f32>]) {
+    let mut gateway = e2e::start_gateway_with_envs(data, &[], &[("RUST_LOG", "warn,search_gateway::http=info")]);
     gateway.wait_ready(std::time::Duration::from_secs(120)).await;
     let body = |q: &Vec<f32>| {
         let mut body = serde_json::json!({"query": "a profile", "vector": q, "collection": "bench",

@@ -54,7 +54,16 @@ fn hex_sha256(parts: &[&str]) -> String {
         hasher.update(part.len().to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A vector's numbers as the embedding cache stores them (little-endian f32s).
+fn vector_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Everything that changes a result is in its key, the collection's generation included.
@@ -86,9 +95,7 @@ fn result_key(gateway: &Gateway, search: &Search, generation: u64) -> String {
 
 /// A caller's query vector in a cache key: the SHA-256 of its numbers.
 fn vector_identity(vector: &[f32]) -> String {
-    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let hash: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-    format!("vector:{hash}")
+    format!("vector:{}", hex(&Sha256::digest(vector_bytes(vector))))
 }
 
 fn millis(since: Instant) -> f64 {
@@ -251,7 +258,7 @@ async fn embed_query(gateway: &Gateway, search: &Search, use_cache: bool) -> Res
         embedder.embed(vec![query.to_string()], input_type, priority, gateway.limits.embed_timeout).await?;
     let vector = vectors.pop().ok_or(ApiError::Internal)?;
     if use_cache {
-        let bytes = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let bytes = vector_bytes(&vector);
         gateway.cache.set(&key, bytes, gateway.limits.embedding_cache_ttl).await;
     }
     Ok(vector)
