@@ -52,6 +52,12 @@ struct Args {
     /// Bytes of each document's text (a profile's words), beside a payload of five keys.
     #[arg(long, default_value_t = 1000)]
     text_bytes: usize,
+    /// Every variant's `default_segment_number` (unset: Qdrant's, by the CPUs).
+    #[arg(long)]
+    segments: Option<usize>,
+    /// Every variant's `max_segment_size_kb` (unset: Qdrant's, 256,000 per indexing thread).
+    #[arg(long)]
+    max_segment_size_kb: Option<usize>,
     /// Skip the searches through `POST /search` (a release search-gateway on the same data).
     #[arg(long)]
     no_http: bool,
@@ -68,18 +74,19 @@ static HNSW_EF: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
 
 const VARIANTS: [&str; 4] = ["scan", "hnsw", "int8", "int8-disk"];
 
-fn settings(variant: &str) -> IndexSettings {
+fn settings(variant: &str, args: &Args) -> IndexSettings {
+    let segments = IndexSettings {
+        default_segment_number: args.segments,
+        max_segment_size_kb: args.max_segment_size_kb,
+        ..IndexSettings::default()
+    };
     match variant {
         // Qdrant's indexing threshold 0: never indexed, every search a scan (as before).
-        "scan" => IndexSettings { indexing_threshold_kb: Some(0), ..IndexSettings::default() },
-        "hnsw" => IndexSettings::default(),
-        "int8" => IndexSettings { quantization: Some(Quantization::Int8), ..IndexSettings::default() },
+        "scan" => IndexSettings { indexing_threshold_kb: Some(0), ..segments },
+        "hnsw" => segments,
+        "int8" => IndexSettings { quantization: Some(Quantization::Int8), ..segments },
         // The originals memory-mapped: only the int8 copies are kept in RAM.
-        _ => IndexSettings {
-            quantization: Some(Quantization::Int8),
-            vectors_on_disk: Some(true),
-            ..IndexSettings::default()
-        },
+        _ => IndexSettings { quantization: Some(Quantization::Int8), vectors_on_disk: Some(true), ..segments },
     }
 }
 
@@ -198,7 +205,7 @@ fn disk_mib(dir: &std::path::Path) -> f64 {
 
 async fn one(args: &Args, size: usize, variant: &str) {
     let data = TempDir::new("bench-store");
-    let layouts = PointLayouts::default().with_indexes([("bench".to_string(), settings(variant))].into());
+    let layouts = PointLayouts::default().with_indexes([("bench".to_string(), settings(variant, args))].into());
     let store = EdgeStore::open(data.path(), EdgeOptions::default(), Arc::new(layouts.clone())).unwrap();
     let mut vectors = Vectors::new(args.clusters, args.dimension);
     let started = Instant::now();
@@ -336,11 +343,13 @@ async fn main() {
     let model =
         cpu.lines().find_map(|l| l.strip_prefix("model name")).unwrap_or(": ?").trim_start_matches([' ', ':', '\t']);
     println!(
-        "store bench: {} dimensions, {} clusters, {} queries, limit {}; {model}, {} cores",
+        "store bench: {} dimensions, {} clusters, {} queries, limit {}, segments {:?}, max segment {:?} KB; {model}, {} cores",
         args.dimension,
         args.clusters,
         args.queries,
         args.limit,
+        args.segments,
+        args.max_segment_size_kb,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
@@ -359,10 +368,16 @@ async fn main() {
                 .args(args.no_http.then_some("--no-http"))
                 .args(["--clusters", &args.clusters.to_string(), "--queries", &args.queries.to_string()])
                 .args(["--limit", &args.limit.to_string(), "--rewrite-rounds", &args.rewrite_rounds.to_string()])
-                .args(args.hnsw_ef.map(|ef| ["--hnsw-ef".to_string(), ef.to_string()]).into_iter().flatten())
+                .args(optional("--hnsw-ef", args.hnsw_ef))
+                .args(optional("--segments", args.segments))
+                .args(optional("--max-segment-size-kb", args.max_segment_size_kb))
                 .status()
                 .unwrap();
             assert!(status.success(), "{size} {variant} failed");
         }
     }
+}
+
+fn optional(flag: &str, value: Option<usize>) -> Vec<String> {
+    value.map(|v| vec![flag.to_string(), v.to_string()]).unwrap_or_default()
 }

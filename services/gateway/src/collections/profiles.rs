@@ -56,7 +56,8 @@ pub struct Profile {
     /// ones answer dense).
     pub sparse: Option<bool>,
     /// How it is indexed when created (`[name.index]`: `hnsw_m`, `hnsw_ef_construct`,
-    /// `indexing_threshold_kb`, `quantization`, `vectors_on_disk`) [default: Qdrant's].
+    /// `indexing_threshold_kb`, `quantization`, `vectors_on_disk`, `default_segment_number`,
+    /// `max_segment_size_kb`) [default: Qdrant's].
     pub index: Option<IndexSettings>,
 }
 

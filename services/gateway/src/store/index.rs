@@ -10,7 +10,12 @@
 //! indexing_threshold_kb = 10000    # a segment with more vector KB gets HNSW; 0: never [default: 10000]
 //! quantization = "int8"        # 4x smaller vectors to search, candidates rescored from the originals
 //! vectors_on_disk = true       # the original vectors memory-mapped, not in RAM [default: false]
+//! default_segment_number = 2   # segments the optimizer merges towards; 0: by the CPUs (2-8) [default: 0]
+//! max_segment_size_kb = 4000000    # the largest segment it builds, in KB of vectors [default: 256000 per indexing thread]
 //! ```
+//!
+//! A search visits every segment, each through its own graph: fewer, larger segments make a
+//! search of a big collection cheaper and each index build (and a rewrite's rebuild) longer.
 
 use serde::Deserialize;
 
@@ -23,6 +28,8 @@ pub struct IndexSettings {
     pub indexing_threshold_kb: Option<usize>,
     pub quantization: Option<Quantization>,
     pub vectors_on_disk: Option<bool>,
+    pub default_segment_number: Option<usize>,
+    pub max_segment_size_kb: Option<usize>,
 }
 
 /// Vector quantization: `int8` (scalar, one byte per float, kept in RAM).
@@ -34,6 +41,8 @@ pub enum Quantization {
 
 pub const DEFAULT_HNSW_M: usize = 16;
 pub const DEFAULT_HNSW_EF_CONSTRUCT: usize = 100;
+/// More segments than this only make every search visit more graphs.
+const MAX_SEGMENT_NUMBER: usize = 64;
 
 impl IndexSettings {
     /// `Err` naming the setting when a value is out of range.
@@ -53,6 +62,18 @@ impl IndexSettings {
             && kb > 1 << 30
         {
             return Err(format!("index.indexing_threshold_kb is {kb}; it must be at most 2^30 (0 means never)"));
+        }
+        if let Some(n) = self.default_segment_number
+            && n > MAX_SEGMENT_NUMBER
+        {
+            return Err(format!(
+                "index.default_segment_number is {n}; it must be at most {MAX_SEGMENT_NUMBER} (0 means by the CPUs)"
+            ));
+        }
+        if let Some(kb) = self.max_segment_size_kb
+            && !(1..=1 << 30).contains(&kb)
+        {
+            return Err(format!("index.max_segment_size_kb is {kb}; it must be 1-2^30"));
         }
         Ok(())
     }
@@ -97,10 +118,16 @@ mod tests {
             (IndexSettings { hnsw_m: Some(2), ..Default::default() }, "hnsw_m"),
             (IndexSettings { hnsw_ef_construct: Some(1), ..Default::default() }, "hnsw_ef_construct"),
             (IndexSettings { indexing_threshold_kb: Some(usize::MAX), ..Default::default() }, "indexing_threshold_kb"),
+            (IndexSettings { default_segment_number: Some(65), ..Default::default() }, "default_segment_number"),
+            (IndexSettings { max_segment_size_kb: Some(0), ..Default::default() }, "max_segment_size_kb"),
         ] {
             assert!(bad.validate().unwrap_err().contains(field), "{field}");
         }
         assert!(IndexSettings { hnsw_m: Some(0), ..Default::default() }.validate().is_ok(), "0: no HNSW");
+        let segments: IndexSettings =
+            toml::from_str("default_segment_number = 0\nmax_segment_size_kb = 4000000").unwrap();
+        assert!(segments.validate().is_ok(), "0 segments: by the CPUs");
+        assert_eq!(segments.max_segment_size_kb, Some(4_000_000));
     }
 
     #[test]

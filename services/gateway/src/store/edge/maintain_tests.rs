@@ -115,3 +115,35 @@ async fn rewrites_leave_the_wal_bounded_and_every_write_readable() {
     let (early, late) = (sizes[..6].iter().max().unwrap(), sizes[6..].iter().max().unwrap());
     assert!(*late <= early * 3 / 2 && *late < 1 << 20, "the WAL keeps growing: {sizes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_segment_settings_decide_how_far_the_optimizer_merges() {
+    // Six writes, each settled (indexed) before the next: six segments unless merged.
+    async fn segments_after_six_settled_writes(default_segment_number: usize, max_segment_size_kb: usize) -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let index = IndexSettings {
+            indexing_threshold_kb: Some(20),
+            default_segment_number: Some(default_segment_number),
+            max_segment_size_kb: Some(max_segment_size_kb),
+            ..IndexSettings::default()
+        };
+        let layouts = PointLayouts::default().with_indexes(HashMap::from([("c".to_string(), index)]));
+        let store = EdgeStore::open(dir.path(), EdgeOptions::default(), Arc::new(layouts)).unwrap();
+        let vectors = clustered(3000, 32, 20, 5);
+        for (round, batch) in vectors.chunks(500).enumerate() {
+            let batch: Vec<Point> =
+                points(batch, 0).into_iter().map(|p| Point { id: format!("{}-{round}", p.id), ..p }).collect();
+            store.upsert("c", batch).await.unwrap();
+            let settled = store.clone();
+            tokio::task::spawn_blocking(move || settled.settle()).await.unwrap();
+        }
+        let info = store.info("c").await.unwrap();
+        assert_eq!(info.points_count, 3000, "{info:?}");
+        info.segments
+    }
+    // 500 points of 32 floats are 64 KB: at most 100 KB a segment, no two can merge.
+    let (merged, kept_apart) =
+        (segments_after_six_settled_writes(1, 1 << 20).await, segments_after_six_settled_writes(1, 100).await);
+    eprintln!("segments: {merged} merged towards one, {kept_apart} at most 100 KB each");
+    assert!(merged <= 3 && kept_apart >= 6 && merged < kept_apart, "{merged} merged, {kept_apart} kept apart");
+}

@@ -275,7 +275,12 @@ fn shard_config(dimension: usize, sparse: bool, index: &IndexSettings, wal_file_
         max_indexing_threads: indexing_threads(),
         ..HnswIndexConfig::default()
     };
-    let optimizers = EdgeOptimizersConfig { indexing_threshold: index.indexing_threshold_kb, ..Default::default() };
+    let optimizers = EdgeOptimizersConfig {
+        indexing_threshold: index.indexing_threshold_kb,
+        default_segment_number: index.default_segment_number,
+        max_segment_size: index.max_segment_size_kb,
+        ..Default::default()
+    };
     let wal = WalOptions { segment_capacity: wal_file_bytes as usize, ..WalOptions::default() };
     let mut config = EdgeConfigBuilder::new()
         .on_disk_payload(true)

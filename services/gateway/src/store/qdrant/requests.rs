@@ -73,8 +73,19 @@ pub(super) fn create_collection(
         }
         create = create.hnsw_config(hnsw);
     }
-    if let Some(kb) = index.indexing_threshold_kb {
-        create = create.optimizers_config(OptimizersConfigDiffBuilder::default().indexing_threshold(kb as u64));
+    let IndexSettings { indexing_threshold_kb, default_segment_number, max_segment_size_kb, .. } = *index;
+    if indexing_threshold_kb.is_some() || default_segment_number.is_some() || max_segment_size_kb.is_some() {
+        let mut optimizers = OptimizersConfigDiffBuilder::default();
+        if let Some(kb) = indexing_threshold_kb {
+            optimizers = optimizers.indexing_threshold(kb as u64);
+        }
+        if let Some(n) = default_segment_number {
+            optimizers = optimizers.default_segment_number(n as u64);
+        }
+        if let Some(kb) = max_segment_size_kb {
+            optimizers = optimizers.max_segment_size(kb as u64);
+        }
+        create = create.optimizers_config(optimizers);
     }
     create.build()
 }

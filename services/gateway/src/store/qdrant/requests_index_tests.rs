@@ -20,6 +20,8 @@ fn index_settings_become_the_collections_creation_parameters() {
         indexing_threshold_kb: Some(500),
         quantization: Some(crate::store::index::Quantization::Int8),
         vectors_on_disk: Some(true),
+        default_segment_number: Some(2),
+        max_segment_size_kb: Some(4_000_000),
     };
     let int8 = grpc::ScalarQuantization {
         r#type: grpc::QuantizationType::Int8 as i32,
@@ -37,7 +39,12 @@ fn index_settings_become_the_collections_creation_parameters() {
         collection_name: "profiles".into(),
         vectors_config: Some(VectorsConfig { config: Some(vectors_config::Config::Params(params)) }),
         hnsw_config: Some(grpc::HnswConfigDiff { m: Some(32), ef_construct: Some(200), ..Default::default() }),
-        optimizers_config: Some(grpc::OptimizersConfigDiff { indexing_threshold: Some(500), ..Default::default() }),
+        optimizers_config: Some(grpc::OptimizersConfigDiff {
+            indexing_threshold: Some(500),
+            default_segment_number: Some(2),
+            max_segment_size: Some(4_000_000),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     assert_eq!(create_collection("profiles", 1024, None, false, Layout::default(), &index), expected);
