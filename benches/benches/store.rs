@@ -10,8 +10,10 @@
 //!     scripts/bench.sh store -- --sizes 10000,100000 --dimension 1024
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use benches::clustered::Vectors;
 use benches::search_http::post_searches;
 use benches::{Latencies, rss_mib};
 use clap::Parser;
@@ -52,6 +54,9 @@ struct Args {
     /// Bytes of each document's text (a profile's words), beside a payload of five keys.
     #[arg(long, default_value_t = 1000)]
     text_bytes: usize,
+    /// Beams to measure recall and c=1 latency at too, on the same index, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    sweep_ef: Vec<usize>,
     /// Every variant's `default_segment_number` (unset: Qdrant's, by the CPUs).
     #[arg(long)]
     segments: Option<usize>,
@@ -69,8 +74,9 @@ struct Args {
     bench: bool,
 }
 
-/// `--hnsw-ef`, for every indexed search of this process.
-static HNSW_EF: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+/// The beam of every indexed search of this process: `--hnsw-ef` (0: the gateway's default), or
+/// each of `--sweep-ef` in turn.
+static HNSW_EF: AtomicUsize = AtomicUsize::new(0);
 
 const VARIANTS: [&str; 4] = ["scan", "hnsw", "int8", "int8-disk"];
 
@@ -87,51 +93,6 @@ fn settings(variant: &str, args: &Args) -> IndexSettings {
         "int8" => IndexSettings { quantization: Some(Quantization::Int8), ..segments },
         // The originals memory-mapped: only the int8 copies are kept in RAM.
         _ => IndexSettings { quantization: Some(Quantization::Int8), vectors_on_disk: Some(true), ..segments },
-    }
-}
-
-/// A deterministic generator of clustered vectors of low intrinsic dimension, as embeddings have:
-/// a random centre, plus a mix of `LATENT` directions shared by all vectors, plus a little
-/// isotropic noise. (Isotropic noise alone in 1024 dimensions makes every neighbour beyond the
-/// first few a near-tie, which no index and no real embedding has.)
-struct Vectors {
-    state: u64,
-    centres: Vec<Vec<f32>>,
-    latent: Vec<Vec<f32>>,
-}
-
-const LATENT: usize = 16;
-
-impl Vectors {
-    fn new(clusters: usize, dimension: usize) -> Self {
-        let mut vectors = Self { state: 0x9E37_79B9_7F4A_7C15, centres: Vec::new(), latent: Vec::new() };
-        vectors.centres = (0..clusters).map(|_| vectors.direction(dimension)).collect();
-        vectors.latent = (0..LATENT).map(|_| vectors.direction(dimension)).collect();
-        vectors
-    }
-
-    fn uniform(&mut self) -> f32 {
-        self.state = self.state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((self.state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-
-    fn direction(&mut self, dimension: usize) -> Vec<f32> {
-        (0..dimension).map(|_| self.uniform()).collect()
-    }
-
-    /// The `i`-th vector of a stream: near centre `i % clusters`, its mix from this generator.
-    fn next(&mut self, i: usize) -> Vec<f32> {
-        let mut vector = self.centres[i % self.centres.len()].clone();
-        for k in 0..LATENT {
-            let weight = 1.5 * self.uniform();
-            for (v, l) in vector.iter_mut().zip(&self.latent[k]) {
-                *v += weight * l;
-            }
-        }
-        for v in &mut vector {
-            *v += 0.1 * self.uniform();
-        }
-        vector
     }
 }
 
@@ -161,11 +122,23 @@ fn points(vectors: &mut Vectors, ids: std::ops::Range<usize>, round: usize, text
 }
 
 async fn search(store: &EdgeStore, query: &[f32], limit: usize, exact: bool) -> (Vec<String>, f64) {
-    let params = SearchParams { hnsw_ef: *HNSW_EF.get().expect("set in main"), exact };
+    let params = SearchParams { hnsw_ef: Some(HNSW_EF.load(Ordering::Relaxed)).filter(|&ef| ef > 0), exact };
     let query = StoreQuery { params, ..StoreQuery::dense(query.to_vec(), limit) };
     let started = Instant::now();
     let found = store.search("bench", query, None).await.expect("search");
     (found.found.into_iter().map(|f| f.id).collect(), started.elapsed().as_secs_f64() * 1e3)
+}
+
+/// Recall@10 and @`limit` of the indexed searches against `exact`, the exact top `limit` of each query.
+async fn recall(store: &EdgeStore, queries: &[Vec<f32>], exact: &[Vec<String>], limit: usize) -> (f64, f64) {
+    let (mut hit10, mut hit_all) = (0, 0);
+    for (q, truth) in queries.iter().zip(exact) {
+        let found = search(store, q, limit, false).await.0;
+        hit10 += found.iter().take(10).filter(|id| truth[..10].contains(id)).count();
+        hit_all += found.iter().filter(|id| truth.contains(id)).count();
+    }
+    let n = queries.len() as f64;
+    (hit10 as f64 / (10.0 * n), hit_all as f64 / (limit as f64 * n))
 }
 
 /// Latencies of every query at `concurrency`, each query once per worker.
@@ -231,17 +204,11 @@ async fn one(args: &Args, size: usize, variant: &str) {
     for q in queries.iter() {
         exact.push(search(&store, q, args.limit, true).await.0);
     }
-    let (mut hit10, mut hit50) = (0, 0);
-    for (q, truth) in queries.iter().zip(&exact) {
-        let found = search(&store, q, args.limit, false).await.0;
-        hit10 += found.iter().take(10).filter(|id| truth[..10].contains(id)).count();
-        hit50 += found.iter().filter(|id| truth.contains(id)).count();
-    }
+    let (recall10, recall50) = recall(&store, &queries, &exact, args.limit).await;
     let c1 = latencies(&store, &queries, args.limit, 1).await;
     let c8 = latencies(&store, &queries, args.limit, 8).await;
     let (rss, anon) = (rss_mib(std::process::id()), anon_mib(std::process::id()));
     let disk = disk_mib(data.path());
-    let n = queries.len() as f64;
     let during = during.map_or("-".to_string(), |l| format!("{:.2}/{:.2}", l.median(), l.percentile(99.0)));
     println!(
         "| {size} | {variant} | {:.0} | {build_s:.1} | {:.2}/{:.2} | {:.2}/{:.2} | {during} | {:.3} | {:.3} | {rss:.0}/{anon:.0} | {disk:.0} | {}/{} |",
@@ -250,11 +217,22 @@ async fn one(args: &Args, size: usize, variant: &str) {
         c1.percentile(99.0),
         c8.median(),
         c8.percentile(99.0),
-        hit10 as f64 / (10.0 * n),
-        hit50 as f64 / (args.limit as f64 * n),
+        recall10,
+        recall50,
         info.segments,
         info.indexed_vectors,
     );
+    for &ef in &args.sweep_ef {
+        HNSW_EF.store(ef, Ordering::Relaxed);
+        let (recall10, recall50) = recall(&store, &queries, &exact, args.limit).await;
+        let c1 = latencies(&store, &queries, args.limit, 1).await;
+        let (p50, p99) = (c1.median(), c1.percentile(99.0));
+        println!(
+            "hnsw_ef {ef} | {size} | {variant} | c=1 {p50:.2}/{p99:.2} ms | recall@10 {recall10:.3} | recall@{} {recall50:.3} |",
+            args.limit
+        );
+    }
+    HNSW_EF.store(args.hnsw_ef.unwrap_or(0), Ordering::Relaxed);
     let store = match args.no_http {
         true => store,
         false => {
@@ -334,7 +312,7 @@ async fn through_the_gateway(args: &Args, size: usize, variant: &str, data: &Tem
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    HNSW_EF.set(args.hnsw_ef).expect("set once");
+    HNSW_EF.store(args.hnsw_ef.unwrap_or(0), Ordering::Relaxed);
     if let Some(one_run) = &args.one {
         let (size, variant) = one_run.split_once(':').expect("--one SIZE:VARIANT");
         return one(&args, size.parse().expect("size"), variant).await;
@@ -369,6 +347,7 @@ async fn main() {
                 .args(["--clusters", &args.clusters.to_string(), "--queries", &args.queries.to_string()])
                 .args(["--limit", &args.limit.to_string(), "--rewrite-rounds", &args.rewrite_rounds.to_string()])
                 .args(optional("--hnsw-ef", args.hnsw_ef))
+                .args(list("--sweep-ef", &args.sweep_ef))
                 .args(optional("--segments", args.segments))
                 .args(optional("--max-segment-size-kb", args.max_segment_size_kb))
                 .status()
@@ -380,4 +359,9 @@ async fn main() {
 
 fn optional(flag: &str, value: Option<usize>) -> Vec<String> {
     value.map(|v| vec![flag.to_string(), v.to_string()]).unwrap_or_default()
+}
+
+fn list(flag: &str, values: &[usize]) -> Vec<String> {
+    let joined = values.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    if values.is_empty() { Vec::new() } else { vec![flag.to_string(), joined] }
 }

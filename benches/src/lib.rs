@@ -2,6 +2,7 @@
 //! RSS, and reading counters from `/metrics`. The bench targets print ratios against the raw engine.
 
 pub mod closed_loop;
+pub mod clustered;
 pub mod raw_search;
 pub mod search_http;
 
