@@ -38,7 +38,12 @@ fn points(vectors: &[Vec<f32>], round: usize) -> Vec<Point> {
 }
 
 fn indexed_store(dir: &std::path::Path, options: EdgeOptions) -> EdgeStore {
-    let index = IndexSettings { indexing_threshold_kb: Some(20), ..IndexSettings::default() };
+    store_with(dir, options, IndexSettings::default())
+}
+
+/// A store whose collection "c" is indexed past 20 KB of vectors, with `index`'s other settings.
+fn store_with(dir: &std::path::Path, options: EdgeOptions, index: IndexSettings) -> EdgeStore {
+    let index = IndexSettings { indexing_threshold_kb: Some(20), ..index };
     let layouts = PointLayouts::default().with_indexes(HashMap::from([("c".to_string(), index)]));
     EdgeStore::open(dir, options, Arc::new(layouts)).unwrap()
 }
@@ -118,17 +123,16 @@ async fn rewrites_leave_the_wal_bounded_and_every_write_readable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_segment_settings_decide_how_far_the_optimizer_merges() {
-    // Six writes, each settled (indexed) before the next: six segments unless merged.
-    async fn segments_after_six_settled_writes(default_segment_number: usize, max_segment_size_kb: usize) -> u64 {
+    // Six writes, each settled (indexed) before the next, merged towards one segment of at most
+    // `max_segment_size_kb`: six segments unless merged.
+    async fn segments_after_six_settled_writes(max_segment_size_kb: usize) -> u64 {
         let dir = tempfile::tempdir().unwrap();
         let index = IndexSettings {
-            indexing_threshold_kb: Some(20),
-            default_segment_number: Some(default_segment_number),
+            default_segment_number: Some(1),
             max_segment_size_kb: Some(max_segment_size_kb),
             ..IndexSettings::default()
         };
-        let layouts = PointLayouts::default().with_indexes(HashMap::from([("c".to_string(), index)]));
-        let store = EdgeStore::open(dir.path(), EdgeOptions::default(), Arc::new(layouts)).unwrap();
+        let store = store_with(dir.path(), EdgeOptions::default(), index);
         let vectors = clustered(3000, 32, 20, 5);
         for (round, batch) in vectors.chunks(500).enumerate() {
             let batch: Vec<Point> =
@@ -143,7 +147,7 @@ async fn the_segment_settings_decide_how_far_the_optimizer_merges() {
     }
     // 500 points of 32 floats are 64 KB: at most 100 KB a segment, no two can merge.
     let (merged, kept_apart) =
-        (segments_after_six_settled_writes(1, 1 << 20).await, segments_after_six_settled_writes(1, 100).await);
+        (segments_after_six_settled_writes(1 << 20).await, segments_after_six_settled_writes(100).await);
     eprintln!("segments: {merged} merged towards one, {kept_apart} at most 100 KB each");
     assert!(merged <= 3 && kept_apart >= 6 && merged < kept_apart, "{merged} merged, {kept_apart} kept apart");
 }
