@@ -37,8 +37,9 @@ def read_qrels(path):
 
 
 def read_runs(paths):
-    """{retrieval label: {query: ranking}} from --per-query files."""
-    runs = {}
+    """{retrieval label: {query: ranking}} from --per-query files, and the same of the rankings'
+    scores (None where a file has none)."""
+    runs, scores = {}, {}
     for path in paths:
         with open(path, encoding="utf-8") as f:
             for line in f:
@@ -46,7 +47,8 @@ def read_runs(paths):
                 c = row["configuration"]
                 label = c["retrieval"] if c.get("fusion") is None else f"{c['retrieval']} {json.dumps(c['fusion'])}"
                 runs.setdefault(label, {})[row["query"]] = row["ranking"]
-    return runs
+                scores.setdefault(label, {})[row["query"]] = row.get("scores")
+    return runs, scores
 
 
 def position_score(position, k, weight):
@@ -70,10 +72,39 @@ def fuse(dense, sparse, k, w, gate=None, depth=100):
     return sorted(score, key=lambda d: -score[d])[:depth]
 
 
-def check_engine(runs):
-    """Each hybrid RRF run of the gateway against the RRF written here: along the engine's
-    ranking, the scores this RRF gives must be the best ones in order (ties may be ordered either
-    way: the engine does not break them). Returns the queries that differ, per run."""
+def tie_groups(ranking, scores):
+    """[(start, end)] of the runs of equal scores along `ranking` (each position its own run
+    without scores)."""
+    if not scores:
+        return [(p, p + 1) for p in range(len(ranking))]
+    groups, start = [], 0
+    for end in range(1, len(ranking) + 1):
+        if end == len(ranking) or scores[end] != scores[start]:
+            groups.append((start, end))
+            start = end
+    return groups
+
+
+def rrf_bounds(rankings, k):
+    """{document: (lowest, highest) fused score} of the weighted (ranking, scores, weight)s. The
+    documents of equal score in a ranking could have been given its positions in any order (the
+    rankers do not order ties alike), so each may have the position score of any of them."""
+    bounds = {}
+    for ranking, scores, weight in rankings:
+        for start, end in tie_groups(ranking, scores):
+            lo, hi = position_score(end - 1, k, weight), position_score(start, k, weight)
+            for doc in ranking[start:end]:
+                a, b = bounds.get(doc, (0.0, 0.0))
+                bounds[doc] = (a + lo, b + hi)
+    return bounds
+
+
+def check_engine(runs, scores):
+    """Each hybrid RRF run of the gateway against the RRF written here: no document the engine
+    ranked lower or left out may have a fused score surely above one it ranked higher. Without
+    ties in the dense and sparse rankings a score is one number and this is exactly "the engine's
+    ranking is this RRF's"; ties in them (and in the fused scores) may be ordered either way.
+    Returns the queries that differ, per run."""
     differing = {}
     for label, run in runs.items():
         fusion = json.loads(label[len("hybrid "):]) if label.startswith("hybrid ") else None
@@ -81,9 +112,20 @@ def check_engine(runs):
             continue
         bad = 0
         for q, ranking in run.items():
-            score = rrf_scores(runs["dense"][q], runs["sparse"].get(q, []), fusion["k"], fusion["sparse_weight"])
-            best = sorted(score.values(), reverse=True)[: len(ranking)]
-            bad += any(abs(score.get(d, -1.0) - b) > 1e-6 for d, b in zip(ranking, best))
+            inputs = [
+                (runs["dense"][q], scores["dense"][q], 1.0),
+                (runs["sparse"].get(q, []), scores["sparse"].get(q), fusion["sparse_weight"]),
+            ]
+            bounds = rrf_bounds(inputs, fusion["k"])
+            ranked = set(ranking)
+            # The best lowest score among the documents after each position, and those left out.
+            floor = max((lo for d, (lo, _) in bounds.items() if d not in ranked), default=-1.0)
+            for d in reversed(ranking):
+                lo, hi = bounds.get(d, (-1.0, -1.0))
+                if hi < floor - 1e-6:
+                    bad += 1
+                    break
+                floor = max(floor, lo)
         differing[label] = (bad, len(run))
     return differing
 
@@ -105,9 +147,9 @@ def main():
     p.add_argument("--check-engine", action="store_true", help="hold the runs' hybrid RRF to this one; exit 1 if any differs")
     a = p.parse_args()
     qrels = read_qrels(a.qrels)
-    runs = read_runs(a.per_query)
+    runs, scores = read_runs(a.per_query)
     if a.check_engine:
-        differing = check_engine(runs)
+        differing = check_engine(runs, scores)
         for label, (bad, total) in differing.items():
             print(f"{label}: {total - bad} of {total} queries fused as this RRF fuses them")
         if not differing or any(bad for bad, _ in differing.values()):

