@@ -55,23 +55,6 @@ def position_score(position, k, weight):
     return 0.0 if weight <= 0 else 1.0 / ((position + 1) / weight + k - 1)
 
 
-def rrf_scores(dense, sparse, k, w, gate=None):
-    """{document: fused score} of the two rankings; with `gate`, the sparse ranking only counts
-    for documents in dense's top `gate`."""
-    allowed = set(dense[:gate]) if gate else None
-    score = {}
-    for position, doc in enumerate(dense):
-        score[doc] = score.get(doc, 0.0) + position_score(position, k, 1.0)
-    for position, doc in enumerate(d for d in sparse if allowed is None or d in allowed):
-        score[doc] = score.get(doc, 0.0) + position_score(position, k, w)
-    return score
-
-
-def fuse(dense, sparse, k, w, gate=None, depth=100):
-    score = rrf_scores(dense, sparse, k, w, gate)
-    return sorted(score, key=lambda d: -score[d])[:depth]
-
-
 def tie_groups(ranking, scores):
     """[(start, end)] of the runs of equal scores along `ranking` (each position its own run
     without scores)."""
@@ -99,6 +82,19 @@ def rrf_bounds(rankings, k):
     return bounds
 
 
+def rrf_scores(dense, sparse, k, w, gate=None):
+    """{document: fused score} of the two rankings, ties aside; with `gate`, the sparse ranking
+    only counts for documents in dense's top `gate`."""
+    allowed = set(dense[:gate]) if gate else None
+    sparse = [d for d in sparse if allowed is None or d in allowed]
+    return {doc: lo for doc, (lo, _) in rrf_bounds([(dense, None, 1.0), (sparse, None, w)], k).items()}
+
+
+def fuse(dense, sparse, k, w, gate=None, depth=100):
+    score = rrf_scores(dense, sparse, k, w, gate)
+    return sorted(score, key=lambda d: -score[d])[:depth]
+
+
 def check_engine(runs, scores):
     """Each hybrid RRF run of the gateway against the RRF written here: no document the engine
     ranked lower or left out may have a fused score surely above one it ranked higher, and none it
@@ -122,11 +118,10 @@ def check_engine(runs, scores):
             # The best lowest score among the documents after each position, and those left out.
             floor = max((lo for d, (lo, _) in bounds.items() if d not in ranked), default=-1.0)
             for d in reversed(ranking):
-                lo, hi = bounds.get(d, (-1.0, -1.0))
-                if d not in bounds or hi < floor - 1e-6:
+                if d not in bounds or bounds[d][1] < floor - 1e-6:
                     bad += 1
                     break
-                floor = max(floor, lo)
+                floor = max(floor, bounds[d][0])
         differing[label] = (bad, len(run))
     return differing
 

@@ -117,17 +117,19 @@ fn check_engine(qrels: &Path, per_query: &Path) -> (bool, String) {
 fn the_rrf_checker_lets_ties_go_either_way_and_nothing_else() {
     let dir = TempDir::new("rrf-ties");
     let qrels = write(&dir, "qrels.tsv", "query-id\tcorpus-id\tscore\n");
+    let line = |q: usize, retrieval: &str, fusion: Value, ranking: &[&str], scores: &[f32]| {
+        let c = serde_json::json!({"retrieval": retrieval, "fusion": fusion});
+        let line =
+            serde_json::json!({"configuration": c, "query": q.to_string(), "ranking": ranking, "scores": scores});
+        format!("{line}\n")
+    };
+    let rrf = serde_json::json!({"method": "rrf", "k": 5, "sparse_weight": 0.05});
     let check = |name: &str, hybrids: &[&[&str]]| {
         let mut lines = String::new();
         for (q, hybrid) in hybrids.iter().enumerate() {
-            let line = |retrieval: &str, fusion: Value, ranking: &[&str], scores: &[f32]| {
-                let c = serde_json::json!({"retrieval": retrieval, "fusion": fusion});
-                serde_json::json!({"configuration": c, "query": q.to_string(), "ranking": ranking, "scores": scores})
-            };
-            let rrf = serde_json::json!({"method": "rrf", "k": 5, "sparse_weight": 0.05});
-            lines += &format!("{}\n", line("dense", Value::Null, &["a", "b", "c"], &[0.9, 0.5, 0.5]));
-            lines += &format!("{}\n", line("sparse", Value::Null, &["c", "d"], &[3.0, 1.0]));
-            lines += &format!("{}\n", line("hybrid", rrf, hybrid, &[]));
+            lines += &line(q, "dense", Value::Null, &["a", "b", "c"], &[0.9, 0.5, 0.5]);
+            lines += &line(q, "sparse", Value::Null, &["c", "d"], &[3.0, 1.0]);
+            lines += &line(q, "hybrid", rrf.clone(), hybrid, &[]);
         }
         check_engine(Path::new(&qrels), Path::new(&write(&dir, name, &lines)))
     };
