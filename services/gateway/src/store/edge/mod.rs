@@ -69,6 +69,12 @@ impl EdgeStore {
         self.0.maintenance.settle();
     }
 
+    /// Whether the maintenance thread is optimizing `collection` now (what
+    /// `GET /collections/{name}` reports as `optimizing`, without reading the shard).
+    pub fn is_optimizing(&self, collection: &str) -> bool {
+        self.0.maintenance.is_busy(collection)
+    }
+
     /// Flushes every collection and empties the journal, at shutdown. (Dropped without it, the
     /// shards still flush themselves; the journal is then replayed once more, harmlessly.)
     pub fn flush(&self) {

@@ -9,6 +9,8 @@
 //!
 //!     scripts/bench.sh store -- --sizes 10000,100000 --dimension 1024
 
+mod rewrite;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -51,6 +53,9 @@ struct Args {
     /// The variant whose disk is measured under rewrites.
     #[arg(long, default_value = "hnsw")]
     rewrite_variant: String,
+    /// Documents a second each rewrite is written at, searched meanwhile (0: all at once).
+    #[arg(long, default_value_t = 0)]
+    rewrite_rate: usize,
     /// Bytes of each document's text (a profile's words), beside a payload of five keys.
     #[arg(long, default_value_t = 1000)]
     text_bytes: usize,
@@ -244,34 +249,7 @@ async fn one(args: &Args, size: usize, variant: &str) {
         }
     };
     if variant == args.rewrite_variant && args.rewrite_rounds > 0 {
-        let (mut disks, mut during, mut after) = (vec![format!("{disk:.0}")], Vec::new(), Vec::new());
-        for round in 1..=args.rewrite_rounds {
-            let tenth = size / 10;
-            let from = (round * tenth) % size;
-            for start in (from..from + tenth).step_by(500) {
-                store
-                    .upsert(
-                        "bench",
-                        points(&mut vectors, start..(start + 500).min(from + tenth), round, args.text_bytes),
-                    )
-                    .await
-                    .unwrap();
-            }
-            // Searches while the optimizer folds the rewrites in (it starts half a second after).
-            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-            if store.info("bench").await.unwrap().optimizing {
-                let l = latencies(&store, &queries, args.limit, 1).await;
-                during.push(format!("{:.2}/{:.2}", l.median(), l.percentile(99.0)));
-            }
-            let settle = store.clone();
-            tokio::task::spawn_blocking(move || settle.settle()).await.unwrap();
-            disks.push(format!("{:.0}", disk_mib(data.path())));
-            let l = latencies(&store, &queries, args.limit, 1).await;
-            after.push(format!("{:.2}/{:.2}", l.median(), l.percentile(99.0)));
-        }
-        println!("disk (MiB) at {size} {variant} after each rewrite of 10%: {}", disks.join(" → "));
-        println!("c=1 p50/p99 ms while each rewrite is optimized: {}", during.join(", "));
-        println!("c=1 p50/p99 ms once it is: {}", after.join(", "));
+        rewrite::rounds(args, &store, &mut vectors, &queries, (size, variant), data.path(), disk).await;
     }
     store.flush();
 }
@@ -346,6 +324,7 @@ async fn main() {
                 .args(args.no_http.then_some("--no-http"))
                 .args(["--clusters", &args.clusters.to_string(), "--queries", &args.queries.to_string()])
                 .args(["--limit", &args.limit.to_string(), "--rewrite-rounds", &args.rewrite_rounds.to_string()])
+                .args(["--rewrite-rate", &args.rewrite_rate.to_string()])
                 .args(optional("--hnsw-ef", args.hnsw_ef))
                 .args(list("--sweep-ef", &args.sweep_ef))
                 .args(optional("--segments", args.segments))
