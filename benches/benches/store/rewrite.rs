@@ -54,7 +54,8 @@ pub(crate) async fn rounds(
         let settle = store.clone();
         tokio::task::spawn_blocking(move || settle.settle()).await.unwrap();
         disks.push(format!("{:.0}", disk_mib(data)));
-        // Twice: the first pass after a WAL prune's reopen also warms the reopened shard.
+        // Twice, to tell a slow first pass (a cold shard after a WAL prune's reopen, say) from a
+        // lasting slowdown.
         let (first, second) =
             (latencies(store, queries, args.limit, 1).await, latencies(store, queries, args.limit, 1).await);
         after.push(format!(
