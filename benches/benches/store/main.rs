@@ -167,6 +167,12 @@ async fn latencies(store: &EdgeStore, queries: &Arc<Vec<Vec<f32>>>, limit: usize
     Latencies::new(all)
 }
 
+/// Waits, off the runtime's threads, until the maintenance thread has optimized every write so far.
+async fn settle(store: &EdgeStore) {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.settle()).await.unwrap();
+}
+
 /// The anonymous part of a process's RSS: what it holds beyond mapped files (which the kernel
 /// can drop and read again, as it does the memory-mapped vectors).
 fn anon_mib(pid: u32) -> f64 {
@@ -195,13 +201,11 @@ async fn one(args: &Args, size: usize, variant: &str) {
     let queries: Arc<Vec<Vec<f32>>> = Arc::new((0..args.queries).map(|i| vectors.next(i * 7919)).collect());
     // Searches while the optimizer builds the index (if it still does), then the build's end.
     let build_started = Instant::now();
-    let during = store.info("bench").await.unwrap().optimizing.then_some(());
-    let during = match during {
-        Some(()) => Some(latencies(&store, &queries, args.limit, 1).await),
-        None => None,
+    let during = match store.is_optimizing("bench") {
+        true => Some(latencies(&store, &queries, args.limit, 1).await),
+        false => None,
     };
-    let settle = store.clone();
-    tokio::task::spawn_blocking(move || settle.settle()).await.unwrap();
+    settle(&store).await;
     let build_s = build_started.elapsed().as_secs_f64();
     let info = store.info("bench").await.unwrap();
     // The reference: exact top-`limit` of each query.

@@ -19,7 +19,7 @@ use benches::Latencies;
 use benches::clustered::Vectors;
 use search_gateway::store::{EdgeStore, Point, VectorStore};
 
-use crate::{Args, disk_mib, latencies, points, search};
+use crate::{Args, disk_mib, latencies, points, search, settle};
 
 /// Rewrites a tenth of the `size` documents `args.rewrite_rounds` times and prints the disk
 /// after each round and the searches' latencies during and after it; `disk` is the size before.
@@ -51,8 +51,7 @@ pub(crate) async fn rounds(
                 during.push(at_rate(args, store, queries, batches, rate, &idle).await);
             }
         }
-        let settle = store.clone();
-        tokio::task::spawn_blocking(move || settle.settle()).await.unwrap();
+        settle(store).await;
         disks.push(format!("{:.0}", disk_mib(data)));
         // Twice, to tell a slow first pass (a cold shard after a WAL prune's reopen, say) from a
         // lasting slowdown.
@@ -117,8 +116,7 @@ async fn at_rate(
                 store.upsert("bench", batch).await.unwrap();
             }
             let written = started.elapsed();
-            let settle = store.clone();
-            tokio::task::spawn_blocking(move || settle.settle()).await.unwrap();
+            settle(&store).await;
             (written, started.elapsed())
         })
     };
