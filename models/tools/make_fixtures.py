@@ -121,6 +121,8 @@ def tiny() -> None:
                     xlmr, E5_TOML.format(max_length=max_length), external=False)
     write_model_dir(FIXTURES / "tiny-reranker", build(EncoderShape(vocab=vocab, **small), "reranker", seed=2, std=0.3),
                     xlmr, RERANKER_TOML.format(max_length=max_length), external=False)
+    # Dynamic int8 quantization makes a pair's score depend on its batch-mates (shared/src/exact.rs).
+    quantize(FIXTURES / "tiny-reranker", FIXTURES / "tiny-reranker-int8")
     bert = bert_tokenizer(1000)
     bert_shape = EncoderShape(vocab=bert.get_vocab_size(), xlmr_positions=False, token_type_ids=True,
                               pad_id=0, **small)

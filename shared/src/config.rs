@@ -31,7 +31,8 @@ pub struct EngineArgs {
     /// Sequences that may wait at once; more is refused with 429.
     #[arg(long, env = "QUEUE_CAPACITY", default_value_t = 4096)]
     pub queue_capacity: usize,
-    /// ONNX Runtime intra-op threads per inference thread [default: all cores].
+    /// ONNX Runtime intra-op threads per inference thread [default: the cores shared out among
+    /// the inference threads].
     #[arg(long, env = "INTRA_OP_THREADS")]
     pub intra_op_threads: Option<usize>,
     /// Whether ONNX Runtime's idle intra-op threads spin-wait (lower latency, but they take CPU
@@ -39,9 +40,16 @@ pub struct EngineArgs {
     /// when both engines run in process, where two spinning thread pools slow each other down]
     #[arg(long, env = "INTRA_OP_SPINNING", action = clap::ArgAction::Set)]
     pub intra_op_spinning: Option<bool>,
-    /// Inference threads, each with its own copy of the model.
-    #[arg(long, env = "INFERENCE_WORKERS", default_value_t = 1)]
-    pub workers: usize,
+    /// Inference threads, each with its own copy of the model [default: 1; one per core when
+    /// sequences run alone (see --batch-invariant)].
+    #[arg(long, env = "INFERENCE_WORKERS")]
+    pub workers: Option<usize>,
+    /// Keep each sequence's output the same whatever it is batched with: a model whose outputs
+    /// depend on their batch-mates (dynamic int8 quantization) then runs one sequence at a time,
+    /// on one inference thread per core [default: on for rerankers, whose scores search-gateway
+    /// reuses per pair; off for embedders].
+    #[arg(long, env = "BATCH_INVARIANT", action = clap::ArgAction::Set)]
+    pub batch_invariant: Option<bool>,
     /// Padded-token cap of a batch of bulk work (batch jobs): a running batch cannot be
     /// interrupted, so this bounds how long a search can find the model busy with a job's batch.
     #[arg(long, env = "BULK_BATCH_TOKENS", default_value_t = 256)]
@@ -66,10 +74,6 @@ impl EngineArgs {
         self.intra_op_spinning.unwrap_or(true)
     }
 
-    pub fn intra_threads(&self) -> usize {
-        self.intra_op_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-    }
-
     pub fn batcher_config(&self) -> BatcherConfig {
         BatcherConfig {
             limits: BatchLimits {
@@ -80,11 +84,12 @@ impl EngineArgs {
             },
             max_wait: Duration::from_millis(self.max_wait_ms),
             queue_capacity: self.queue_capacity,
-            workers: self.workers,
+            workers: self.workers.unwrap_or(1),
             bulk_batch_tokens: self.bulk_batch_tokens,
             bulk_max_delay: Duration::from_millis(self.bulk_max_delay_ms),
             interactive_linger: Duration::from_millis(self.interactive_linger_ms),
             max_passed_over: self.max_passed_over,
+            probe_batch_invariance: false,
         }
     }
 
@@ -93,7 +98,7 @@ impl EngineArgs {
         if self.max_batch_size == 0
             || self.max_batch_tokens == 0
             || self.bulk_batch_tokens == 0
-            || self.workers == 0
+            || self.workers == Some(0)
             || self.intra_op_threads == Some(0)
         {
             return Err(

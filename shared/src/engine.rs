@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use serde::Serialize;
+
 use crate::batcher::{Batcher, BatcherError, BatcherMetrics, Model, ModelFactory, Priority};
 use crate::config::EngineArgs;
 use crate::model::{ModelConfig, ModelDir, ModelError, ModelKind};
@@ -27,6 +29,56 @@ pub struct Engine {
     batcher: Batcher,
     name: Arc<str>,
     config: Arc<ModelConfig>,
+    plan: Arc<BatchPlan>,
+}
+
+/// How an engine runs its model: decided at start from the flags and the model file, logged,
+/// and shown in `/info`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct BatchPlan {
+    /// Most sequences in one inference run.
+    pub max_batch_size: usize,
+    /// Inference threads, each with its own session.
+    pub workers: usize,
+    /// ONNX Runtime intra-op threads of each session.
+    pub intra_op_threads: usize,
+    /// Whether a sequence's output must not depend on what it is batched with (--batch-invariant).
+    pub batch_invariant: bool,
+    /// Why.
+    pub reason: String,
+}
+
+impl BatchPlan {
+    /// The plan for `kind`'s model in `onnx` on `cores` cores under `args`. A model that must be
+    /// batch-invariant and is not (dynamic quantization, `crate::exact`) runs one sequence at a
+    /// time, on one single-threaded session per core: as fast as the best batching on long
+    /// pairs and on short ones (BENCHMARKS.md, "Exact scores"). Explicit flags win.
+    pub fn decide(
+        kind: ModelKind,
+        onnx: &std::path::Path,
+        args: &EngineArgs,
+        cores: usize,
+    ) -> Result<Self, std::io::Error> {
+        let batch_invariant = args.batch_invariant.unwrap_or(kind == ModelKind::Reranker);
+        let dependent_op = if batch_invariant { crate::exact::batch_dependent_op(onnx)? } else { None };
+        let (max_batch_size, workers, reason) = match dependent_op {
+            Some(op) => (
+                1,
+                args.workers.unwrap_or(cores),
+                format!(
+                    "the graph quantizes dynamically ({op}), so a sequence's output depends on its batch-mates: each runs alone"
+                ),
+            ),
+            None if batch_invariant => (
+                args.max_batch_size,
+                args.workers.unwrap_or(1),
+                "no batch-dependent operator (checked again at warm-up): batched".to_string(),
+            ),
+            None => (args.max_batch_size, args.workers.unwrap_or(1), "batched (--batch-invariant off)".to_string()),
+        };
+        let intra_op_threads = args.intra_op_threads.unwrap_or((cores / workers.max(1)).max(1));
+        Ok(Self { max_batch_size, workers, intra_op_threads, batch_invariant, reason })
+    }
 }
 
 impl Engine {
@@ -50,7 +102,18 @@ impl Engine {
             });
         }
         let tokenizer = Arc::new(TextTokenizer::load(&dir.tokenizer_path(), &dir.config)?);
-        let options = SessionOptions { intra_threads: args.intra_threads(), spinning: args.spinning() };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let plan = BatchPlan::decide(kind, &dir.onnx_path(), args, cores)
+            .map_err(|e| ModelError::Onnx { path: dir.onnx_path(), message: e.to_string() })?;
+        tracing::info!(
+            model = dir.name(),
+            max_batch_size = plan.max_batch_size,
+            workers = plan.workers,
+            intra_op_threads = plan.intra_op_threads,
+            reason = %plan.reason,
+            "batching plan"
+        );
+        let options = SessionOptions { intra_threads: plan.intra_op_threads, spinning: args.spinning() };
         let (model_dir, pad_id) = (dir.clone(), tokenizer.pad_id());
         let factory: ModelFactory = Arc::new(move || {
             InferenceSession::load(&model_dir, pad_id, options)
@@ -63,8 +126,25 @@ impl Engine {
         };
         let short = encode("warm-up")?;
         let longest = encode(&"warm-up ".repeat(dir.config.max_length))?;
-        let batcher = Batcher::start(args.batcher_config(), factory, warmup_batches(short, longest, args), metrics);
-        Ok(Self { tokenizer, batcher, name: dir.name().into(), config: Arc::new(dir.config.clone()) })
+        let mut config = args.batcher_config();
+        config.limits.max_batch_size = plan.max_batch_size;
+        config.workers = plan.workers;
+        config.probe_batch_invariance = plan.batch_invariant;
+        let warmup = warmup_batches(short, longest, config.limits.max_batch_tokens, plan.max_batch_size);
+        let batcher = Batcher::start(config, factory, warmup, metrics);
+        let (name, config, plan) = (dir.name().into(), Arc::new(dir.config.clone()), Arc::new(plan));
+        Ok(Self { tokenizer, batcher, name, config, plan })
+    }
+
+    /// How the engine runs its batches; after warm-up, one at a time if the probe found
+    /// outputs that depend on the batch.
+    pub fn plan(&self) -> BatchPlan {
+        let mut plan = (*self.plan).clone();
+        if self.batcher.runs_alone() && plan.max_batch_size > 1 {
+            plan.max_batch_size = 1;
+            plan.reason = "the warm-up probe found a sequence's output changed in a batch: each runs alone".into();
+        }
+        plan
     }
 
     pub fn batcher(&self) -> &Batcher {
@@ -103,8 +183,13 @@ impl Engine {
 /// The warm-up: one short sequence (it also tells the output width), then the largest batch the
 /// token budget allows of full-length sequences, so memory reaches its working size before
 /// `/ready` and the first big request is not the one that pays for it.
-fn warmup_batches(short: Encoded, longest: Encoded, args: &EngineArgs) -> Vec<Vec<Encoded>> {
-    let count = (args.max_batch_tokens / longest.len().max(1)).clamp(1, args.max_batch_size.max(1));
+fn warmup_batches(
+    short: Encoded,
+    longest: Encoded,
+    max_batch_tokens: usize,
+    max_batch_size: usize,
+) -> Vec<Vec<Encoded>> {
+    let count = (max_batch_tokens / longest.len().max(1)).clamp(1, max_batch_size.max(1));
     vec![vec![short], vec![longest; count]]
 }
 

@@ -5,6 +5,7 @@ pub mod batcher;
 pub mod config;
 pub mod embedder;
 pub mod engine;
+pub mod exact;
 pub mod fetch;
 pub mod http;
 pub mod memory;

@@ -3,7 +3,7 @@
 
 use crate::batcher::{Batcher, BatcherMetrics, Priority};
 use crate::config::EngineArgs;
-use crate::engine::{Engine, EngineError, cut};
+use crate::engine::{BatchPlan, Engine, EngineError, cut};
 use crate::model::{ModelDir, ModelError, ModelKind};
 use crate::tokenize::TokenizeError;
 
@@ -40,21 +40,36 @@ impl Reranker {
         self.engine.batcher()
     }
 
-    /// Scores every document against `query` (one logit each, in document order).
-    pub async fn score(&self, query: String, documents: Vec<String>) -> Result<Scored, EngineError> {
-        self.score_cut(query, documents, None).await
+    /// How the engine batches pairs (`crate::engine::BatchPlan`).
+    pub fn plan(&self) -> BatchPlan {
+        self.engine.plan()
     }
 
-    /// [`Self::score`], each document first cut to its first `document_tokens` tokens, if given.
+    /// What tells this engine's scores from another's: the bits of the warm-up pair's logit,
+    /// in hex. Another model, or the same one on kernels that round otherwise (ONNX Runtime picks
+    /// them by CPU), scores that pair differently. `None` before the warm-up.
+    pub fn fingerprint(&self) -> Option<String> {
+        let logit = self.engine.batcher().first_output()?.first()?;
+        Some(format!("{:08x}", logit.to_bits()))
+    }
+
+    /// Scores every document against `query` (one logit each, in document order).
+    pub async fn score(&self, query: String, documents: Vec<String>) -> Result<Scored, EngineError> {
+        self.score_cut(query, documents, None, Priority::Interactive).await
+    }
+
+    /// [`Self::score`] at `priority`, each document first cut to its first `document_tokens`
+    /// tokens, if given.
     pub async fn score_cut(
         &self,
         query: String,
         documents: Vec<String>,
         document_tokens: Option<usize>,
+        priority: Priority,
     ) -> Result<Scored, EngineError> {
         let (outputs, tokens) = self
             .engine
-            .run(Priority::Interactive, move |tokenizer, byte_limit| {
+            .run(priority, move |tokenizer, byte_limit| {
                 let query = cut(&query, byte_limit);
                 documents
                     .iter()

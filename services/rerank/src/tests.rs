@@ -246,3 +246,53 @@ async fn max_tokens_per_doc_cuts_documents_before_scoring() {
     let whole = scores(None).await;
     assert_ne!(whole[0], whole[1], "whole, their different ends count");
 }
+
+/// Raw logits of `documents` in input order, from one `/rerank` request.
+async fn logits(app: &Router, query: &str, documents: &[&str]) -> Vec<f32> {
+    let body = json!({"query": query, "documents": documents, "raw_scores": true});
+    let (status, out) = send(app, "POST", "/rerank", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let mut scores = vec![f32::NAN; documents.len()];
+    for r in out["results"].as_array().unwrap() {
+        scores[r["index"].as_u64().unwrap() as usize] = r["score"].as_f64().unwrap() as f32;
+    }
+    scores
+}
+
+const SIMILAR_LENGTHS: [&str; 4] =
+    ["rust engineer in berlin", "pastry chef in lisbon", "search engineer in paris", "data scientist in rome"];
+
+#[tokio::test]
+async fn an_int8_cross_encoder_scores_a_pair_alike_whatever_it_shares_a_request_with() {
+    let (app, _) = router_with("tiny-reranker-int8", &[]).await;
+    let (_, info) = send(&app, "GET", "/info", None).await;
+    assert_eq!(info["batching"]["max_batch_size"], 1, "{info}");
+    assert!(info["batching"]["reason"].as_str().unwrap().contains("DynamicQuantizeLinear"), "{info}");
+    let together = logits(&app, "rust", &SIMILAR_LENGTHS).await;
+    for (document, score) in SIMILAR_LENGTHS.iter().zip(&together) {
+        let alone = logits(&app, "rust", &[document]).await;
+        assert_eq!(alone[0].to_bits(), score.to_bits(), "{document}: {} alone, {score} together", alone[0]);
+    }
+
+    // The reason: batched anyway, the same pairs score otherwise.
+    let (batched, _) = router_with("tiny-reranker-int8", &["--batch-invariant", "false"]).await;
+    let (_, info) = send(&batched, "GET", "/info", None).await;
+    assert_eq!(info["batching"]["max_batch_size"], 32, "{info}");
+    let shared_batch = logits(&batched, "rust", &SIMILAR_LENGTHS).await;
+    assert!(
+        shared_batch.iter().zip(&together).any(|(a, b)| a.to_bits() != b.to_bits()),
+        "batch-mates move int8 scores: {shared_batch:?} vs {together:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_fp32_cross_encoder_batches_and_still_scores_a_pair_alike() {
+    let app = router().await;
+    let (_, info) = send(&app, "GET", "/info", None).await;
+    assert_eq!(info["batching"]["max_batch_size"], 32, "{info}");
+    assert_eq!(info["fingerprint"].as_str().map(str::len), Some(8), "{info}");
+    let together = logits(&app, "rust", &SIMILAR_LENGTHS).await;
+    for (document, score) in SIMILAR_LENGTHS.iter().zip(&together) {
+        assert_eq!(logits(&app, "rust", &[document]).await[0].to_bits(), score.to_bits(), "{document}");
+    }
+}

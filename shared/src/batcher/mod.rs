@@ -12,9 +12,10 @@ mod metrics;
 mod owner;
 pub mod packing;
 mod pending;
+mod warmup;
 mod worker;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc as std_mpsc};
 use std::time::Duration;
 
@@ -46,6 +47,9 @@ pub struct BatcherConfig {
     /// Batches a request may be passed over (others of a better-fitting length going first)
     /// before one of its items must join the next batch; 0 is first come, first served.
     pub max_passed_over: usize,
+    /// Check at warm-up that a sequence's output is the same alone and padded in a batch; if it
+    /// is not, run one sequence at a time (see `crate::exact`).
+    pub probe_batch_invariance: bool,
 }
 
 /// Which work goes first. Interactive: someone is waiting for this answer (a search, a single
@@ -155,13 +159,14 @@ pub struct Batcher {
     capacity: usize,
     metrics: BatcherMetrics,
     readiness: watch::Receiver<Readiness>,
-    output_width: Arc<OnceLock<usize>>,
+    first_output: Arc<OnceLock<Vec<f32>>>,
+    alone: Arc<AtomicBool>,
 }
 
 impl Batcher {
     /// Starts the owner task (on the current tokio runtime) and `config.workers` inference threads.
     /// Each batch of `warmup` is run once per session before the engine reports
-    /// [`Readiness::Ready`]; the first batch's output width becomes [`Batcher::output_width`].
+    /// [`Readiness::Ready`]; the first sequence's output alone is [`Batcher::first_output`].
     pub fn start(
         config: BatcherConfig,
         factory: ModelFactory,
@@ -175,24 +180,33 @@ impl Batcher {
         let ready_tx = Arc::new(ready_tx);
         let workers = config.workers.max(1);
         let loaded = Arc::new(AtomicUsize::new(0));
-        let output_width = Arc::new(OnceLock::new());
+        let first_output = Arc::new(OnceLock::new());
+        let alone = Arc::new(AtomicBool::new(false));
+        let probe = config.probe_batch_invariance && config.limits.max_batch_size > 1;
         for n in 0..workers {
             let worker = Worker { jobs: jobs_rx.clone(), metrics: metrics.clone() };
             let (factory, warmup, ready_tx, loaded) =
                 (factory.clone(), warmup.clone(), ready_tx.clone(), loaded.clone());
-            let output_width = output_width.clone();
+            let (first_output, alone) = (first_output.clone(), alone.clone());
             std::thread::Builder::new()
                 .name(format!("inference-{n}"))
-                .spawn(move || match lower_priority_then(|| load_and_warm(&factory, &warmup)) {
-                    Ok((model, width)) => {
+                .spawn(move || match lower_priority_then(|| warmup::load_and_warm(&factory, &warmup, probe)) {
+                    Ok(warmed) => {
                         let _failed_if_panicking = FailOnPanic(ready_tx.clone());
-                        if let Some(width) = width {
-                            let _ = output_width.set(width);
+                        if let Some(output) = warmed.first_output {
+                            let _ = first_output.set(output);
                         }
+                        if warmed.batch_dependent && !alone.swap(true, Ordering::SeqCst) {
+                            tracing::warn!(
+                                "a sequence's output changed when it shared a batch: each sequence runs alone \
+                                 (--batch-invariant false to batch anyway)"
+                            );
+                        }
+                        // Set before Ready, so no batch forms before the owner knows.
                         if loaded.fetch_add(1, Ordering::SeqCst) + 1 == workers {
                             ready_tx.send_replace(Readiness::Ready);
                         }
-                        worker.run(model);
+                        worker.run(warmed.model);
                     }
                     Err(message) => {
                         tracing::error!(%message, "model failed to load");
@@ -212,6 +226,7 @@ impl Batcher {
             free_workers: Arc::new(Semaphore::new(workers)),
             queued: queued.clone(),
             metrics: metrics.clone(),
+            alone: alone.clone(),
         };
         tokio::spawn(owner.run());
         Self {
@@ -221,13 +236,25 @@ impl Batcher {
             capacity: config.queue_capacity,
             metrics,
             readiness: ready_rx,
-            output_width,
+            first_output,
+            alone,
         }
     }
 
     /// The length of each output vector (the embedding dimension), known after warm-up.
     pub fn output_width(&self) -> Option<usize> {
-        self.output_width.get().copied()
+        self.first_output.get().map(Vec::len)
+    }
+
+    /// The first warm-up sequence's output, computed alone; known after warm-up.
+    pub fn first_output(&self) -> Option<&[f32]> {
+        self.first_output.get().map(Vec::as_slice)
+    }
+
+    /// Whether the warm-up probe found outputs that depend on the batch, so that every sequence
+    /// now runs alone.
+    pub fn runs_alone(&self) -> bool {
+        self.alone.load(Ordering::SeqCst)
     }
 
     pub fn readiness(&self) -> watch::Receiver<Readiness> {
@@ -295,7 +322,6 @@ impl Batcher {
     }
 }
 
-/// Builds the model and runs the warm-up batches; returns the model and its output width.
 /// Marks the engine failed if an inference thread unwinds, so `/ready` and the process (which
 /// exits on failure, to be restarted) do not go on as if the model could still answer.
 struct FailOnPanic(Arc<watch::Sender<Readiness>>);
@@ -315,17 +341,6 @@ fn lower_priority_then<T>(load: impl FnOnce() -> T) -> T {
         tracing::warn!(%error, "could not lower the inference thread's CPU priority");
     }
     load()
-}
-
-fn load_and_warm(factory: &ModelFactory, warmup: &[Vec<Encoded>]) -> Result<(Box<dyn Model>, Option<usize>), String> {
-    let mut model = factory()?;
-    let mut width = None;
-    for batch in warmup {
-        let batch: Vec<&Encoded> = batch.iter().collect();
-        let outputs = model.run(&batch).map_err(|e| format!("warm-up failed: {e}"))?;
-        width = width.or(outputs.first().map(Vec::len));
-    }
-    Ok((model, width))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! for, in another process; on one machine, a linger as long as a rerank covers it.) Bulk is never starved: once its oldest item has waited `bulk_max_delay`
 //! since the last bulk batch, the next batch is bulk's, whatever waits.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::Duration;
 
@@ -40,6 +40,8 @@ pub(super) struct Owner {
     /// channel open for the receiver.
     pub foreground: watch::Receiver<Activity>,
     pub _foreground: Foreground,
+    /// Set at warm-up when outputs were found to depend on the batch: batches of one.
+    pub alone: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -121,7 +123,7 @@ impl Owner {
                 }
             };
             let (pending, limits) = match priority {
-                Priority::Interactive => (&mut queues.interactive, self.config.limits),
+                Priority::Interactive => (&mut queues.interactive, self.limits()),
                 Priority::Bulk => {
                     last_bulk = Instant::now();
                     (&mut queues.bulk, self.bulk_limits())
@@ -142,7 +144,7 @@ impl Owner {
         let bulk_due = queues.bulk.oldest().map(|oldest| oldest.max(last_bulk) + self.config.bulk_max_delay);
         let bulk_owed = bulk_due.is_some_and(|due| now >= due);
         let (priority, pending, limits) = if !queues.interactive.is_empty() && !bulk_owed {
-            (Priority::Interactive, &queues.interactive, self.config.limits)
+            (Priority::Interactive, &queues.interactive, self.limits())
         } else if let Some(quiet) = self.quiet_from(now)
             && !bulk_owed
         {
@@ -164,8 +166,17 @@ impl Owner {
         if activity.in_flight > 0 { Some(None) } else { quiet.filter(|&q| now < q).map(Some) }
     }
 
-    fn bulk_limits(&self) -> BatchLimits {
+    /// The configured limits, or batches of one once the warm-up found batch-dependent outputs.
+    fn limits(&self) -> BatchLimits {
         let limits = self.config.limits;
+        match self.alone.load(Ordering::SeqCst) {
+            true => BatchLimits { max_batch_size: 1, ..limits },
+            false => limits,
+        }
+    }
+
+    fn bulk_limits(&self) -> BatchLimits {
+        let limits = self.limits();
         BatchLimits { max_batch_tokens: limits.max_batch_tokens.min(self.config.bulk_batch_tokens), ..limits }
     }
 

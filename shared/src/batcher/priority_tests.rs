@@ -62,6 +62,7 @@ async fn start(bulk_max_delay: Duration) -> Fixture {
         bulk_max_delay,
         interactive_linger: Duration::from_millis(50),
         max_passed_over: 2,
+        probe_batch_invariance: false,
     };
     let batcher = Batcher::start(config, factory, Vec::new(), BatcherMetrics::default());
     batcher.readiness().wait_for(|r| *r == Readiness::Ready).await.unwrap();

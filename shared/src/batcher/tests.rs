@@ -30,6 +30,7 @@ fn config(max_batch_size: usize, queue_capacity: usize, max_wait_ms: u64) -> Bat
         bulk_max_delay: Duration::from_secs(1),
         interactive_linger: Duration::from_millis(50),
         max_passed_over: 2,
+        probe_batch_invariance: false,
     }
 }
 
@@ -168,4 +169,52 @@ async fn a_panicking_inference_thread_fails_the_engine_instead_of_hanging() {
         matches!(batcher.submit(vec![seq(2)], INTERACTIVE).await, Err(BatcherError::Unavailable(_))),
         "no hang afterwards"
     );
+}
+
+/// Adds a share of the batch's total length to each output, as per-tensor dynamic quantization
+/// lets batch-mates move a real model's outputs; records its batch sizes.
+struct CoupledModel {
+    batches: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Model for CoupledModel {
+    fn run(&mut self, batch: &[&Encoded]) -> Result<Vec<Vec<f32>>, String> {
+        self.batches.lock().unwrap().push(batch.len());
+        let total: usize = batch.iter().map(|e| e.len()).sum();
+        Ok(batch.iter().map(|e| vec![e.len() as f32 + total as f32 / 1000.0]).collect())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn outputs_found_to_depend_on_the_batch_at_warm_up_run_one_at_a_time() {
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let recorded = batches.clone();
+    let factory: ModelFactory =
+        Arc::new(move || Ok(Box::new(CoupledModel { batches: recorded.clone() }) as Box<dyn Model>));
+    let config = BatcherConfig { probe_batch_invariance: true, ..config(8, 100, 50) };
+    let warmup = vec![vec![seq(2)], vec![seq(9), seq(9)]];
+    let batcher = Batcher::start(config, factory, warmup, BatcherMetrics::default());
+    batcher.readiness().wait_for(|r| *r == Readiness::Ready).await.unwrap();
+    assert!(batcher.runs_alone(), "the probe saw the first sequence change beside the last");
+    assert_eq!(batcher.first_output(), Some(&[2.002][..]), "the first sequence alone");
+    batches.lock().unwrap().clear();
+    let out = batcher.submit(vec![seq(3), seq(4), seq(3)], INTERACTIVE).await.unwrap();
+    assert_eq!(out, vec![vec![3.003], vec![4.004], vec![3.003]], "each as it is alone");
+    assert_eq!(*batches.lock().unwrap(), vec![1, 1, 1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn outputs_that_do_not_depend_on_the_batch_keep_batching() {
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let recorded = batches.clone();
+    let factory: ModelFactory =
+        Arc::new(move || Ok(Box::new(RecordingModel { batches: recorded.clone() }) as Box<dyn Model>));
+    let config = BatcherConfig { probe_batch_invariance: true, ..config(8, 100, 50) };
+    let warmup = vec![vec![seq(2)], vec![seq(9), seq(9)]];
+    let batcher = Batcher::start(config, factory, warmup, BatcherMetrics::default());
+    batcher.readiness().wait_for(|r| *r == Readiness::Ready).await.unwrap();
+    assert!(!batcher.runs_alone());
+    batches.lock().unwrap().clear();
+    batcher.submit(vec![seq(3), seq(4), seq(3)], INTERACTIVE).await.unwrap();
+    assert_eq!(*batches.lock().unwrap(), vec![3]);
 }

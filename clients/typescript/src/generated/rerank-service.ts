@@ -24,7 +24,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The model and the limits a client must respect. */
+        /** The model and the limits a client must respect (503 until the model is warm). */
         get: operations["info"];
         put?: never;
         post?: never;
@@ -144,6 +144,22 @@ export interface components {
             /** @description `1` or `2`, the route's version. */
             version: string;
         };
+        /**
+         * @description How an engine runs its model: decided at start from the flags and the model file, logged,
+         *     and shown in `/info`.
+         */
+        BatchPlan: {
+            /** @description Whether a sequence's output must not depend on what it is batched with (--batch-invariant). */
+            batch_invariant: boolean;
+            /** @description ONNX Runtime intra-op threads of each session. */
+            intra_op_threads: number;
+            /** @description Most sequences in one inference run. */
+            max_batch_size: number;
+            /** @description Why. */
+            reason: string;
+            /** @description Inference threads, each with its own session. */
+            workers: number;
+        };
         BilledUnits: {
             /**
              * Format: int32
@@ -243,6 +259,13 @@ export interface components {
             error: string;
         };
         Info: {
+            /** @description How pairs are batched, and why. */
+            batching: components["schemas"]["BatchPlan"];
+            /**
+             * @description What tells this engine's scores from another's (the bits of a fixed pair's logit, in
+             *     hex): a cache of scores keys them by it.
+             */
+            fingerprint: string;
             limits: components["schemas"]["Limits"];
             /** @description Tokens of query plus document the model sees; longer pairs are truncated. */
             max_length: number;
@@ -267,6 +290,12 @@ export interface components {
             billed_units: components["schemas"]["BilledUnits"];
         };
         /**
+         * @description Which work goes first. Interactive: someone is waiting for this answer (a search, a single
+         *     embedding). Bulk: a batch job's documents, which yield to interactive work but are not starved.
+         * @enum {string}
+         */
+        Priority: "interactive" | "bulk";
+        /**
          * @description A field documents are ranked by: `text`, the one field read.
          * @enum {string}
          */
@@ -288,6 +317,16 @@ export interface components {
              *     is 422 `empty_documents`.
              */
             documents: string[];
+            /**
+             * @description Cut each document to its first this many tokens before scoring (as Cohere's
+             *     `max_tokens_per_doc`) [default: only the model's max_length cuts].
+             */
+            max_tokens_per_doc?: number | null;
+            /**
+             * @description `interactive` (default) or `bulk`: bulk pairs (a search-gateway finishing a search's
+             *     leftover pairs in the background) wait while interactive ones are queued or running.
+             */
+            priority?: components["schemas"]["Priority"];
             /** @description Not empty or only whitespace (422 `empty_query`). */
             query: string;
             /** @description Return the raw logit instead of sigmoid(logit). */
@@ -389,6 +428,40 @@ export interface operations {
                 headers: {
                     /** @description `Bearer` */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The queue is full (`overloaded`); retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A bug (`internal`); the detail is in the service's log, not the answer. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The model is loading or the service is shutting down (`not_ready`, or a dependency's
+             *     `*_unavailable`); retry after `Retry-After` seconds.
+             */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -99,7 +99,9 @@ impl Rerank for Reranker {
         budget: Duration,
     ) -> BoxFuture<'_, Result<Vec<f32>, UpstreamError>> {
         Box::pin(async move {
-            let scored = within(RERANKER, budget, self.score_cut(query, documents, document_tokens)).await?;
+            let scored =
+                within(RERANKER, budget, self.score_cut(query, documents, document_tokens, Priority::Interactive))
+                    .await?;
             Ok(scored.logits.into_iter().map(shared::reranker::sigmoid).collect())
         })
     }

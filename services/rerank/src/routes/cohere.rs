@@ -3,6 +3,7 @@
 //! `relevance_score` is a probability.
 
 use axum::extract::State;
+use shared::Priority;
 use shared::http::Json;
 use shared::http::cohere::{CohereDocument, CohereRerankRequest, CohereRerankResponse};
 use shared::http::openapi::{BadBody, EngineBusy, Unauthorized};
@@ -22,7 +23,8 @@ async fn cohere(
     }
     let texts: Vec<String> = request.documents.into_iter().map(CohereDocument::into_text).collect();
     let documents = request.return_documents.then(|| texts.clone());
-    let ranked = ranked(&state, request.query, texts, request.top_n, request.max_tokens_per_doc).await?;
+    let tokens = request.max_tokens_per_doc;
+    let ranked = ranked(&state, request.query, texts, request.top_n, tokens, Priority::Interactive).await?;
     let ranked = ranked.into_iter().map(|(index, logit)| (index, sigmoid(logit))).collect();
     Ok(CohereRerankResponse::new(version, ranked, documents.as_deref()))
 }

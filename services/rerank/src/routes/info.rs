@@ -2,10 +2,12 @@
 
 use axum::extract::State;
 use serde::Serialize;
-use shared::http::openapi::Unauthorized;
+use shared::engine::BatchPlan;
+use shared::http::openapi::{EngineBusy, Unauthorized};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::error::ApiError;
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Info {
@@ -15,6 +17,11 @@ pub(crate) struct Info {
     max_length: usize,
     /// How `score` is computed.
     score: &'static str,
+    /// What tells this engine's scores from another's (the bits of a fixed pair's logit, in
+    /// hex): a cache of scores keys them by it.
+    fingerprint: String,
+    /// How pairs are batched, and why.
+    batching: BatchPlan,
     limits: Limits,
 }
 
@@ -31,15 +38,19 @@ pub(crate) struct Limits {
     queue_capacity: usize,
 }
 
-/// The model and the limits a client must respect.
+/// The model and the limits a client must respect (503 until the model is warm).
 #[utoipa::path(get, path = "/info", tag = "service",
-    responses((status = 200, description = "The model and limits", body = Info), Unauthorized))]
-pub(crate) async fn info(State(state): State<AppState>) -> axum::Json<Info> {
+    responses((status = 200, description = "The model and limits", body = Info), EngineBusy, Unauthorized))]
+pub(crate) async fn info(State(state): State<AppState>) -> Result<axum::Json<Info>, ApiError> {
+    let loading = || ApiError::Engine(shared::BatcherError::Unavailable("the model is loading".into()).into());
+    let fingerprint = state.reranker.fingerprint().ok_or_else(loading)?;
     let config = &state.config;
-    axum::Json(Info {
+    Ok(axum::Json(Info {
         model: state.reranker.name().to_string(),
         max_length: state.reranker.max_length(),
         score: "sigmoid(logit), or the raw logit with raw_scores",
+        fingerprint,
+        batching: state.reranker.plan(),
         limits: Limits {
             max_documents: config.max_documents,
             max_body_bytes: config.serve.max_body_bytes,
@@ -47,5 +58,5 @@ pub(crate) async fn info(State(state): State<AppState>) -> axum::Json<Info> {
             max_batch_size: config.engine.max_batch_size,
             queue_capacity: config.engine.queue_capacity,
         },
-    })
+    }))
 }

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use shared::Priority;
 use shared::http::Json;
 use shared::http::openapi::{BadBody, EngineBusy, Unauthorized};
 use shared::reranker::{rank, sigmoid};
@@ -32,6 +33,15 @@ pub(crate) struct RerankRequest {
     /// Return the raw logit instead of sigmoid(logit).
     #[serde(default)]
     raw_scores: bool,
+    /// Cut each document to its first this many tokens before scoring (as Cohere's
+    /// `max_tokens_per_doc`) [default: only the model's max_length cuts].
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "shared::http::integer::optional_count")]
+    max_tokens_per_doc: Option<usize>,
+    /// `interactive` (default) or `bulk`: bulk pairs (a search-gateway finishing a search's
+    /// leftover pairs in the background) wait while interactive ones are queued or running.
+    #[serde(default)]
+    priority: Priority,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -60,8 +70,12 @@ pub(crate) async fn rerank(
     State(state): State<AppState>,
     Json(request): Json<RerankRequest>,
 ) -> Result<axum::Json<RerankResponse>, ApiError> {
+    if request.max_tokens_per_doc == Some(0) {
+        return Err(ApiError::InvalidRequest("`max_tokens_per_doc` must be at least 1".into()));
+    }
     let documents = request.return_documents.then(|| request.documents.clone());
-    let ranked = ranked(&state, request.query, request.documents, request.top_n, None).await?;
+    let (top_n, tokens, priority) = (request.top_n, request.max_tokens_per_doc, request.priority);
+    let ranked = ranked(&state, request.query, request.documents, top_n, tokens, priority).await?;
     let results = ranked
         .into_iter()
         .map(|(index, logit)| RerankResult {
@@ -81,6 +95,7 @@ pub(crate) async fn ranked(
     documents: Vec<String>,
     top_n: Option<usize>,
     document_tokens: Option<usize>,
+    priority: Priority,
 ) -> Result<Vec<(usize, f32)>, ApiError> {
     if query.trim().is_empty() {
         return Err(ApiError::EmptyQuery);
@@ -95,7 +110,7 @@ pub(crate) async fn ranked(
     if top_n == Some(0) {
         return Err(ApiError::InvalidRequest("`top_n` must be at least 1".into()));
     }
-    let scored = state.reranker.score_cut(query, documents, document_tokens).await?;
+    let scored = state.reranker.score_cut(query, documents, document_tokens, priority).await?;
     let top_n = top_n.unwrap_or(usize::MAX);
     Ok(rank(&scored.logits).into_iter().take(top_n).map(|index| (index, scored.logits[index])).collect())
 }
