@@ -136,7 +136,7 @@ pub async fn collection_embedders(
 fn learn_name_in_background(service: RemoteService) {
     tokio::spawn(async move {
         let mut pause = Duration::from_millis(200);
-        while !service.learn_model_name().await {
+        while !service.learn_info().await {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(10));
         }

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod rerank;
 pub mod retrieval;
 pub mod search;
 pub mod store;
@@ -26,6 +27,7 @@ use crate::collections::Collections;
 use crate::collections::documents;
 use crate::error::ApiError;
 use crate::metrics::GatewayMetrics;
+use crate::rerank::Reranking;
 use crate::search::Limits;
 use crate::search::flight::Flights;
 use crate::store::VectorStore;
@@ -40,6 +42,8 @@ pub struct Gateway {
     /// Aliases, and each collection's embedder and layout.
     pub collections: Collections,
     pub reranker: Arc<dyn Rerank>,
+    /// The reranker with its score cache, budgets and background.
+    pub reranking: Reranking,
     pub store: Arc<dyn VectorStore>,
     pub cache: CacheLayer,
     pub metrics: GatewayMetrics,
@@ -57,9 +61,13 @@ impl Gateway {
         metrics: GatewayMetrics,
         limits: Limits,
     ) -> Self {
+        let settings =
+            rerank::Settings { ttl: limits.score_cache_ttl, background_pairs: limits.rerank_background_pairs };
+        let reranking = Reranking::new(reranker.clone(), cache.clone(), metrics.clone(), settings);
         Self {
             collections,
             reranker,
+            reranking,
             store,
             cache,
             metrics,
@@ -80,12 +88,13 @@ impl Gateway {
         }
     }
 
-    /// Logs a rerank fallback at most every 10 s (a down reranker would otherwise flood the log).
-    fn log_rerank_fallback(&self, error: &UpstreamError) {
+    /// Logs a rerank that stopped short at most every 10 s (a down reranker would otherwise
+    /// flood the log); `window` candidates were reranked.
+    fn log_rerank_stop(&self, error: &UpstreamError, window: usize) {
         let mut last = self.last_fallback_log.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             *last = Some(Instant::now());
-            tracing::warn!(%error, "reranking failed; serving vector order");
+            tracing::warn!(%error, window, "reranking stopped short; the rest is in vector order");
         }
     }
 }

@@ -19,6 +19,7 @@ pub struct GatewayMetrics {
     stage_duration: Family<Labels, Histogram, fn() -> Histogram>,
     searches: Counters,
     reranks: Counters,
+    rerank_pairs: Counters,
     cache_errors: Counters,
     dependency_errors: Counters,
 }
@@ -33,6 +34,7 @@ impl Default for GatewayMetrics {
             stage_duration: Family::new_with_constructor(stage_histogram as fn() -> Histogram),
             searches: Counters::default(),
             reranks: Counters::default(),
+            rerank_pairs: Counters::default(),
             cache_errors: Counters::default(),
             dependency_errors: Counters::default(),
         }
@@ -51,7 +53,18 @@ impl GatewayMetrics {
             self.stage_duration.clone(),
         );
         registry.register("searches", "Searches by cache outcome (kind: hit, miss, bypass)", self.searches.clone());
-        registry.register("reranks", "Rerank outcomes (kind: applied, skipped, fallback)", self.reranks.clone());
+        registry.register(
+            "reranks",
+            "Rerank outcomes (kind: applied, partial, skipped, fallback)",
+            self.reranks.clone(),
+        );
+        registry.register(
+            "rerank_pairs",
+            "Query-document pairs by where their score came from (kind: reused from the score cache, scored by \
+             the model for an answer, background: scored after a search's budget ran out, dropped: left unscored \
+             because the background was full)",
+            self.rerank_pairs.clone(),
+        );
         registry.register("cache_errors", "Cache operations that failed (kind: operation)", self.cache_errors.clone());
         registry.register(
             "dependency_errors",
@@ -70,6 +83,10 @@ impl GatewayMetrics {
 
     pub fn rerank(&self, outcome: &str) {
         inc(&self.reranks, outcome);
+    }
+
+    pub fn rerank_pairs(&self, kind: &str, pairs: usize) {
+        self.rerank_pairs.get_or_create(&Labels { kind: kind.to_string() }).inc_by(pairs as u64);
     }
 
     pub fn cache_error(&self, operation: &str) {

@@ -574,11 +574,28 @@ export interface components {
          */
         RankField: "text";
         /**
-         * @description `applied`: reranked; `skipped`: not asked for (or nothing to rerank); `fallback`: the reranker
-         *     failed or ran out of time, so the hits are in vector order.
+         * @description `applied`: every candidate reranked; `partial`: the rerank budget (--rerank-timeout-ms) ran
+         *     out, or the reranker failed, after the first `reranked.window` candidates: those come first by
+         *     rerank score, then the others in retrieval order, exactly what `candidates` =
+         *     `reranked.window` would have given (the others are scored in the background, so the next
+         *     identical search is complete); `skipped`: not asked for (or nothing to rerank); `fallback`:
+         *     nothing could be reranked in time, so the hits are in retrieval order. Partial and fallback
+         *     answers are not cached.
          * @enum {string}
          */
-        RerankStatus: "applied" | "skipped" | "fallback";
+        RerankStatus: "applied" | "partial" | "skipped" | "fallback";
+        /** @description What the reranker did for this answer (present unless reranking was skipped). */
+        Reranked: {
+            /** @description Scores of the window read from the score cache (0 on a cache hit: nothing was scored). */
+            reused: number;
+            /** @description Pairs the model scored for this answer. */
+            scored: number;
+            /**
+             * @description The first `window` candidates, in retrieval order, were reranked: all of them unless
+             *     `rerank` is `partial` (or `fallback`: 0).
+             */
+            window: number;
+        };
         /**
          * @description `dense`: nearest by the embedding; `sparse`: BM25 over the text's terms; `hybrid`: both, fused.
          * @enum {string}
@@ -654,6 +671,7 @@ export interface components {
             cache: components["schemas"]["CacheStatus"];
             hits: components["schemas"]["Hit"][];
             rerank: components["schemas"]["RerankStatus"];
+            reranked?: null | components["schemas"]["Reranked"];
             /**
              * @description The retrieval that ran: the one asked for, or `dense` for a collection without sparse
              *     vectors.

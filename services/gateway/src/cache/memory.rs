@@ -60,6 +60,25 @@ impl Cache for MemoryCache {
         })
     }
 
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, CacheError>> {
+        Box::pin(async move {
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(self.entries.get(key).await.map(|e| e.value.to_vec()));
+            }
+            Ok(values)
+        })
+    }
+
+    fn set_many<'a>(&'a self, entries: Vec<(String, Vec<u8>)>, ttl: Duration) -> BoxFuture<'a, Result<(), CacheError>> {
+        Box::pin(async move {
+            for (key, value) in entries {
+                self.entries.insert(key, Entry { value: value.into(), ttl }).await;
+            }
+            Ok(())
+        })
+    }
+
     fn counter<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, CacheError>> {
         let value = self.counters.lock().unwrap_or_else(|p| p.into_inner()).get(key).copied().unwrap_or(0);
         Box::pin(async move { Ok(value) })
@@ -90,5 +109,9 @@ mod tests {
         assert_eq!(cache.counter("g").await.unwrap(), 0);
         assert_eq!(cache.increment("g").await.unwrap(), 1);
         assert_eq!(cache.counter("g").await.unwrap(), 1);
+        let entries = vec![("m1".to_string(), b"x".to_vec()), ("m2".to_string(), b"y".to_vec())];
+        cache.set_many(entries, Duration::from_secs(60)).await.unwrap();
+        let keys = ["m2", "missing", "m1"].map(String::from);
+        assert_eq!(cache.get_many(&keys).await.unwrap(), vec![Some(b"y".to_vec()), None, Some(b"x".to_vec())]);
     }
 }

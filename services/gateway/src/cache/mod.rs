@@ -30,6 +30,10 @@ pub trait Cache: Send + Sync {
     fn backend(&self) -> &'static str;
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, CacheError>>;
     fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), CacheError>>;
+    /// The values at `keys`, in order, in one round trip.
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, CacheError>>;
+    /// Sets every entry, each with `ttl`, in one round trip.
+    fn set_many<'a>(&'a self, entries: Vec<(String, Vec<u8>)>, ttl: Duration) -> BoxFuture<'a, Result<(), CacheError>>;
     /// The counter at `key` (0 if unset).
     fn counter<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, CacheError>>;
     /// Adds one to the counter at `key`.
@@ -123,6 +127,30 @@ impl CacheLayer {
         }
     }
 
+    /// The values at `keys`, in order (all missing when the cache cannot answer).
+    pub async fn get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        if self.is_open() || keys.is_empty() {
+            return vec![None; keys.len()];
+        }
+        match self.inner.get_many(keys).await {
+            Ok(values) if values.len() == keys.len() => values,
+            Ok(_) => vec![None; keys.len()],
+            Err(e) => {
+                self.failed("get_many", &e);
+                vec![None; keys.len()]
+            }
+        }
+    }
+
+    pub async fn set_many(&self, entries: Vec<(String, Vec<u8>)>, ttl: Duration) {
+        if self.is_open() || entries.is_empty() {
+            return;
+        }
+        if let Err(e) = self.inner.set_many(entries, ttl).await {
+            self.failed("set_many", &e);
+        }
+    }
+
     /// The current generation of `collection`'s results.
     pub async fn generation(&self, collection: &str) -> Generation {
         if self.is_open() || self.unbumped.lock().unwrap_or_else(|p| p.into_inner()).contains(collection) {
@@ -165,6 +193,22 @@ impl CacheLayer {
     }
 }
 
+/// The SHA-256 of `parts` in hex, each part's length hashed before it, so that parts cannot run
+/// into each other: what every cache key is made of.
+pub(crate) fn hex_sha256(parts: &[&str]) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for part in parts {
+        hasher.update(part.len().to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex(&hasher.finalize())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What a probe reads (any answer, even "unset", means the cache is back).
 const PROBE_KEY: &str = "sg:v1:probe";
 
@@ -177,6 +221,11 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
+
+    #[test]
+    fn key_parts_cannot_run_into_each_other() {
+        assert_ne!(hex_sha256(&["ab", "c"]), hex_sha256(&["a", "bc"]));
+    }
 
     /// A cache that works until it is switched off (a real Redis outage is tested end to end).
     struct Switchable {
@@ -211,6 +260,22 @@ mod tests {
             Box::pin(async move {
                 self.check()?;
                 self.memory.set(key, value, ttl).await
+            })
+        }
+        fn get_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, CacheError>> {
+            Box::pin(async move {
+                self.check()?;
+                self.memory.get_many(keys).await
+            })
+        }
+        fn set_many<'a>(
+            &'a self,
+            entries: Vec<(String, Vec<u8>)>,
+            ttl: Duration,
+        ) -> BoxFuture<'a, Result<(), CacheError>> {
+            Box::pin(async move {
+                self.check()?;
+                self.memory.set_many(entries, ttl).await
             })
         }
         fn counter<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, CacheError>> {

@@ -83,6 +83,20 @@ impl Cache for RedisCache {
         Box::pin(self.run(move |mut c| async move { c.set_ex(key, value, seconds).await }))
     }
 
+    fn get_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, CacheError>> {
+        // MGET of one key answers a bare value, not a list: ask in a list always.
+        Box::pin(self.run(move |mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await }))
+    }
+
+    fn set_many<'a>(&'a self, entries: Vec<(String, Vec<u8>)>, ttl: Duration) -> BoxFuture<'a, Result<(), CacheError>> {
+        let seconds = ttl.as_secs().max(1);
+        let mut pipe = redis::pipe();
+        for (key, value) in &entries {
+            pipe.set_ex(key, value, seconds).ignore();
+        }
+        Box::pin(self.run(move |mut c| async move { pipe.query_async(&mut c).await }))
+    }
+
     fn counter<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, CacheError>> {
         Box::pin(async move {
             Ok(self.run(move |mut c| async move { c.get::<_, Option<u64>>(key).await }).await?.unwrap_or(0))

@@ -68,6 +68,15 @@ pub struct ServerArgs {
     /// Seconds a query embedding stays cached (embeddings survive re-ingest).
     #[arg(long, env = "EMBEDDING_CACHE_TTL_SECS", default_value_t = 86_400)]
     pub embedding_cache_ttl_secs: u64,
+    /// Seconds a reranker's (query, document) score stays cached. A score only changes with the
+    /// model, the query or the document's text, each of which is in its key; this only bounds
+    /// how long an unused one takes room.
+    #[arg(long, env = "SCORE_CACHE_TTL_SECS", default_value_t = 7 * 86_400)]
+    pub score_cache_ttl_secs: u64,
+    /// Most (query, document) pairs that searches whose rerank budget ran out may leave to be
+    /// scored in the background (at bulk priority, into the score cache); beyond it they are dropped.
+    #[arg(long, env = "RERANK_BACKGROUND_PAIRS", default_value_t = 2000)]
+    pub rerank_background_pairs: usize,
     #[command(flatten)]
     pub serve: ServeArgs,
 }
@@ -147,7 +156,10 @@ pub struct Backends {
     /// Milliseconds embedding a query (or an upsert chunk) may take.
     #[arg(long, env = "EMBED_TIMEOUT_MS", default_value_t = 30_000)]
     pub embed_timeout_ms: u64,
-    /// Milliseconds reranking may take before the search falls back to vector order.
+    /// Milliseconds the rerank stage of a search may take: candidates are scored in retrieval
+    /// order, and when the time is up the answer is the scored ones by score, then the rest in
+    /// retrieval order (`"rerank": "partial"`); the rest are scored in the background for the next
+    /// search. Cohere's rerank routes answer 504 instead.
     #[arg(long, env = "RERANK_TIMEOUT_MS", default_value_t = 15_000)]
     pub rerank_timeout_ms: u64,
     /// Milliseconds a Qdrant server call may take.
@@ -350,6 +362,10 @@ impl ServerArgs {
 
     pub fn embedding_cache_ttl(&self) -> Duration {
         Duration::from_secs(self.embedding_cache_ttl_secs)
+    }
+
+    pub fn score_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.score_cache_ttl_secs)
     }
 }
 

@@ -61,6 +61,8 @@ impl Target {
             embedding_cache_ttl: Duration::ZERO,
             embed_timeout: budget,
             rerank_timeout: budget,
+            score_cache_ttl: Duration::from_secs(1),
+            rerank_background_pairs: 0,
         };
         let cache = CacheLayer::new(parts.cache.clone(), metrics.clone());
         let gateway = Gateway::new(collections, parts.reranker.clone(), parts.store.clone(), cache, metrics, limits);

@@ -87,12 +87,18 @@ pub enum CacheMode {
     Refresh,
 }
 
-/// `applied`: reranked; `skipped`: not asked for (or nothing to rerank); `fallback`: the reranker
-/// failed or ran out of time, so the hits are in vector order.
+/// `applied`: every candidate reranked; `partial`: the rerank budget (--rerank-timeout-ms) ran
+/// out, or the reranker failed, after the first `reranked.window` candidates: those come first by
+/// rerank score, then the others in retrieval order, exactly what `candidates` =
+/// `reranked.window` would have given (the others are scored in the background, so the next
+/// identical search is complete); `skipped`: not asked for (or nothing to rerank); `fallback`:
+/// nothing could be reranked in time, so the hits are in retrieval order. Partial and fallback
+/// answers are not cached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RerankStatus {
     Applied,
+    Partial,
     Skipped,
     Fallback,
 }
@@ -101,10 +107,23 @@ impl RerankStatus {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Applied => "applied",
+            Self::Partial => "partial",
             Self::Skipped => "skipped",
             Self::Fallback => "fallback",
         }
     }
+}
+
+/// What the reranker did for this answer (present unless reranking was skipped).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Reranked {
+    /// The first `window` candidates, in retrieval order, were reranked: all of them unless
+    /// `rerank` is `partial` (or `fallback`: 0).
+    pub window: usize,
+    /// Scores of the window read from the score cache (0 on a cache hit: nothing was scored).
+    pub reused: usize,
+    /// Pairs the model scored for this answer.
+    pub scored: usize,
 }
 
 /// Whether the result came from the cache.
@@ -151,6 +170,8 @@ pub struct SearchResponse {
     /// vectors.
     pub retrieval: Retrieval,
     pub rerank: RerankStatus,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reranked: Option<Reranked>,
     pub cache: CacheStatus,
     pub timings_ms: Timings,
 }

@@ -6,19 +6,25 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::cache::{hex, hex_sha256};
 use tracing::Instrument as _;
 
 use crate::Gateway;
 use crate::cache::Generation;
 use crate::error::ApiError;
+use crate::rerank::Reuse;
 use crate::retrieval::{Fusion, Retrieval, SearchParams, StoreQuery};
 use crate::store::{Found, SearchFilter, StoreError};
+use crate::upstream::UpstreamError;
 
 mod api;
 pub mod flight;
 mod validate;
 
-pub use api::{CacheMode, CacheStatus, DEFAULT_RETRIEVAL, Hit, RerankStatus, SearchRequest, SearchResponse, Timings};
+pub use api::{
+    CacheMode, CacheStatus, DEFAULT_RETRIEVAL, Hit, RerankStatus, Reranked, SearchRequest, SearchResponse, Timings,
+};
 pub use validate::normalize_query;
 
 /// What is cached: the result without its timings.
@@ -27,6 +33,7 @@ pub(crate) struct Computed {
     hits: Vec<Hit>,
     retrieval: Retrieval,
     rerank: RerankStatus,
+    reranked: Option<Reranked>,
     #[serde(skip)]
     timings: Timings,
 }
@@ -46,19 +53,6 @@ struct Search {
     fusion: Fusion,
     params: SearchParams,
     mode: CacheMode,
-}
-
-fn hex_sha256(parts: &[&str]) -> String {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update(part.len().to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hex(&hasher.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A vector's numbers as the embedding cache stores them (little-endian f32s).
@@ -130,10 +124,13 @@ pub async fn search(gateway: &Arc<Gateway>, request: SearchRequest) -> Result<Se
         let timings = Timings { cache, total: millis(started), ..Timings::default() };
         gateway.metrics.search("hit");
         gateway.metrics.stage("cache", cache / 1000.0);
+        // Nothing was scored for this answer.
+        let reranked = cached.reranked.map(|r| Reranked { reused: 0, scored: 0, ..r });
         return Ok(SearchResponse {
             hits: cached.hits,
             retrieval: cached.retrieval,
             rerank: cached.rerank,
+            reranked,
             cache: CacheStatus::Hit,
             timings_ms: timings,
         });
@@ -161,6 +158,7 @@ pub async fn search(gateway: &Arc<Gateway>, request: SearchRequest) -> Result<Se
         hits: computed.hits.clone(),
         retrieval: computed.retrieval,
         rerank: computed.rerank,
+        reranked: computed.reranked,
         cache: status,
         timings_ms: timings,
     })
@@ -215,20 +213,30 @@ async fn compute(gateway: Arc<Gateway>, search: Search, key: Option<String>) -> 
     let (found, retrieval) = (searched.found, searched.retrieval);
 
     let rerank_started = Instant::now();
-    let rerank_span = tracing::info_span!("rerank", documents = found.len(), status = tracing::field::Empty);
-    let (hits, rerank) = rerank(&gateway, &search, found).instrument(rerank_span.clone()).await;
+    let rerank_span = tracing::info_span!(
+        "rerank",
+        documents = found.len(),
+        status = tracing::field::Empty,
+        window = tracing::field::Empty,
+        pairs_reused = tracing::field::Empty,
+        pairs_scored = tracing::field::Empty,
+    );
+    let (hits, rerank, reranked) = rerank(&gateway, &search, found).instrument(rerank_span.clone()).await;
     rerank_span.record("status", rerank.as_str());
+    if let Some(r) = reranked {
+        rerank_span.record("window", r.window).record("pairs_reused", r.reused).record("pairs_scored", r.scored);
+    }
     let rerank_ms = millis(rerank_started);
     gateway.metrics.rerank(rerank.as_str());
     gateway.metrics.stage("embed", embed / 1000.0);
     gateway.metrics.stage("search", search_ms / 1000.0);
     gateway.metrics.stage("rerank", rerank_ms / 1000.0);
 
-    let mut computed = Computed { hits, retrieval, rerank, timings: Timings::default() };
+    let mut computed = Computed { hits, retrieval, rerank, reranked, timings: Timings::default() };
     let write_started = Instant::now();
-    // A fallback result is not cached: the next search should get the reranked one.
+    // A partial or fallback result is not cached: the next search should get the reranked one.
     if let Some(key) = key
-        && rerank != RerankStatus::Fallback
+        && !matches!(rerank, RerankStatus::Fallback | RerankStatus::Partial)
         && let Ok(bytes) = serde_json::to_vec(&computed)
     {
         gateway.cache.set(&key, bytes, gateway.limits.cache_ttl).instrument(tracing::info_span!("cache_write")).await;
@@ -264,41 +272,54 @@ async fn embed_query(gateway: &Gateway, search: &Search, use_cache: bool) -> Res
     Ok(vector)
 }
 
-/// The best `top_k` hits: by rerank score when reranking works, else in vector order.
-async fn rerank(gateway: &Gateway, search: &Search, found: Vec<Found>) -> (Vec<Hit>, RerankStatus) {
-    let vector_order = |found: Vec<Found>| -> Vec<Hit> {
-        found
-            .into_iter()
-            .take(search.top_k)
-            .map(|f| Hit { id: f.id, score: f.score, vector_score: f.score, rerank_score: None, payload: f.payload })
-            .collect()
-    };
+/// The best `top_k` hits: the candidates the reranker scored in time (a prefix in retrieval order:
+/// all of them, unless its budget ran out or it failed) by score, then the others in retrieval
+/// order.
+async fn rerank(gateway: &Gateway, search: &Search, found: Vec<Found>) -> (Vec<Hit>, RerankStatus, Option<Reranked>) {
     if !search.rerank || found.is_empty() {
-        return (vector_order(found), RerankStatus::Skipped);
+        return (window_order(found, &[], search.top_k), RerankStatus::Skipped, None);
     }
     let documents = found.iter().map(|f| f.text.clone().unwrap_or_default()).collect();
+    let reuse = match search.mode {
+        CacheMode::Use => Reuse::Use,
+        CacheMode::Bypass => Reuse::Bypass,
+        CacheMode::Refresh => Reuse::Refresh,
+    };
     let budget = gateway.limits.rerank_timeout;
-    match gateway.reranker.score(search.query.clone(), documents, None, budget).await {
-        Ok(scores) => {
-            let order = shared::reranker::rank(&scores);
-            let mut found: Vec<Option<Found>> = found.into_iter().map(Some).collect();
-            let hits = order
-                .into_iter()
-                .take(search.top_k)
-                .filter_map(|i| {
-                    let f = found[i].take()?;
-                    let score = scores[i];
-                    Some(Hit { id: f.id, score, vector_score: f.score, rerank_score: Some(score), payload: f.payload })
-                })
-                .collect();
-            (hits, RerankStatus::Applied)
-        }
-        Err(error) => {
+    let scored = gateway.reranking.score(search.query.clone(), documents, None, reuse, budget).await;
+    let window = scored.scores.len();
+    let status = match (&scored.stopped, window) {
+        (None, _) => RerankStatus::Applied,
+        (Some(_), 0) => RerankStatus::Fallback,
+        (Some(_), _) => RerankStatus::Partial,
+    };
+    match &scored.stopped {
+        // A budget that runs out after some of the window is the stage working as configured.
+        Some(UpstreamError::Timeout(_)) if window > 0 => tracing::debug!(window, "rerank budget ran out"),
+        Some(error) => {
             gateway.metrics.dependency_error("reranker");
-            gateway.log_rerank_fallback(&error);
-            (vector_order(found), RerankStatus::Fallback)
+            gateway.log_rerank_stop(error, window);
         }
+        None => {}
     }
+    let reranked = Reranked { window, reused: scored.reused, scored: scored.scored };
+    (window_order(found, &scored.scores, search.top_k), status, Some(reranked))
+}
+
+/// The first `top_k` of: the first `scores.len()` candidates by score (equal scores keep their
+/// retrieval order), then the others in retrieval order.
+fn window_order(found: Vec<Found>, scores: &[f32], top_k: usize) -> Vec<Hit> {
+    let order = shared::reranker::rank(scores).into_iter().chain(scores.len()..found.len());
+    let mut found: Vec<Option<Found>> = found.into_iter().map(Some).collect();
+    order
+        .filter_map(|i| {
+            let f = found[i].take()?;
+            let rerank_score = scores.get(i).copied();
+            let score = rerank_score.unwrap_or(f.score);
+            Some(Hit { id: f.id, score, vector_score: f.score, rerank_score, payload: f.payload })
+        })
+        .take(top_k)
+        .collect()
 }
 
 /// Limits and budgets of the search path.
@@ -311,17 +332,17 @@ pub struct Limits {
     pub cache_ttl: Duration,
     pub embedding_cache_ttl: Duration,
     pub embed_timeout: Duration,
+    /// The rerank stage's budget: then the answer keeps the scored prefix (`partial`).
     pub rerank_timeout: Duration,
+    /// How long a (query, document) score stays in the score cache.
+    pub score_cache_ttl: Duration,
+    /// Pairs a budget left unscored that may wait for the background at once.
+    pub rerank_background_pairs: usize,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_parts_cannot_run_into_each_other() {
-        assert_ne!(hex_sha256(&["ab", "c"]), hex_sha256(&["a", "bc"]));
-    }
 
     #[test]
     fn requests_take_the_contract_defaults() {

@@ -34,18 +34,43 @@ pub trait Embed: Send + Sync {
 /// Scores documents against a query.
 pub trait Rerank: Send + Sync {
     fn model(&self) -> String;
-    /// Relevance scores in (0, 1), in document order, within `budget`; each document cut to its
-    /// first `document_tokens` tokens first, if given (Cohere's `max_tokens_per_doc`).
+    /// What a score cache keys this engine's scores by: the model's name and its score
+    /// fingerprint (`shared::Reranker::fingerprint`); `None` until known (a remote service that
+    /// has not answered `/info`), and then nothing is reused.
+    fn identity(&self) -> Option<String>;
+    /// How to feed it: pairs per call and calls in flight, so that its inference threads stay
+    /// busy and no more is queued there than they are running.
+    fn pacing(&self) -> Pacing;
+    /// Relevance scores in (0, 1), in document order, at `priority`, within `budget`; each
+    /// document cut to its first `document_tokens` tokens first, if given (Cohere's
+    /// `max_tokens_per_doc`).
     fn score(
         &self,
         query: String,
         documents: Vec<String>,
         document_tokens: Option<usize>,
+        priority: Priority,
         budget: Duration,
     ) -> BoxFuture<'_, Result<Vec<f32>, UpstreamError>>;
     /// Whether it runs in this process, on the same cores as an in-process embedder.
     fn in_process(&self) -> bool {
         false
+    }
+}
+
+/// How many pairs go in one call to a reranker, and how many calls are in flight at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    pub chunk: usize,
+    pub in_flight: usize,
+}
+
+impl Pacing {
+    /// Pairs per call: one when the engine runs pairs alone, else a batch of profile-length
+    /// pairs (8 x ~400 tokens fills the default 4096-token budget); one call per inference
+    /// thread.
+    fn of(max_batch_size: usize, workers: usize) -> Self {
+        Self { chunk: max_batch_size.clamp(1, 8), in_flight: workers.max(1) }
     }
 }
 
@@ -91,17 +116,26 @@ impl Rerank for Reranker {
         self.name().to_string()
     }
 
+    fn identity(&self) -> Option<String> {
+        Some(format!("{}|{}", self.name(), self.fingerprint()?))
+    }
+
+    fn pacing(&self) -> Pacing {
+        let plan = self.plan();
+        Pacing::of(plan.max_batch_size, plan.workers)
+    }
+
     fn score(
         &self,
         query: String,
         documents: Vec<String>,
         document_tokens: Option<usize>,
+        priority: Priority,
         budget: Duration,
     ) -> BoxFuture<'_, Result<Vec<f32>, UpstreamError>> {
         Box::pin(async move {
-            let scored =
-                within(RERANKER, budget, self.score_cut(query, documents, document_tokens, Priority::Interactive))
-                    .await?;
+            let scoring = self.score_cut(query, documents, document_tokens, priority);
+            let scored = within(RERANKER, budget, scoring).await?;
             Ok(scored.logits.into_iter().map(shared::reranker::sigmoid).collect())
         })
     }
@@ -171,8 +205,7 @@ impl RemoteReranker {
     }
 }
 
-/// `/rerank`'s request, or, with `max_tokens_per_doc`, Cohere's (`/v2/rerank`), which cuts
-/// documents; both answer sigmoid scores by index.
+/// `/rerank`'s request; it answers sigmoid scores by index.
 #[derive(Serialize)]
 struct RerankRequest<'a> {
     query: &'a str,
@@ -180,6 +213,7 @@ struct RerankRequest<'a> {
     return_documents: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens_per_doc: Option<usize>,
+    priority: Priority,
 }
 
 #[derive(Deserialize)]
@@ -190,7 +224,6 @@ struct RerankResponse {
 #[derive(Deserialize)]
 struct RerankResult {
     index: usize,
-    #[serde(alias = "relevance_score")]
     score: f32,
 }
 
@@ -199,19 +232,37 @@ impl Rerank for RemoteReranker {
         self.service.model_name()
     }
 
+    fn identity(&self) -> Option<String> {
+        let info = self.service.info()?;
+        Some(format!("{}|{}", info.model, info.fingerprint.as_deref()?))
+    }
+
+    /// As the service's plan says (pairs alone on two threads until it has answered `/info`),
+    /// on each of its replicas.
+    fn pacing(&self) -> Pacing {
+        let batching = self.service.info().and_then(|info| info.batching);
+        let (max_batch_size, workers) = batching.map_or((1, 2), |b| (b.max_batch_size, b.workers));
+        Pacing::of(max_batch_size, workers * self.service.replicas())
+    }
+
     fn score(
         &self,
         query: String,
         documents: Vec<String>,
         document_tokens: Option<usize>,
+        priority: Priority,
         budget: Duration,
     ) -> BoxFuture<'_, Result<Vec<f32>, UpstreamError>> {
         Box::pin(async move {
             let max_tokens_per_doc = document_tokens;
-            let request =
-                RerankRequest { query: &query, documents: &documents, return_documents: false, max_tokens_per_doc };
-            let route = if document_tokens.is_some() { "/v2/rerank" } else { "/rerank" };
-            let response: RerankResponse = self.service.post(route, &request, budget).await?;
+            let request = RerankRequest {
+                query: &query,
+                documents: &documents,
+                return_documents: false,
+                max_tokens_per_doc,
+                priority,
+            };
+            let response: RerankResponse = self.service.post("/rerank", &request, budget).await?;
             let mut scores = vec![f32::NAN; documents.len()];
             for result in response.results {
                 if let Some(slot) = scores.get_mut(result.index) {

@@ -7,6 +7,6 @@ pub mod error;
 pub mod remote;
 pub mod replicas;
 
-pub use engines::{Embed, RemoteEmbedder, RemoteReranker, Rerank};
+pub use engines::{Embed, Pacing, RemoteEmbedder, RemoteReranker, Rerank};
 pub use error::UpstreamError;
 pub use remote::RemoteService;

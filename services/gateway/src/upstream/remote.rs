@@ -46,8 +46,28 @@ pub struct RemoteService {
     /// Every replica the base URL(s) name, balanced.
     replicas: Replicas,
     retries: u32,
-    /// The model's name from `GET /info`, once it has answered.
-    model: Arc<OnceLock<String>>,
+    /// What `GET /info` said, once the service has answered it.
+    info: Arc<OnceLock<ServiceInfo>>,
+}
+
+/// What the gateway reads from a model service's `GET /info`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ServiceInfo {
+    /// The model's name (part of every cache key).
+    pub model: String,
+    /// A rerank-service's score fingerprint (`shared::Reranker::fingerprint`).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// A rerank-service's batching plan.
+    #[serde(default)]
+    pub batching: Option<Batching>,
+}
+
+/// The part of a service's batching plan that says how much work it takes at once.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct Batching {
+    pub max_batch_size: usize,
+    pub workers: usize,
 }
 
 impl RemoteService {
@@ -84,7 +104,7 @@ impl RemoteService {
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let replicas = Replicas::new(client.clone(), urls);
-        Ok(Self { role, base: base.into(), client, replicas, retries, model: Arc::default() })
+        Ok(Self { role, base: base.into(), client, replicas, retries, info: Arc::default() })
     }
 
     pub fn base(&self) -> &str {
@@ -93,23 +113,30 @@ impl RemoteService {
 
     /// The model's name as the service reports it, or its URL until it has been asked.
     pub fn model_name(&self) -> String {
-        self.model.get().cloned().unwrap_or_else(|| self.base.to_string())
+        self.info.get().map_or_else(|| self.base.to_string(), |info| info.model.clone())
     }
 
-    /// Asks `GET /info` for the model name (used in cache keys); quiet on failure.
-    pub async fn learn_model_name(&self) -> bool {
-        #[derive(serde::Deserialize)]
-        struct Info {
-            model: String,
-        }
+    /// What `GET /info` said, once it has answered.
+    pub fn info(&self) -> Option<&ServiceInfo> {
+        self.info.get()
+    }
+
+    /// How many replicas the URLs stand for.
+    pub fn replicas(&self) -> usize {
+        self.replicas.count()
+    }
+
+    /// Asks `GET /info` for the model name (used in cache keys) and what else the gateway reads
+    /// there; quiet on failure. A service answers it once its model is warm.
+    pub async fn learn_info(&self) -> bool {
         let Ok(request) = self.client.get(format!("{}/info", self.base)).build() else { return false };
         let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(2), self.replicas.send(request)).await else {
             return false;
         };
         match response.error_for_status() {
-            Ok(response) => match response.json::<Info>().await {
+            Ok(response) => match response.json::<ServiceInfo>().await {
                 Ok(info) => {
-                    let _ = self.model.set(info.model);
+                    let _ = self.info.set(info);
                     true
                 }
                 Err(_) => false,

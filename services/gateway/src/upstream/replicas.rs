@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -35,6 +36,8 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Result<reqwest::Response, 
 #[derive(Clone)]
 pub struct Replicas {
     balancer: Buffer<reqwest::Request, ResponseFuture>,
+    /// Endpoints found at the last resolution.
+    count: Arc<AtomicUsize>,
 }
 
 impl Replicas {
@@ -42,10 +45,16 @@ impl Replicas {
     /// every [`REFRESH`]. Must run inside a tokio runtime.
     pub fn new(client: reqwest::Client, bases: Vec<reqwest::Url>) -> Self {
         let (changes, discovered) = mpsc::unbounded_channel();
-        tokio::spawn(discover(client, bases, changes));
+        let count = Arc::new(AtomicUsize::new(bases.len()));
+        tokio::spawn(discover(client, bases, changes, count.clone()));
         let balance = Balance::new(Discovered(discovered));
         let balancer = Buffer::new(BoxService::new(balance.map_err(BoxError::from)), 1024);
-        Self { balancer }
+        Self { balancer, count }
+    }
+
+    /// How many replicas the names stood for when last resolved.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed).max(1)
     }
 
     /// Sends `request` (its URL's origin is replaced by the chosen replica's).
@@ -136,6 +145,7 @@ async fn discover(
     client: reqwest::Client,
     bases: Vec<reqwest::Url>,
     changes: mpsc::UnboundedSender<Change<String, Replica>>,
+    count: Arc<AtomicUsize>,
 ) {
     let mut current: HashMap<String, ()> = HashMap::new();
     loop {
@@ -163,6 +173,7 @@ async fn discover(
                 return;
             }
         }
+        count.store(found.len(), Ordering::Relaxed);
         current = found.into_keys().map(|k| (k, ())).collect();
         tokio::time::sleep(REFRESH).await;
         if changes.is_closed() {

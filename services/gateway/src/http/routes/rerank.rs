@@ -1,6 +1,7 @@
 //! Cohere's rerank API on the gateway (`POST /v1/rerank`, `POST /v2/rerank`, the shapes in
-//! `shared::http::cohere`), through the gateway's own reranker: in process on its engine, or
-//! rerank-service. A framework pointed at the gateway reranks without a second base URL.
+//! `shared::http::cohere`), through the gateway's own reranker (in process on its engine, or
+//! rerank-service) and its score cache. A framework pointed at the gateway reranks without a
+//! second base URL.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use shared::http::openapi::{BadBody, Unauthorized};
 
 use crate::Gateway;
 use crate::error::{ApiError, Upstream};
+use crate::rerank::Reuse;
 
 async fn cohere(
     gateway: &Gateway,
@@ -36,7 +38,13 @@ async fn cohere(
     let texts: Vec<String> = request.documents.into_iter().map(CohereDocument::into_text).collect();
     let documents = request.return_documents.then(|| texts.clone());
     let budget = gateway.limits.rerank_timeout;
-    let scores = gateway.reranker.score(request.query, texts, request.max_tokens_per_doc, budget).await?;
+    // Known scores are reused; a budget that runs out is a 504 here (Cohere's answer has no
+    // partial form), and the pairs left are scored in the background for a retry.
+    let scored = gateway.reranking.score(request.query, texts, request.max_tokens_per_doc, Reuse::Use, budget).await;
+    if let Some(error) = scored.stopped {
+        return Err(error.into());
+    }
+    let scores = scored.scores;
     let ranked = shared::reranker::rank(&scores)
         .into_iter()
         .take(request.top_n.unwrap_or(usize::MAX))
