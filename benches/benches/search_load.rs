@@ -280,7 +280,7 @@ fn start(
     }
     // Budgets long enough for the deepest queue here (32 searches of ~1 s of engine time each):
     // the bench measures capacity, so a miss is always fully reranked.
-    args.extend(["--embed-timeout-ms", "300000", "--rerank-timeout-ms", "300000"]);
+    args.extend(["--embed-timeout-ms", "300000", "--rerank-timeout-ms", "300000", "--rerank-budget-ms", "300000"]);
     args.extend_from_slice(&extra);
     let gateway = Process::start("search-gateway", &args, &quiet);
     runtime.block_on(gateway.wait_ready(Duration::from_secs(900)));

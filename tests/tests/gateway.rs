@@ -266,7 +266,7 @@ async fn a_reranker_over_its_time_budget_falls_back_to_vector_order() {
     rerank.wait_ready(READY).await;
     let data = TempDir::new("gateway-budget");
     let rerank_url = rerank.url("");
-    let gw = gateway(&data, &["--rerank-url", &rerank_url, "--rerank-timeout-ms", "300"]);
+    let gw = gateway(&data, &["--rerank-url", &rerank_url, "--rerank-budget-ms", "300"]);
     gw.wait_ready(READY).await;
     let client = reqwest::Client::new();
     upsert(&client, &gw, "profiles", profiles()).await;

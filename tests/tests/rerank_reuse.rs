@@ -191,7 +191,7 @@ async fn a_budget_keeps_a_window_and_the_background_completes_it() {
     let redis = Redis::start();
     let data = TempDir::new("reuse-budget");
     let (rerank_url, redis_url) = (rerank.url(""), redis.url());
-    let gw = gateway(&data, &["--rerank-url", &rerank_url, "--redis-url", &redis_url, "--rerank-timeout-ms", "500"]);
+    let gw = gateway(&data, &["--rerank-url", &rerank_url, "--redis-url", &redis_url, "--rerank-budget-ms", "500"]);
     gw.wait_ready(READY).await;
     while !gw.logs().contains("remote engine identified") {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -81,10 +81,9 @@ pub struct Backends {
     /// Milliseconds embedding a query (or an upsert chunk) may take.
     #[arg(long, env = "EMBED_TIMEOUT_MS", default_value_t = 30_000)]
     pub embed_timeout_ms: u64,
-    /// Milliseconds the rerank stage of a search may take: candidates are scored in retrieval
-    /// order, and when the time is up the answer is the scored ones by score, then the rest in
-    /// retrieval order (`"rerank": "partial"`); the rest are scored in the background for the next
-    /// search. Cohere's rerank routes answer 504 instead.
+    /// Milliseconds a rerank may take where no partial answer exists (Cohere's rerank routes
+    /// answer 504 after it; the pairs left are scored in the background for a retry). A search's
+    /// rerank stage has a budget of its own (--rerank-budget-ms).
     #[arg(long, env = "RERANK_TIMEOUT_MS", default_value_t = 15_000)]
     pub rerank_timeout_ms: u64,
     /// Milliseconds a Qdrant server call may take.

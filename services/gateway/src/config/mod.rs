@@ -70,9 +70,15 @@ pub struct ServerArgs {
     /// Seconds a query embedding stays cached (embeddings survive re-ingest).
     #[arg(long, env = "EMBEDDING_CACHE_TTL_SECS", default_value_t = 86_400)]
     pub embedding_cache_ttl_secs: u64,
-    /// Seconds a reranker's (query, document) score stays cached. A score only changes with the
-    /// model, the query or the document's text, each of which is in its key; this only bounds
-    /// how long an unused one takes room.
+    /// Milliseconds a search's rerank stage may take. Candidates are scored in retrieval order;
+    /// when the time is up the answer is the scored ones by score, then the others in retrieval
+    /// order (`"rerank": "partial"`, not cached), and the others are scored in the background, so
+    /// that the next identical search is complete.
+    #[arg(long, env = "RERANK_BUDGET_MS", default_value_t = 15_000)]
+    pub rerank_budget_ms: u64,
+    /// Seconds a reranker's (query, document) score stays cached; 0 turns the score cache off.
+    /// A score only changes with the model, the query or the document's text, each of which is
+    /// in its key; this only bounds how long an unused one takes room.
     #[arg(long, env = "SCORE_CACHE_TTL_SECS", default_value_t = 7 * 86_400)]
     pub score_cache_ttl_secs: u64,
     /// Most (query, document) pairs that searches whose rerank budget ran out may leave to be
@@ -90,6 +96,9 @@ impl ServerArgs {
         if self.max_candidates == 0 || self.max_upsert_documents == 0 || self.max_query_bytes == 0 {
             return Err("--max-candidates, --max-upsert-documents and --max-query-bytes must be at least 1".into());
         }
+        if self.rerank_budget_ms == 0 {
+            return Err("--rerank-budget-ms must be at least 1".into());
+        }
         if self.backends.embed_url.is_none() && self.backends.engine.queue_capacity < self.max_upsert_documents {
             return Err(format!(
                 "--queue-capacity ({}) is smaller than --max-upsert-documents ({}), whose texts queue at once",
@@ -106,6 +115,10 @@ impl ServerArgs {
 
     pub fn embedding_cache_ttl(&self) -> Duration {
         Duration::from_secs(self.embedding_cache_ttl_secs)
+    }
+
+    pub fn rerank_budget(&self) -> Duration {
+        Duration::from_millis(self.rerank_budget_ms)
     }
 
     pub fn score_cache_ttl(&self) -> Duration {

@@ -60,6 +60,7 @@ impl Target {
             cache_ttl: Duration::ZERO,
             embedding_cache_ttl: Duration::ZERO,
             embed_timeout: budget,
+            rerank_budget: budget,
             rerank_timeout: budget,
             score_cache_ttl: Duration::from_secs(1),
             rerank_background_pairs: 0,

@@ -25,6 +25,7 @@ fn limits(args: &ServerArgs) -> Limits {
         cache_ttl: args.cache_ttl(),
         embedding_cache_ttl: args.embedding_cache_ttl(),
         embed_timeout: args.backends.embed_timeout(),
+        rerank_budget: args.rerank_budget(),
         rerank_timeout: args.backends.rerank_timeout(),
         score_cache_ttl: args.score_cache_ttl(),
         rerank_background_pairs: args.rerank_background_pairs,

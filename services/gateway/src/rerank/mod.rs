@@ -94,9 +94,11 @@ impl Reranking {
         budget: Duration,
     ) -> Scored {
         let deadline = Instant::now() + budget;
-        // Without an identity (a remote reranker not yet identified) nothing is read or kept.
+        // Without an identity (a remote reranker not yet identified), or with the score cache
+        // off (a TTL of 0), nothing is read or kept.
         let keys = match (reuse, self.reranker.identity()) {
             (Reuse::Bypass, _) | (_, None) => None,
+            _ if self.ttl.is_zero() => None,
             (_, Some(identity)) => Some(ScoreKeys::new(&identity, &query, document_tokens, &documents)),
         };
         let mut known: Vec<Option<f32>> = match (&keys, reuse) {

@@ -125,6 +125,19 @@ async fn bypass_neither_reads_nor_writes_and_refresh_rescores_and_writes() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_zero_ttl_turns_the_score_cache_off() {
+    let fake = fake(1, None);
+    let metrics = GatewayMetrics::default();
+    let cache = CacheLayer::new(Arc::new(MemoryCache::new(1 << 20)), metrics.clone());
+    let settings = Settings { ttl: Duration::ZERO, background_pairs: 100 };
+    let reranking = Reranking::new(fake.clone(), cache, metrics, settings);
+    for _ in 0..2 {
+        let scored = reranking.score("q".into(), documents(3), None, Reuse::Use, LONG).await;
+        assert_eq!((scored.reused, scored.scored), (0, 3));
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_an_identity_nothing_is_reused() {
     let fake = Arc::new(Fake { identity: None, ..Arc::into_inner(fake(1, None)).unwrap() });
     let (reranking, _) = reranking(fake.clone(), 100);

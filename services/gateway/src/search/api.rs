@@ -87,7 +87,7 @@ pub enum CacheMode {
     Refresh,
 }
 
-/// `applied`: every candidate reranked; `partial`: the rerank budget (--rerank-timeout-ms) ran
+/// `applied`: every candidate reranked; `partial`: the rerank budget (--rerank-budget-ms) ran
 /// out, or the reranker failed, after the first `reranked.window` candidates: those come first by
 /// rerank score, then the others in retrieval order, exactly what `candidates` =
 /// `reranked.window` would have given (the others are scored in the background, so the next

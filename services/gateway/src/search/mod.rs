@@ -285,7 +285,7 @@ async fn rerank(gateway: &Gateway, search: &Search, found: Vec<Found>) -> (Vec<H
         CacheMode::Bypass => Reuse::Bypass,
         CacheMode::Refresh => Reuse::Refresh,
     };
-    let budget = gateway.limits.rerank_timeout;
+    let budget = gateway.limits.rerank_budget;
     let scored = gateway.reranking.score(search.query.clone(), documents, None, reuse, budget).await;
     let window = scored.scores.len();
     let status = match (&scored.stopped, window) {
@@ -332,7 +332,9 @@ pub struct Limits {
     pub cache_ttl: Duration,
     pub embedding_cache_ttl: Duration,
     pub embed_timeout: Duration,
-    /// The rerank stage's budget: then the answer keeps the scored prefix (`partial`).
+    /// A search's rerank budget: then the answer keeps the scored prefix (`partial`).
+    pub rerank_budget: Duration,
+    /// The limit of a rerank with no partial answer (Cohere's routes).
     pub rerank_timeout: Duration,
     /// How long a (query, document) score stays in the score cache.
     pub score_cache_ttl: Duration,
