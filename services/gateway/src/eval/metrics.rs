@@ -14,6 +14,10 @@ pub struct Figures {
     pub ndcg_10: f64,
     pub mrr_10: f64,
     pub recall_10: f64,
+    /// With 20 and 30: recall at the rerank windows between 10 and 50 (a reranker that sees the
+    /// first N candidates can find at most recall@N of them).
+    pub recall_20: f64,
+    pub recall_30: f64,
     pub recall_50: f64,
     pub recall_100: f64,
     pub p_10: f64,
@@ -34,6 +38,8 @@ impl Figures {
             ndcg_10: ndcg(ranking, judged, 10),
             mrr_10,
             recall_10: recall(10),
+            recall_20: recall(20),
+            recall_30: recall(30),
             recall_50: recall(50),
             recall_100: recall(100),
             p_10: found_in(10) as f64 / 10.0,
@@ -49,6 +55,8 @@ impl Figures {
             ndcg_10: sum(|f| f.ndcg_10),
             mrr_10: sum(|f| f.mrr_10),
             recall_10: sum(|f| f.recall_10),
+            recall_20: sum(|f| f.recall_20),
+            recall_30: sum(|f| f.recall_30),
             recall_50: sum(|f| f.recall_50),
             recall_100: sum(|f| f.recall_100),
             p_10: sum(|f| f.p_10),

@@ -81,6 +81,24 @@ impl Report {
                 o.queries
             );
         }
+        let retrievals: Vec<&Outcome> = self.outcomes.iter().filter(|o| !o.configuration.rerank).collect();
+        if !retrievals.is_empty() {
+            out += "\nWhere the rerank window should be: the share of judged-relevant documents within the first N \
+                    candidates (recall@N of the retrieval), the most any reranker can find with `candidates` = N\n\n";
+            out += "| retrieval | candidates | N = 10 | N = 20 | N = 30 | N = 50 |\n|---|---|---|---|---|---|\n";
+            for o in retrievals {
+                let f = &o.figures;
+                out += &format!(
+                    "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} |\n",
+                    o.configuration.retrieval_label(),
+                    o.configuration.candidates,
+                    f.recall_10,
+                    f.recall_20,
+                    f.recall_30,
+                    f.recall_50
+                );
+            }
+        }
         if self.unindexed_documents > 0 {
             out += &format!("\n{} documents of the corpus could not be indexed\n", self.unindexed_documents);
         }
