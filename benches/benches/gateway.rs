@@ -171,6 +171,8 @@ fn start_gateway(
 ) -> Process {
     let mut args = vec!["--host", "127.0.0.1", "--port", "0", "--data-dir", data.to_str()];
     args.extend(["--embed-model-dir", embed.to_str().unwrap(), "--rerank-model-dir", rerank.to_str().unwrap()]);
+    // The bench compares whole reranks with the raw engine's: no budget cuts them short.
+    args.extend(["--rerank-budget-ms", "600000"]);
     if let Some(url) = redis {
         args.extend(["--redis-url", url]);
     }

@@ -159,6 +159,7 @@ fn start_gateway(
 ) -> Process {
     let mut args = vec!["--host", "127.0.0.1", "--port", "0", "--data-dir", data.to_str()];
     args.extend(["--embed-model-dir", embed.to_str().unwrap(), "--rerank-model-dir", rerank.to_str().unwrap()]);
+    args.extend(["--rerank-budget-ms", "600000"]);
     let mut envs = vec![("RUST_LOG", "warn,search_gateway::http::serve=info")];
     if let Some(url) = otlp {
         envs.push(("OTEL_EXPORTER_OTLP_ENDPOINT", url));

@@ -73,8 +73,10 @@ pub struct ServerArgs {
     /// Milliseconds a search's rerank stage may take. Candidates are scored in retrieval order;
     /// when the time is up the answer is the scored ones by score, then the others in retrieval
     /// order (`"rerank": "partial"`, not cached), and the others are scored in the background, so
-    /// that the next identical search is complete.
-    #[arg(long, env = "RERANK_BUDGET_MS", default_value_t = 15_000)]
+    /// that the next identical search is complete. 2 s: a wait a person accepts, in which the
+    /// int8 reranker scores the first 23-40 of 50 profile-length candidates on two cores
+    /// (BENCHMARKS.md, "A live corpus").
+    #[arg(long, env = "RERANK_BUDGET_MS", default_value_t = 2_000)]
     pub rerank_budget_ms: u64,
     /// Seconds a reranker's (query, document) score stays cached; 0 turns the score cache off.
     /// A score only changes with the model, the query or the document's text, each of which is
