@@ -4,7 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-bench="${1:?usage: scripts/bench.sh <embed|rerank|gateway|ingest|upsert|search_load|tracing|store|live> [-- bench args]}"
+bench="${1:?usage: scripts/bench.sh <embed|rerank|gateway|ingest|upsert|search_load|tracing|store|live|sync> [-- bench args]}"
 shift
 [ "${1:-}" = "--" ] && shift
 scripts/setup.sh >&2

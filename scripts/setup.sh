@@ -9,6 +9,7 @@
 #     references when converted),
 #   - the ONNX Runtime shared library, copied out of the official onnxruntime wheel into .ort/lib/,
 #   - redis-server (Debian's): the end-to-end tests start Redis on a free port,
+#   - postgresql (Debian's, 15 on bookworm): the sync tests make and start clusters of their own,
 #   - the Qdrant server v1.18.1 as .qdrant/bin/qdrant where one can be had (scripts/install-qdrant.sh:
 #     no registry ships one; without it, the Qdrant-server tests are skipped by name and counted),
 #   - Node.js (Debian's, if none is installed), the locked npm packages of the TypeScript client
@@ -46,6 +47,8 @@ scripts/fetch-real-models.sh
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The sync tests and bench make PostgreSQL clusters of their own (initdb, as the postgres user).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then

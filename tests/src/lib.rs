@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 pub mod otlp;
+mod postgres;
 mod qdrant;
+pub use postgres::{Postgres, pg_bin};
 pub use qdrant::{NO_QDRANT_SERVER, QDRANT_API_KEY, Qdrant, qdrant_binary};
 
 /// The workspace root.

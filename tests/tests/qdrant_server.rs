@@ -279,8 +279,13 @@ async fn a_three_node_cluster_keeps_answering_when_a_node_dies() {
 fn every_qdrant_server_test_is_skipped_by_name_without_a_server() {
     let attribute = format!("#[cfg_attr(not(qdrant_server), ignore = \"{NO_QDRANT_SERVER}\")]");
     let mut guarded = 0;
-    for entry in std::fs::read_dir(root().join("tests/tests")).unwrap() {
-        let path = entry.unwrap().path();
+    // Test files, and the modules of tests that are a folder (tests/tests/sync/).
+    let mut files = vec![root().join("tests/tests")];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+            continue;
+        }
         let source = std::fs::read_to_string(&path).unwrap();
         // Each test function: the line above its `#[tokio::test]`, and its body.
         for (at, _) in source.match_indices("\n#[tokio::test") {

@@ -94,9 +94,10 @@ async fn reranker(
 
 /// `--collections-config`, or no configured collection.
 pub fn profiles(backends: &Backends) -> Result<Arc<Profiles>, StartError> {
+    // An empty COLLECTIONS_CONFIG= (compose's unset `${VAR:-}`) means none.
     match &backends.collections_config {
-        Some(path) => Ok(Arc::new(Profiles::load(path).map_err(StartError::Config)?)),
-        None => Ok(Arc::default()),
+        Some(path) if !path.as_os_str().is_empty() => Ok(Arc::new(Profiles::load(path).map_err(StartError::Config)?)),
+        _ => Ok(Arc::default()),
     }
 }
 

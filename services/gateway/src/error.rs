@@ -53,6 +53,12 @@ pub enum ApiError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Store(StoreError),
+    /// The collection does not follow a table (no `[name.source]`).
+    #[error("collection {0:?} does not follow a table (no [{0}.source] in --collections-config)")]
+    NotSynced(String),
+    /// The source database could not be used (down, refused, or the table does not fit).
+    #[error("{0}")]
+    Database(String),
     #[error("internal error")]
     Internal,
 }
@@ -75,6 +81,7 @@ impl IntoResponse for ApiError {
             self,
             Self::Upstream(UpstreamError::Overloaded(_) | UpstreamError::Unavailable(..))
                 | Self::Store(StoreError::Unavailable(_))
+                | Self::Database(_)
         );
         let (status, code) = match &self {
             Self::EmptyQuery => (StatusCode::UNPROCESSABLE_ENTITY, "empty_query"),
@@ -94,6 +101,8 @@ impl IntoResponse for ApiError {
             Self::Upstream(UpstreamError::Failed(..)) => (StatusCode::BAD_GATEWAY, "upstream_error"),
             Self::Store(StoreError::Unavailable(_)) => (StatusCode::SERVICE_UNAVAILABLE, "vector_store_unavailable"),
             Self::Store(StoreError::Dimension { .. }) => (StatusCode::CONFLICT, "dimension_mismatch"),
+            Self::NotSynced(_) => (StatusCode::NOT_FOUND, "not_synced"),
+            Self::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::Store(_) | Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -14,6 +14,7 @@ pub mod rerank;
 pub mod retrieval;
 pub mod search;
 pub mod store;
+pub mod sync;
 pub mod upstream;
 
 use std::pin::Pin;
@@ -48,6 +49,8 @@ pub struct Gateway {
     pub cache: CacheLayer,
     pub metrics: GatewayMetrics,
     pub limits: Limits,
+    /// The collections that follow a table, once their workers are started.
+    pub sync: sync::Registry,
     flights: Flights<Result<Arc<search::Computed>, ApiError>>,
     last_fallback_log: Mutex<Option<Instant>>,
 }
@@ -72,6 +75,7 @@ impl Gateway {
             cache,
             metrics,
             limits,
+            sync: sync::Registry::default(),
             flights: Flights::default(),
             last_fallback_log: Mutex::default(),
         }

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Some(Command::Healthcheck(args)) => {
             return shared::http::healthcheck(args, config.server.port, &config.server.serve.auth);
         }
-        Some(Command::Fetch) => Ok(()),
+        Some(Command::Fetch | Command::Sync(_)) => Ok(()),
     };
     if let Err(why) = valid {
         eprintln!("search-gateway: invalid configuration: {why}");
@@ -61,6 +61,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Sync(command)) => match runtime.block_on(search_gateway::sync::cli::run(&command)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("search-gateway sync: {e}");
+                ExitCode::FAILURE
+            }
+        },
         None => match runtime.block_on(search_gateway::http::serve::run(config.server)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -108,6 +108,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/collections/{name}/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How the collection's sync stands: keys queued, parked and done, the oldest queued key's age,
+         *     the last error, the backfill's progress.
+         */
+        get: operations["status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/sync/resync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Queues every key of the table again through the backfill (unchanged texts are not embedded
+         *     again), then the documents without a searchable row.
+         */
+        post: operations["resync"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/sync/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Compares the table's searchable rows (keys and text hashes) with the collection's documents:
+         *     `missing`, `stale` and `extra` documents, counted, with the first 100 ids of each; with
+         *     `repair`, queues them all for the workers.
+         */
+        post: operations["verify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -254,6 +315,23 @@ export interface components {
         ApiVersion: {
             /** @description `1` or `2`, the route's version. */
             version: string;
+        };
+        /** @description The first (or a requested) catch-up: every searchable key queued, in pages. */
+        Backfill: {
+            finished_at?: string | null;
+            /**
+             * Format: int64
+             * @description Keys it has queued so far.
+             */
+            queued: number;
+            started_at?: string | null;
+            /** @description `not_started`, `running` or `done`. */
+            state: string;
+            /**
+             * Format: int64
+             * @description Searchable rows when it started.
+             */
+            total?: number | null;
         };
         BilledUnits: {
             /**
@@ -483,6 +561,12 @@ export interface components {
         DocumentText: {
             text: string;
         };
+        /** @description One kind of drift: how many, and the first ids (sorted). */
+        Drifted: {
+            count: number;
+            /** @description At most 100 of them. */
+            ids: string[];
+        };
         /**
          * @description `{"error": "<human message>", "code": "<snake_case_kind>"}`
          * @example {
@@ -597,6 +681,18 @@ export interface components {
             window: number;
         };
         /**
+         * @description A resync asked for.
+         * @example {
+         *       "collection": "profiles",
+         *       "backfill": "requested"
+         *     }
+         */
+        ResyncResponse: {
+            /** @description `requested`: the lead worker queues every key again, in pages (see the status). */
+            backfill: string;
+            collection: string;
+        };
+        /**
          * @description `dense`: nearest by the embedding; `sparse`: BM25 over the text's terms; `hybrid`: both, fused.
          * @enum {string}
          */
@@ -689,6 +785,65 @@ export interface components {
             /** @description `ok` (/health) or `ready` (/ready). */
             status: string;
         };
+        /** @description `GET /collections/{name}/sync`. */
+        SyncStatus: {
+            backfill: components["schemas"]["Backfill"];
+            collection: string;
+            /** @description Whether a worker is connected to the database now. */
+            connected: boolean;
+            /** @description This index's name in the database's consumers (`semsearch.sync_consumers`). */
+            consumer: string;
+            /**
+             * Format: int64
+             * @description Of those, documents removed (row deleted, outside `where`, or without text).
+             */
+            deleted: number;
+            /**
+             * Format: int64
+             * @description Keys brought up to date since this process started.
+             */
+            done: number;
+            /**
+             * Format: double
+             * @description `queued` / `rate_per_sec`, while there is a rate.
+             */
+            eta_secs?: number | null;
+            /**
+             * Format: int64
+             * @description Keys parked after failing every attempt (`semsearch.sync_failed`).
+             */
+            failed?: number | null;
+            /** @description The last error (cleared when a batch goes through), and when. */
+            last_error?: string | null;
+            last_error_at?: string | null;
+            /**
+             * Format: double
+             * @description How long the oldest queued key has waited.
+             */
+            oldest_queued_secs?: number | null;
+            /**
+             * Format: int64
+             * @description Keys waiting in the queue (null while the database cannot be read).
+             */
+            queued?: number | null;
+            /**
+             * Format: double
+             * @description Keys a second over the last minute.
+             */
+            rate_per_sec: number;
+            /** @description The table it follows. */
+            table: string;
+            /**
+             * Format: int64
+             * @description Rows read that were not searchable (outside `where`, or all text columns NULL or empty).
+             */
+            unsearchable: number;
+            /**
+             * Format: int64
+             * @description Of those, documents written (new or changed text or payload).
+             */
+            upserted: number;
+        };
         /** @description Milliseconds spent in each stage (0 for a stage that did not run). */
         Timings: {
             /** Format: double */
@@ -729,6 +884,25 @@ export interface components {
             unchanged: number;
             /** @description Documents embedded and written. */
             upserted: number;
+        };
+        /** @description What a comparison found. */
+        VerifyReport: {
+            collection: string;
+            /** @description Documents in the collection. */
+            documents: number;
+            extra: components["schemas"]["Drifted"];
+            missing: components["schemas"]["Drifted"];
+            /** @description Keys queued by a repair (0 without one). */
+            queued: number;
+            /** @description Searchable rows in the table. */
+            rows: number;
+            stale: components["schemas"]["Drifted"];
+            table: string;
+        };
+        /** @description `POST /collections/{name}/sync/verify`. */
+        VerifyRequest: {
+            /** @description Queue every drifted key, so that the workers bring it up to date. */
+            repair?: boolean;
         };
     };
     responses: never;
@@ -1761,6 +1935,217 @@ export interface operations {
             };
             /** @description A dependency took longer than its time budget (`upstream_timeout`). */
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection: 1-64 of A-Z, a-z, 0-9, `_`, `-`, not starting with `-`. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sync's status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncStatus"];
+                };
+            };
+            /** @description No `Authorization: Bearer <key>`, or a key that is not valid (`unauthorized`). */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The collection follows no table (`not_synced`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a valid collection name (`invalid_request`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    resync: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection: 1-64 of A-Z, a-z, 0-9, `_`, `-`, not starting with `-`. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The backfill will run */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResyncResponse"];
+                };
+            };
+            /** @description No `Authorization: Bearer <key>`, or a key that is not valid (`unauthorized`). */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The collection follows no table (`not_synced`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database cannot be reached (`database_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    verify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection: 1-64 of A-Z, a-z, 0-9, `_`, `-`, not starting with `-`. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyRequest"];
+            };
+        };
+        responses: {
+            /** @description What differs (and what was queued) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyReport"];
+                };
+            };
+            /** @description The body is not JSON (`invalid_json`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No `Authorization: Bearer <key>`, or a key that is not valid (`unauthorized`). */
+            401: {
+                headers: {
+                    /** @description `Bearer` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The collection follows no table (`not_synced`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body stopped arriving (`request_timeout`, --body-timeout-secs). */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The body is over --max-body-bytes (`payload_too_large`), or holds more items than one
+             *     request may (`too_many_texts`, `too_many_documents`).
+             */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Well-formed JSON of the wrong shape or values; the message names the field
+             *     (`invalid_request`, or a more precise code such as `empty_query`).
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database or the store cannot be read (`database_unavailable`) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -92,6 +92,27 @@ impl Writer<'_> {
         validate_collection_name(name).map_err(ApiError::Invalid)?;
         let collection = &self.collections.resolve(name).await;
         self.collections.profiles.check_writable(collection).map_err(ApiError::ReadOnly)?;
+        self.write(name, collection, documents, priority).await
+    }
+
+    /// [`Self::upsert`] into a collection from its own source table (`crate::sync`), which the
+    /// API may not write to.
+    pub async fn upsert_from_source(
+        &self,
+        collection: &str,
+        documents: Vec<Document>,
+        priority: Priority,
+    ) -> Result<Upserted, ApiError> {
+        self.write(collection, collection, documents, priority).await
+    }
+
+    async fn write(
+        &self,
+        name: &str,
+        collection: &str,
+        documents: Vec<Document>,
+        priority: Priority,
+    ) -> Result<Upserted, ApiError> {
         let mut unique: Vec<Document> = Vec::with_capacity(documents.len());
         let mut position = HashMap::new();
         for document in documents {
@@ -140,6 +161,15 @@ impl Writer<'_> {
         self.invalidate(name, collection).await;
         result?;
         Ok(Upserted { upserted, unchanged })
+    }
+
+    /// Deletes a document of a collection that follows a table (`crate::sync`).
+    pub async fn delete_from_source(&self, collection: &str, id: &str) -> Result<(), ApiError> {
+        let result = self.store.delete(collection, id).await;
+        if result.is_ok() {
+            self.invalidate(collection, collection).await;
+        }
+        Ok(result?)
     }
 
     pub async fn delete(&self, name: &str, id: &str) -> Result<(), ApiError> {

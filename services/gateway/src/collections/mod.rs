@@ -1,11 +1,13 @@
 //! What a collection name means: an alias resolved to its collection, and that collection's
 //! profile (configured collections: their own embedder, input types and point layout).
 //!
-//! Here too: the configured collections (`profiles`, read from `--collections-config`) and the
+//! Here too: the configured collections (`profiles`, read from `--collections-config`), the
+//! PostgreSQL table a collection may follow (`source`, kept in sync by `crate::sync`) and the
 //! writer every write goes through (`documents`: skip unchanged, embed, upsert, invalidate).
 
 pub mod documents;
 pub mod profiles;
+pub mod source;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use shared::tokenize::InputType;
 
+use super::source::SourceSettings;
 use crate::retrieval::{Bm25, Bm25Settings};
 use crate::store::index::IndexSettings;
 use crate::store::{HASH_KEY, ID_KEY, PointKeys, PointLayouts, TEXT_KEY};
@@ -59,6 +60,10 @@ pub struct Profile {
     /// `indexing_threshold_kb`, `quantization`, `vectors_on_disk`, `default_segment_number`,
     /// `max_segment_size_kb`) [default: Qdrant's].
     pub index: Option<IndexSettings>,
+    /// The PostgreSQL table the collection follows (`[name.source]`: `table`, `key`, `text`,
+    /// `payload`, `where`, `url_env`; `crate::sync`); its documents are written by sync, and the
+    /// API's writes are refused unless `writable = true`.
+    pub source: Option<SourceSettings>,
 }
 
 impl Profile {
@@ -76,6 +81,7 @@ impl Profile {
             bm25: _,
             sparse: _,
             index: _,
+            source: _,
         } = self;
         text_key.is_none()
             && id_key.is_none()
@@ -123,6 +129,14 @@ impl Profiles {
             if let Some(index) = &profile.index {
                 index.validate().map_err(|e| format!("[{name}] {e}"))?;
             }
+            if let Some(source) = &profile.source {
+                source.validate().map_err(|e| format!("[{name}] {e}"))?;
+                if profile.text_key.is_some() {
+                    return Err(format!(
+                        "[{name}] a collection with a source is laid out by the gateway: drop text_key"
+                    ));
+                }
+            }
         }
         Ok(Self(profiles))
     }
@@ -160,9 +174,14 @@ impl Profiles {
         }
     }
 
-    /// `Err` with the reason when the gateway may not write to `collection`.
+    /// `Err` with the reason when the API may not write to `collection`.
     pub fn check_writable(&self, collection: &str) -> Result<(), String> {
         match self.get(collection) {
+            Some(Profile { source: Some(source), writable, .. }) if *writable != Some(true) => Err(format!(
+                "collection {collection:?} follows the table {} (its [{collection}.source]): write to the table, \
+                 or set writable = true",
+                source.table
+            )),
             Some(profile) if !profile.writable.unwrap_or_else(|| profile.only_retrieval()) => Err(format!(
                 "collection {collection:?} is served read-only (--collections-config; set writable = true to allow writes)"
             )),

@@ -8,9 +8,11 @@ use shared::http::ServeArgs;
 mod backends;
 mod eval;
 mod jobs;
+mod sync;
 pub use backends::Backends;
 pub use eval::{EvalArgs, MAX_CANDIDATES, Switch};
 pub use jobs::{IngestArgs, JobArgs, ReindexArgs};
+pub use sync::{GatewayTarget, SyncArgs, SyncCommand};
 
 /// Semantic search: cache -> embed the query -> vector top-N -> rerank -> cache. Without
 /// EMBED_URL/RERANK_URL/QDRANT_URL/REDIS_URL it runs everything in this process (ONNX Runtime
@@ -37,6 +39,10 @@ pub enum Command {
     Healthcheck(shared::http::HealthcheckArgs),
     /// Download the in-process engines' models (--embed-model, --rerank-model) and exit.
     Fetch,
+    /// Keeping collections in sync with PostgreSQL tables: the SQL to install, and a running
+    /// gateway's status, verify and resync.
+    #[command(subcommand)]
+    Sync(SyncCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -87,6 +93,8 @@ pub struct ServerArgs {
     /// scored in the background (at bulk priority, into the score cache); beyond it they are dropped.
     #[arg(long, env = "RERANK_BACKGROUND_PAIRS", default_value_t = 2000)]
     pub rerank_background_pairs: usize,
+    #[command(flatten)]
+    pub sync: SyncArgs,
     #[command(flatten)]
     pub serve: ServeArgs,
 }

@@ -103,6 +103,9 @@ pub async fn run(args: ServerArgs) -> Result<(), StartError> {
     );
     let (draining_tx, draining_rx) = watch::channel(false);
     let (app, gateway) = app(&args, &parts, registry, draining_rx);
+    let backends = &args.backends;
+    let ready = parts.engines.iter().map(|(_, r)| r.clone()).collect();
+    crate::sync::start(&gateway, &backends.data_dir, backends.qdrant_url(), (&args.sync).into(), ready);
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let server = serve(listener, app, shutdown_signal(), args.serve.limits(), draining_tx);
     let result = tokio::select! {

@@ -3,6 +3,7 @@
 
 mod lifecycle;
 mod rerank;
+mod sync;
 
 use std::sync::Arc;
 
@@ -30,6 +31,9 @@ pub fn api(gateway: Arc<Gateway>) -> Router {
         .route("/aliases", get(lifecycle::aliases))
         .route("/aliases/{alias}", put(lifecycle::set_alias))
         .route("/collections/{name}/documents/{id}", get(document).delete(remove))
+        .route("/collections/{name}/sync", get(sync::status))
+        .route("/collections/{name}/sync/verify", post(sync::verify))
+        .route("/collections/{name}/sync/resync", post(sync::resync))
         .route("/v1/rerank", post(rerank::rerank_v1))
         .route("/v2/rerank", post(rerank::rerank_v2))
         .with_state(gateway)
@@ -232,7 +236,10 @@ async fn document(
     lifecycle::set_alias,
     lifecycle::delete_collection,
     rerank::rerank_v1,
-    rerank::rerank_v2
+    rerank::rerank_v2,
+    sync::status,
+    sync::verify,
+    sync::resync
 ))]
 struct Api;
 
