@@ -155,7 +155,12 @@ PY
     compose=(docker-compose -p semsearch -f "$work/compose.merged.yaml" --profile local)
     left_out+=("Qdrant healthy; Qdrant killed: 503 vector_store_unavailable, started again: data kept (no Qdrant server)")
 fi
-"${compose[@]}" up -d --no-build >"$work/up.log" 2>&1 || fail "compose up: $(tail -5 "$work/up.log")"
+if ! "${compose[@]}" up -d --no-build >"$work/up.log" 2>&1; then
+    # Compose names the container it gave up on, not why: each service's last lines say that.
+    "${compose[@]}" logs --no-color --tail 30 >"$work/services.log" 2>&1 || true
+    fail "compose up: $(tail -5 "$work/up.log")
+$(cat "$work/services.log")"
+fi
 container() { "${compose[@]}" ps -q "$1"; }
 health() { $docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$(container "$1")"; }
 wait_healthy() {

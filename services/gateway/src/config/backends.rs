@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use shared::config::{EngineArgs, Secret};
 
 /// Where the engines, the vector store and the cache live. Shared by the server and `ingest`.
@@ -56,7 +57,8 @@ pub struct Backends {
     /// A TOML file with a table per collection: for ones the gateway did not build (the old
     /// stack's), their text and id payload keys, vector name, embedding model and input type,
     /// whether writable; for any, its BM25 tokenizer (`[name.bm25]`) or `sparse = false`.
-    #[arg(long, env = "COLLECTIONS_CONFIG")]
+    /// An empty value (compose's unset `${VAR:-}`) means none: read as a path, not refused.
+    #[arg(long, env = "COLLECTIONS_CONFIG", value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from))]
     pub collections_config: Option<PathBuf>,
     /// qdrant-edge storage (one process owns it).
     #[arg(long, env = "DATA_DIR", default_value = "data")]

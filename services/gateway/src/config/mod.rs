@@ -165,6 +165,30 @@ mod tests {
         assert_eq!(url(&["--qdrant-url", "http://qdrant:6334"]).as_deref(), Some("http://qdrant:6334"));
     }
 
+    /// compose.yaml passes `${VAR:-}` for what the operator may leave unset: each such variable
+    /// must parse when empty, whatever its flag's type (a path's parser refuses "" by default).
+    #[test]
+    fn every_variable_compose_may_leave_empty_parses_when_empty() {
+        let compose = include_str!("../../../../compose.yaml");
+        let empty: Vec<&str> =
+            compose.split("${").skip(1).filter_map(|rest| rest.split_once(":-}")).map(|(name, _)| name).collect();
+        assert!(empty.contains(&"COLLECTIONS_CONFIG") && empty.contains(&"DATABASE_URL"), "{empty:?}");
+        let command = <Config as clap::CommandFactory>::command();
+        let mut checked = 0;
+        for arg in command.get_arguments() {
+            let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) else { continue };
+            if !empty.iter().any(|name| env == *name) {
+                continue;
+            }
+            let parsed = Config::try_parse_from(["search-gateway", &format!("--{long}="), "--port", "0"]);
+            assert!(parsed.is_ok(), "{env:?}= (--{long}) is refused: {}", parsed.unwrap_err());
+            checked += 1;
+        }
+        assert!(checked >= 4, "only {checked} of {empty:?} are the gateway's flags");
+        let config = Config::try_parse_from(["search-gateway", "--collections-config="]).unwrap();
+        assert_eq!(*crate::backends::profiles(&config.server.backends).unwrap(), Default::default());
+    }
+
     #[test]
     fn spinning_is_off_only_for_two_engines_in_process_and_unless_asked_for() {
         let spinning = |args: &[&str]| {
