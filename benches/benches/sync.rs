@@ -41,6 +41,12 @@ struct Args {
     statements: usize,
     #[arg(long, default_value_t = 3)]
     blocks: usize,
+    /// Extra arguments for search-gateway (the server that backfills), as one string.
+    #[arg(long, allow_hyphen_values = true, default_value = "")]
+    gateway_args: String,
+    /// Skip the lag and the trigger's cost (only backfill against ingest).
+    #[arg(long)]
+    backfill_only: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -89,6 +95,8 @@ fn main() -> anyhow::Result<()> {
         "--rerank-model-dir".to_string(),
         root.join(&args.rerank_model).display().to_string(),
     ];
+    let server: Vec<String> =
+        engine.iter().cloned().chain(args.gateway_args.split_whitespace().map(String::from)).collect();
 
     // 1. Backfill against ingest.
     println!(
@@ -112,7 +120,7 @@ fn main() -> anyhow::Result<()> {
 
         let data = TempDir::new("sync-bench-backfill");
         let t = Instant::now();
-        let gateway = start(&runtime, &data, &config, &pg, &engine);
+        let gateway = start(&runtime, &data, &config, &pg, &server);
         wait_done(&runtime, &gateway, rows.len() as u64)?;
         let backfill_s = t.elapsed().as_secs_f64();
         drop(gateway);
@@ -123,10 +131,13 @@ fn main() -> anyhow::Result<()> {
         println!("| {round} | {ingest_s:.1} | {backfill_s:.1} | {:.2} |", ingest_s / backfill_s);
     }
     println!("median backfill / ingest: {:.2}", Latencies::new(ratios).median());
+    if args.backfill_only {
+        return Ok(());
+    }
 
     // 2. Lag from commit to searchable.
     let data = TempDir::new("sync-bench-lag");
-    let gateway = start(&runtime, &data, &config, &pg, &engine);
+    let gateway = start(&runtime, &data, &config, &pg, &server);
     wait_done(&runtime, &gateway, rows.len() as u64)?;
     let lags = runtime.block_on(lag(&pg, &gateway, &rows, args.rate, args.lag_writes))?;
     println!(

@@ -22,6 +22,11 @@ pub struct SyncArgs {
     /// most 5 minutes), and after 5 attempts the key is parked in semsearch.sync_failed.
     #[arg(long, env = "SYNC_RETRY_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=300_000))]
     pub sync_retry_ms: u64,
+    /// Seconds one batch's writes may take: its embeddings share the engine with the other
+    /// workers and yield to searches (as `ingest --batch-timeout-secs`); then it is rolled back
+    /// and claimed again.
+    #[arg(long, env = "SYNC_BATCH_TIMEOUT_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub sync_batch_timeout_secs: u64,
 }
 
 /// `search-gateway sync`: what a DBA applies, and a running gateway's sync from a terminal.

@@ -43,6 +43,8 @@ pub struct SyncSettings {
     pub poll: Duration,
     /// The pause before a failed key's first retry; it doubles with each attempt.
     pub retry: Duration,
+    /// How long one batch's writes may take (its embeddings queue behind searches).
+    pub timeout: Duration,
 }
 
 impl From<&SyncArgs> for SyncSettings {
@@ -52,6 +54,7 @@ impl From<&SyncArgs> for SyncSettings {
             workers: args.sync_workers as usize,
             poll: Duration::from_millis(args.sync_poll_ms),
             retry: Duration::from_millis(args.sync_retry_ms),
+            timeout: Duration::from_secs(args.sync_batch_timeout_secs),
         }
     }
 }

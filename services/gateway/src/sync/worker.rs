@@ -52,6 +52,12 @@ pub(super) fn is_outage(error: &ApiError) -> bool {
 }
 
 impl Follower {
+    /// The gateway's writer, with a batch job's time budget: a batch of keys shares the embedder
+    /// with the other workers and yields to searches, so it may take far longer than one `PUT`.
+    fn writer<'a>(&self, gateway: &'a crate::Gateway) -> crate::collections::documents::Writer<'a> {
+        crate::collections::documents::Writer { embed_timeout: self.settings.timeout, ..gateway.writer() }
+    }
+
     /// Claims and processes one batch; returns how many keys it brought up to date (0: the queue
     /// had nothing due that no other worker holds).
     pub(super) async fn process_batch(
@@ -153,7 +159,7 @@ impl Follower {
             }
         }
         let gateway = self.gateway()?;
-        let writer = gateway.writer();
+        let writer = self.writer(&gateway);
         let written: BTreeSet<String> = documents.iter().map(|d| d.id.clone()).collect();
         match writer.upsert_from_source(&self.collection, documents.clone(), Priority::Bulk).await {
             Ok(_) => outcomes.extend(written.iter().map(|k| (k.clone(), Outcome::Written))),
@@ -244,7 +250,7 @@ impl Follower {
     async fn after_truncate(&self, transaction: &Transaction<'_>) -> Result<(), SyncError> {
         let extra = super::verify::extra_documents(self, transaction).await?;
         let gateway = self.gateway()?;
-        let writer = gateway.writer();
+        let writer = self.writer(&gateway);
         for id in &extra {
             writer.delete_from_source(&self.collection, id).await.map_err(|e| SyncError::Write(e.to_string()))?;
         }
