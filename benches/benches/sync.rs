@@ -8,6 +8,7 @@
 //!    it, in interleaved blocks.
 //!
 //!     scripts/bench.sh sync -- --documents 500
+//!     scripts/bench.sh sync -- --phases trigger --durable    # the trigger on a cluster that syncs commits
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -44,9 +45,12 @@ struct Args {
     /// Extra arguments for search-gateway (the server that backfills), as one string.
     #[arg(long, allow_hyphen_values = true, default_value = "")]
     gateway_args: String,
-    /// Skip the lag and the trigger's cost (only backfill against ingest).
+    /// Which parts to run: backfill (against ingest), lag, trigger (its cost to the app's writes).
+    #[arg(long, value_delimiter = ',', default_value = "backfill,lag,trigger")]
+    phases: Vec<String>,
+    /// A cluster that syncs commits to disk (production's setting) rather than `fsync=off`.
     #[arg(long)]
-    backfill_only: bool,
+    durable: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -60,6 +64,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let root = e2e::root();
     println!("# sync bench on {}", machine());
+    println!("PostgreSQL: {}", if args.durable { "fsync on (commits reach the disk)" } else { "fsync=off" });
     let rows: Vec<(String, String)> = std::fs::read_to_string(root.join(&args.corpus))?
         .lines()
         .take(args.documents)
@@ -69,7 +74,8 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     let runtime = tokio::runtime::Runtime::new()?;
-    let pg = Postgres::start();
+    let pg = if args.durable { Postgres::start_durable() } else { Postgres::start() };
+    let phase = |name: &str| args.phases.iter().any(|p| p == name);
     let db = runtime.block_on(pg.client());
     runtime.block_on(db.batch_execute(TABLE))?;
     for (i, (name, bio)) in rows.iter().enumerate() {
@@ -99,59 +105,65 @@ fn main() -> anyhow::Result<()> {
         engine.iter().cloned().chain(args.gateway_args.split_whitespace().map(String::from)).collect();
 
     // 1. Backfill against ingest.
-    println!(
-        "\n{} rows ({} docs of {}), both from the process's start to every document stored:",
-        rows.len(),
-        rows.len(),
-        args.corpus.display()
-    );
-    println!("| round | ingest s | backfill s | backfill / ingest rate |\n|---|---|---|---|");
-    let mut ratios = Vec::new();
-    for round in 1..=args.rounds {
-        let data = TempDir::new("sync-bench-ingest");
-        let t = Instant::now();
-        let mut ingest = vec!["ingest", "--collection", "profiles", "--input", jsonl.to_str().unwrap()];
-        ingest.extend(["--data-dir", data.to_str(), "--progress-secs", "600"]);
-        ingest.extend(engine.iter().map(String::as_str));
-        let status =
-            std::process::Command::new(e2e::binary("search-gateway")).args(&ingest).env("RUST_LOG", "warn").status()?;
-        anyhow::ensure!(status.success(), "ingest failed");
-        let ingest_s = t.elapsed().as_secs_f64();
+    if phase("backfill") {
+        println!(
+            "\n{} rows ({} docs of {}), both from the process's start to every document stored:",
+            rows.len(),
+            rows.len(),
+            args.corpus.display()
+        );
+        println!("| round | ingest s | backfill s | backfill / ingest rate |\n|---|---|---|---|");
+        let mut ratios = Vec::new();
+        for round in 1..=args.rounds {
+            let data = TempDir::new("sync-bench-ingest");
+            let t = Instant::now();
+            let mut ingest = vec!["ingest", "--collection", "profiles", "--input", jsonl.to_str().unwrap()];
+            ingest.extend(["--data-dir", data.to_str(), "--progress-secs", "600"]);
+            ingest.extend(engine.iter().map(String::as_str));
+            let status = std::process::Command::new(e2e::binary("search-gateway"))
+                .args(&ingest)
+                .env("RUST_LOG", "warn")
+                .status()?;
+            anyhow::ensure!(status.success(), "ingest failed");
+            let ingest_s = t.elapsed().as_secs_f64();
 
-        let data = TempDir::new("sync-bench-backfill");
-        let t = Instant::now();
-        let gateway = start(&runtime, &data, &config, &pg, &server);
-        wait_done(&runtime, &gateway, rows.len() as u64)?;
-        let backfill_s = t.elapsed().as_secs_f64();
-        drop(gateway);
-        // Another consumer each round: forget this one.
-        runtime
-            .block_on(db.batch_execute("DELETE FROM semsearch.sync_consumers; DELETE FROM semsearch.sync_queue;"))?;
-        ratios.push(ingest_s / backfill_s);
-        println!("| {round} | {ingest_s:.1} | {backfill_s:.1} | {:.2} |", ingest_s / backfill_s);
-    }
-    println!("median backfill / ingest: {:.2}", Latencies::new(ratios).median());
-    if args.backfill_only {
-        return Ok(());
+            let data = TempDir::new("sync-bench-backfill");
+            let t = Instant::now();
+            let gateway = start(&runtime, &data, &config, &pg, &server);
+            wait_done(&runtime, &gateway, rows.len() as u64)?;
+            let backfill_s = t.elapsed().as_secs_f64();
+            drop(gateway);
+            // Another consumer each round: forget this one.
+            runtime.block_on(
+                db.batch_execute("DELETE FROM semsearch.sync_consumers; DELETE FROM semsearch.sync_queue;"),
+            )?;
+            ratios.push(ingest_s / backfill_s);
+            println!("| {round} | {ingest_s:.1} | {backfill_s:.1} | {:.2} |", ingest_s / backfill_s);
+        }
+        println!("median backfill / ingest: {:.2}", Latencies::new(ratios).median());
     }
 
     // 2. Lag from commit to searchable.
-    let data = TempDir::new("sync-bench-lag");
-    let gateway = start(&runtime, &data, &config, &pg, &server);
-    wait_done(&runtime, &gateway, rows.len() as u64)?;
-    let lags = runtime.block_on(lag(&pg, &gateway, &rows, args.rate, args.lag_writes))?;
-    println!(
-        "\nlag from commit to searchable, {} writes at {}/s (a row's bio rewritten): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        lags.len(),
-        args.rate,
-        lags.median(),
-        lags.percentile(99.0),
-        lags.percentile(100.0)
-    );
-    drop(gateway);
+    if phase("lag") {
+        let data = TempDir::new("sync-bench-lag");
+        let gateway = start(&runtime, &data, &config, &pg, &server);
+        wait_done(&runtime, &gateway, rows.len() as u64)?;
+        let lags = runtime.block_on(lag(&pg, &gateway, &rows, args.rate, args.lag_writes))?;
+        println!(
+            "\nlag from commit to searchable, {} writes at {}/s (a row's bio rewritten): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            lags.len(),
+            args.rate,
+            lags.median(),
+            lags.percentile(99.0),
+            lags.percentile(100.0)
+        );
+        drop(gateway);
+    }
 
     // 3. The trigger's cost to the app's writes.
-    runtime.block_on(trigger_cost(&pg, &args))?;
+    if phase("trigger") {
+        runtime.block_on(trigger_cost(&pg, &args, &config))?;
+    }
     Ok(())
 }
 
@@ -230,8 +242,21 @@ async fn lag(
 
 /// Single-row INSERT and UPDATE latencies with the sync triggers enabled and disabled, blocks
 /// interleaved; prints p50s and their ratio.
-async fn trigger_cost(pg: &Postgres, args: &Args) -> anyhow::Result<()> {
+async fn trigger_cost(pg: &Postgres, args: &Args, config: &TempDir) -> anyhow::Result<()> {
     let db = pg.client().await;
+    // The trigger as a DBA installs it (safe to apply again after a gateway did), so that this
+    // part measures the trigger also when it runs alone.
+    let config = config.path().join("collections.toml");
+    let sql = std::process::Command::new(e2e::binary("search-gateway"))
+        .args(["sync", "sql", "--collections-config", config.to_str().unwrap()])
+        .output()?;
+    anyhow::ensure!(sql.status.success(), "sync sql: {}", String::from_utf8_lossy(&sql.stderr));
+    db.batch_execute(&String::from_utf8(sql.stdout)?).await?;
+    let triggers: i64 = db
+        .query_one("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'profiles'::regclass AND NOT tgisinternal", &[])
+        .await?
+        .get(0);
+    anyhow::ensure!(triggers > 0, "no trigger on profiles: the arms would measure the same thing");
     let bio = "Writes Rust and Python, builds search and ranking systems, leads a small team in Paris. ".repeat(12);
     let mut next_id: i64 = 1_000_000;
     let (mut with, mut without) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
@@ -260,7 +285,7 @@ async fn trigger_cost(pg: &Postgres, args: &Args) -> anyhow::Result<()> {
     }
     db.batch_execute("ALTER TABLE profiles ENABLE TRIGGER USER").await?;
     println!(
-        "\nthe app's own writes, {} single-row statements per arm ({} interleaved blocks):",
+        "\nthe app's own writes, {} single-row statements per arm ({} interleaved blocks, {triggers} user triggers on the table):",
         args.statements * args.blocks,
         args.blocks * 2
     );

@@ -44,11 +44,23 @@ pub struct Postgres {
     dir: TempDir,
     pub port: u16,
     child: Option<Child>,
+    /// Whether commits reach the disk (production's setting); off for tests, which restart the
+    /// server but never lose the machine.
+    fsync: bool,
 }
 
 impl Postgres {
-    /// A new cluster, started.
+    /// A new cluster, started, with `fsync=off`.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A new cluster that syncs its commits to disk, as a production server does.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(fsync: bool) -> Self {
         let dir = TempDir::new("postgres");
         if is_root() {
             let status = Command::new("chown").args(["-R", "postgres:postgres", dir.to_str()]).status().unwrap();
@@ -61,7 +73,7 @@ impl Postgres {
             .output()
             .expect("initdb");
         assert!(output.status.success(), "initdb: {}", String::from_utf8_lossy(&output.stderr));
-        let mut postgres = Self { dir, port: free_port(), child: None };
+        let mut postgres = Self { dir, port: free_port(), child: None, fsync };
         postgres.restart();
         postgres
     }
@@ -77,7 +89,8 @@ impl Postgres {
         let data = self.dir.path().join("data");
         let child = as_postgres(pg_bin().join("postgres"))
             .args(["-D", data.to_str().unwrap(), "-p", &self.port.to_string(), "-k", self.dir.to_str()])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", if self.fsync { "fsync=on" } else { "fsync=off" }])
+            .args(["-c", "max_connections=200"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
