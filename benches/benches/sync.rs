@@ -8,7 +8,8 @@
 //!    it, in interleaved blocks.
 //!
 //!     scripts/bench.sh sync -- --documents 500
-//!     scripts/bench.sh sync -- --phases trigger --durable    # the trigger on a cluster that syncs commits
+//!
+//! `--phases trigger --durable` measures the trigger alone, on a cluster whose commits reach the disk.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
