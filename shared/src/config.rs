@@ -8,22 +8,30 @@ use crate::batcher::{BatchLimits, BatcherConfig};
 use crate::fetch::FetchError;
 use crate::model::ModelDir;
 
+/// The batch size cap when `--max-batch-size` is not given (the calibration chooses within it).
+pub const DEFAULT_MAX_BATCH_SIZE: usize = 32;
+/// A run's fixed cost in tokens when `--batch-overhead-tokens` is not given and nothing measures
+/// it (tuned by hand on AVX-512 before the calibration existed).
+pub const DEFAULT_OVERHEAD_TOKENS: usize = 48;
+
 /// The dynamic batching engine's knobs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
     /// Padded-token budget of one inference batch (batch size x longest sequence).
     #[arg(long, env = "MAX_BATCH_TOKENS", default_value_t = 4096)]
     pub max_batch_tokens: usize,
-    /// Most sequences in one inference batch.
-    #[arg(long, env = "MAX_BATCH_SIZE", default_value_t = 32)]
-    pub max_batch_size: usize,
+    /// Most sequences in one inference batch [default: measured at warm-up: the smallest batch
+    /// within 5% of the best throughput on this machine, at most 32; /info shows the figures].
+    #[arg(long, env = "MAX_BATCH_SIZE")]
+    pub max_batch_size: Option<usize>,
     /// Largest share of padding a batch may carry; lower groups lengths more strictly.
     #[arg(long, env = "MAX_PADDING_RATIO", default_value_t = 0.2)]
     pub max_padding_ratio: f64,
     /// Fixed cost of one inference run, in tokens' worth of time: a sequence joins a batch only
-    /// if its padding costs less than running it later in a batch of its own length.
-    #[arg(long, env = "BATCH_OVERHEAD_TOKENS", default_value_t = 48)]
-    pub batch_overhead_tokens: usize,
+    /// if its padding costs less than running it later in a batch of its own length [default:
+    /// measured at warm-up with the batch size; 48 where nothing is measured].
+    #[arg(long, env = "BATCH_OVERHEAD_TOKENS")]
+    pub batch_overhead_tokens: Option<usize>,
     /// Milliseconds the first queued sequence waits for company while the model is idle, if
     /// requests have recently been arriving less than this far apart (otherwise it runs at once).
     #[arg(long, env = "MAX_WAIT_MS", default_value_t = 2)]
@@ -78,9 +86,9 @@ impl EngineArgs {
         BatcherConfig {
             limits: BatchLimits {
                 max_batch_tokens: self.max_batch_tokens,
-                max_batch_size: self.max_batch_size,
+                max_batch_size: self.max_batch_size.unwrap_or(DEFAULT_MAX_BATCH_SIZE),
                 max_padding_ratio: self.max_padding_ratio,
-                overhead_tokens: self.batch_overhead_tokens,
+                overhead_tokens: self.batch_overhead_tokens.unwrap_or(DEFAULT_OVERHEAD_TOKENS),
             },
             max_wait: Duration::from_millis(self.max_wait_ms),
             queue_capacity: self.queue_capacity,
@@ -95,7 +103,7 @@ impl EngineArgs {
 
     /// Rejects settings that cannot work; `largest_request` is the most sequences one request may queue.
     pub fn validate(&self, largest_request: usize) -> Result<(), String> {
-        if self.max_batch_size == 0
+        if self.max_batch_size == Some(0)
             || self.max_batch_tokens == 0
             || self.bulk_batch_tokens == 0
             || self.workers == Some(0)

@@ -58,6 +58,11 @@ impl Embedder {
         self.engine.name()
     }
 
+    /// How the engine batches texts (`crate::engine::BatchPlan`).
+    pub fn plan(&self) -> crate::engine::BatchPlan {
+        self.engine.plan()
+    }
+
     pub fn batcher(&self) -> &Batcher {
         self.engine.batcher()
     }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::batcher::{Batcher, BatcherError, BatcherMetrics, Model, ModelFactory, Priority};
-use crate::config::EngineArgs;
+use crate::batcher::calibrate::{Calibration, CalibrationSpec};
+use crate::batcher::{Batcher, BatcherError, BatcherMetrics, Model, ModelFactory, Priority, WarmUp};
+use crate::config::{DEFAULT_MAX_BATCH_SIZE, EngineArgs};
 use crate::model::{ModelConfig, ModelDir, ModelError, ModelKind};
 use crate::session::{InferenceSession, SessionOptions};
 use crate::tokenize::{Encoded, TextTokenizer, TokenizeError};
@@ -46,6 +47,8 @@ pub struct BatchPlan {
     pub batch_invariant: bool,
     /// Why.
     pub reason: String,
+    /// What the warm-up measured of batching on this machine, when it calibrated the policy.
+    pub calibration: Option<Calibration>,
 }
 
 impl BatchPlan {
@@ -60,6 +63,7 @@ impl BatchPlan {
         cores: usize,
     ) -> Result<Self, std::io::Error> {
         let batch_invariant = args.batch_invariant.unwrap_or(kind == ModelKind::Reranker);
+        let cap = args.max_batch_size.unwrap_or(DEFAULT_MAX_BATCH_SIZE);
         let dependent_op = if batch_invariant { crate::exact::batch_dependent_op(onnx)? } else { None };
         let (max_batch_size, workers, reason) = match dependent_op {
             Some(op) => (
@@ -70,14 +74,33 @@ impl BatchPlan {
                 ),
             ),
             None if batch_invariant => (
-                args.max_batch_size,
+                cap,
                 args.workers.unwrap_or(1),
                 "no batch-dependent operator (checked again at warm-up): batched".to_string(),
             ),
-            None => (args.max_batch_size, args.workers.unwrap_or(1), "batched (--batch-invariant off)".to_string()),
+            None => (cap, args.workers.unwrap_or(1), "batched (--batch-invariant off)".to_string()),
         };
         let intra_op_threads = args.intra_op_threads.unwrap_or((cores / workers.max(1)).max(1));
-        Ok(Self { max_batch_size, workers, intra_op_threads, batch_invariant, reason })
+        Ok(Self { max_batch_size, workers, intra_op_threads, batch_invariant, reason, calibration: None })
+    }
+
+    /// What the warm-up should measure, given `sequence` (the longest warm-up one, cut short):
+    /// nothing when every sequence runs alone, when both settings are flags, or when several
+    /// inference threads would share the cores while one measures (then the reason says so).
+    pub fn calibration_spec(&mut self, args: &EngineArgs, sequence: &Encoded) -> Option<CalibrationSpec> {
+        let (choose_size, choose_overhead) = (args.max_batch_size.is_none(), args.batch_overhead_tokens.is_none());
+        if self.max_batch_size < 2 || !(choose_size || choose_overhead) {
+            return None;
+        }
+        if self.workers > 1 {
+            self.reason.push_str(&format!(
+                "; not calibrated ({} inference threads would share the cores while one measured): \
+                 the flags' values or their defaults",
+                self.workers
+            ));
+            return None;
+        }
+        Some(CalibrationSpec::new(sequence, self.max_batch_size, choose_size, choose_overhead))
     }
 }
 
@@ -103,7 +126,7 @@ impl Engine {
         }
         let tokenizer = Arc::new(TextTokenizer::load(&dir.tokenizer_path(), &dir.config)?);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let plan = BatchPlan::decide(kind, &dir.onnx_path(), args, cores)
+        let mut plan = BatchPlan::decide(kind, &dir.onnx_path(), args, cores)
             .map_err(|e| ModelError::Onnx { path: dir.onnx_path(), message: e.to_string() })?;
         tracing::info!(
             model = dir.name(),
@@ -126,20 +149,27 @@ impl Engine {
         };
         let short = encode("warm-up")?;
         let longest = encode(&"warm-up ".repeat(dir.config.max_length))?;
+        let calibration = plan.calibration_spec(args, &longest);
         let mut config = args.batcher_config();
         config.limits.max_batch_size = plan.max_batch_size;
         config.workers = plan.workers;
         config.probe_batch_invariance = plan.batch_invariant;
-        let warmup = warmup_batches(short, longest, config.limits.max_batch_tokens, plan.max_batch_size);
+        let batches = warmup_batches(short, longest, config.limits.max_batch_tokens, plan.max_batch_size);
+        let warmup = WarmUp { batches, calibration };
         let batcher = Batcher::start(config, factory, warmup, metrics);
         let (name, config, plan) = (dir.name().into(), Arc::new(dir.config.clone()), Arc::new(plan));
         Ok(Self { tokenizer, batcher, name, config, plan })
     }
 
-    /// How the engine runs its batches; after warm-up, one at a time if the probe found
-    /// outputs that depend on the batch.
+    /// How the engine runs its batches; after warm-up, as far as the calibration found batching
+    /// pays, and one at a time if the probe found outputs that depend on the batch.
     pub fn plan(&self) -> BatchPlan {
         let mut plan = (*self.plan).clone();
+        if let Some(calibration) = self.batcher.calibration() {
+            plan.max_batch_size = calibration.max_batch_size.unwrap_or(plan.max_batch_size);
+            plan.reason = format!("{}; calibrated: {}", plan.reason, calibration.reason);
+            plan.calibration = Some(calibration.clone());
+        }
         if self.batcher.runs_alone() && plan.max_batch_size > 1 {
             plan.max_batch_size = 1;
             plan.reason = "the warm-up probe found a sequence's output changed in a batch: each runs alone".into();

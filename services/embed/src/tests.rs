@@ -96,6 +96,27 @@ async fn health_ready_and_info() {
     assert_eq!(info["query_prefix"], "query: ");
     assert_eq!(info["limits"]["max_client_batch"], 256);
 
+    // The batch policy the warm-up measured on this machine, its figures, and what it set.
+    let batching = &info["batching"];
+    let calibration = &batching["calibration"];
+    let sizes: Vec<u64> =
+        calibration["points"].as_array().unwrap().iter().map(|p| p["batch_size"].as_u64().unwrap()).collect();
+    assert_eq!(sizes, [1, 2, 4, 8, 16, 32], "{info}");
+    assert_eq!(calibration["max_batch_size"], batching["max_batch_size"], "{info}");
+    assert_eq!(info["limits"]["max_batch_size"], batching["max_batch_size"], "{info}");
+    assert!(calibration["overhead_tokens"].is_u64(), "{info}");
+    assert!(batching["reason"].as_str().unwrap().contains("calibrated: 24-token sequences"), "{info}");
+
+    // Flags win: given both, nothing is measured.
+    let (fixed, _) =
+        router_with(&["--intra-op-threads", "1", "--max-batch-size", "8", "--batch-overhead-tokens", "20"]).await;
+    let info = send(&fixed, "GET", "/info", None).await.2;
+    assert_eq!(
+        (info["batching"]["max_batch_size"].as_u64(), info["batching"]["calibration"].is_null()),
+        (Some(8), true),
+        "{info}"
+    );
+
     draining.send_replace(true);
     let (status, _, body) = send(&app, "GET", "/ready", None).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready")));

@@ -275,7 +275,8 @@ async fn an_int8_cross_encoder_scores_a_pair_alike_whatever_it_shares_a_request_
     }
 
     // The reason: batched anyway, the same pairs score otherwise.
-    let (batched, _) = router_with("tiny-reranker-int8", &["--batch-invariant", "false"]).await;
+    let (batched, _) =
+        router_with("tiny-reranker-int8", &["--batch-invariant", "false", "--max-batch-size", "32"]).await;
     let (_, info) = send(&batched, "GET", "/info", None).await;
     assert_eq!(info["batching"]["max_batch_size"], 32, "{info}");
     let shared_batch = logits(&batched, "rust", &SIMILAR_LENGTHS).await;
@@ -287,7 +288,7 @@ async fn an_int8_cross_encoder_scores_a_pair_alike_whatever_it_shares_a_request_
 
 #[tokio::test]
 async fn an_fp32_cross_encoder_batches_and_still_scores_a_pair_alike() {
-    let app = router().await;
+    let (app, _) = router_with("tiny-reranker", &["--max-batch-size", "32"]).await;
     let (_, info) = send(&app, "GET", "/info", None).await;
     assert_eq!(info["batching"]["max_batch_size"], 32, "{info}");
     assert_eq!(info["fingerprint"].as_str().map(str::len), Some(8), "{info}");

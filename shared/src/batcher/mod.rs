@@ -8,6 +8,8 @@
 //! refuses work with [`BatcherError::Overloaded`] instead of growing. Work has a [`Priority`]:
 //! interactive ahead of bulk (see `owner`).
 
+pub mod calibrate;
+mod learned;
 mod metrics;
 mod owner;
 pub mod packing;
@@ -15,10 +17,11 @@ mod pending;
 mod warmup;
 mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, mpsc as std_mpsc};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::time::Duration;
 
+use self::learned::Learned;
 pub use self::metrics::BatcherMetrics;
 use self::owner::{Owner, Submitted};
 pub use self::packing::BatchLimits;
@@ -145,6 +148,28 @@ struct Job {
 /// [`crate::session::InferenceSession`] is the real one; tests of the queue logic use fakes.
 pub trait Model: Send {
     fn run(&mut self, batch: &[&Encoded]) -> Result<Vec<Vec<f32>>, String>;
+
+    /// Runs a batch and says how long it took (the warm-up's calibration); a fake engine in a
+    /// test reports its given cost model instead.
+    fn timed_run(&mut self, batch: &[&Encoded]) -> Result<Duration, String> {
+        let started = std::time::Instant::now();
+        self.run(batch)?;
+        Ok(started.elapsed())
+    }
+}
+
+/// What each inference thread runs before it serves: the warm-up batches, and, on the first
+/// thread, the calibration of the batch policy (when there is one to make).
+#[derive(Debug, Clone, Default)]
+pub struct WarmUp {
+    pub batches: Vec<Vec<Encoded>>,
+    pub calibration: Option<calibrate::CalibrationSpec>,
+}
+
+impl From<Vec<Vec<Encoded>>> for WarmUp {
+    fn from(batches: Vec<Vec<Encoded>>) -> Self {
+        Self { batches, calibration: None }
+    }
 }
 
 /// Builds one model instance; called once on each inference thread, which then owns it.
@@ -159,20 +184,22 @@ pub struct Batcher {
     capacity: usize,
     metrics: BatcherMetrics,
     readiness: watch::Receiver<Readiness>,
-    first_output: Arc<OnceLock<Vec<f32>>>,
-    alone: Arc<AtomicBool>,
+    learned: Learned,
 }
 
 impl Batcher {
     /// Starts the owner task (on the current tokio runtime) and `config.workers` inference threads.
     /// Each batch of `warmup` is run once per session before the engine reports
-    /// [`Readiness::Ready`]; the first sequence's output alone is [`Batcher::first_output`].
+    /// [`Readiness::Ready`]; the first sequence's output alone is [`Batcher::first_output`]. With
+    /// a calibration, the first thread then measures what batching is worth and the owner batches
+    /// as far as that says ([`Batcher::calibration`]).
     pub fn start(
         config: BatcherConfig,
         factory: ModelFactory,
-        warmup: Vec<Vec<Encoded>>,
+        warmup: impl Into<WarmUp>,
         metrics: BatcherMetrics,
     ) -> Self {
+        let warmup: WarmUp = warmup.into();
         let (requests_tx, requests_rx) = mpsc::unbounded_channel();
         let (jobs_tx, jobs_rx) = std_mpsc::channel::<Job>();
         let jobs_rx = Arc::new(Mutex::new(jobs_rx));
@@ -180,37 +207,32 @@ impl Batcher {
         let ready_tx = Arc::new(ready_tx);
         let workers = config.workers.max(1);
         let loaded = Arc::new(AtomicUsize::new(0));
-        let first_output = Arc::new(OnceLock::new());
-        let alone = Arc::new(AtomicBool::new(false));
+        let learned = Learned::default();
         let probe = config.probe_batch_invariance && config.limits.max_batch_size > 1;
         for n in 0..workers {
             let worker = Worker { jobs: jobs_rx.clone(), metrics: metrics.clone() };
-            let (factory, warmup, ready_tx, loaded) =
-                (factory.clone(), warmup.clone(), ready_tx.clone(), loaded.clone());
-            let (first_output, alone) = (first_output.clone(), alone.clone());
+            let (factory, ready_tx, loaded, learned) =
+                (factory.clone(), ready_tx.clone(), loaded.clone(), learned.clone());
+            let batches = warmup.batches.clone();
+            let calibration = if n == 0 { warmup.calibration.clone() } else { None };
             std::thread::Builder::new()
                 .name(format!("inference-{n}"))
-                .spawn(move || match lower_priority_then(|| warmup::load_and_warm(&factory, &warmup, probe)) {
-                    Ok(warmed) => {
-                        let _failed_if_panicking = FailOnPanic(ready_tx.clone());
-                        if let Some(output) = warmed.first_output {
-                            let _ = first_output.set(output);
+                .spawn(move || {
+                    let load = || warmup::load_and_warm(&factory, &batches, probe, calibration.as_ref());
+                    match lower_priority_then(load) {
+                        Ok(warmed) => {
+                            let _failed_if_panicking = FailOnPanic(ready_tx.clone());
+                            learned.record(&warmed);
+                            // Set before Ready, so no batch forms before the owner knows.
+                            if loaded.fetch_add(1, Ordering::SeqCst) + 1 == workers {
+                                ready_tx.send_replace(Readiness::Ready);
+                            }
+                            worker.run(warmed.model);
                         }
-                        if warmed.batch_dependent && !alone.swap(true, Ordering::SeqCst) {
-                            tracing::warn!(
-                                "a sequence's output changed when it shared a batch: each sequence runs alone \
-                                 (--batch-invariant false to batch anyway)"
-                            );
+                        Err(message) => {
+                            tracing::error!(%message, "model failed to load");
+                            ready_tx.send_replace(Readiness::Failed(message));
                         }
-                        // Set before Ready, so no batch forms before the owner knows.
-                        if loaded.fetch_add(1, Ordering::SeqCst) + 1 == workers {
-                            ready_tx.send_replace(Readiness::Ready);
-                        }
-                        worker.run(warmed.model);
-                    }
-                    Err(message) => {
-                        tracing::error!(%message, "model failed to load");
-                        ready_tx.send_replace(Readiness::Failed(message));
                     }
                 })
                 .expect("spawning an inference thread");
@@ -226,7 +248,7 @@ impl Batcher {
             free_workers: Arc::new(Semaphore::new(workers)),
             queued: queued.clone(),
             metrics: metrics.clone(),
-            alone: alone.clone(),
+            learned: learned.clone(),
         };
         tokio::spawn(owner.run());
         Self {
@@ -236,25 +258,29 @@ impl Batcher {
             capacity: config.queue_capacity,
             metrics,
             readiness: ready_rx,
-            first_output,
-            alone,
+            learned,
         }
     }
 
     /// The length of each output vector (the embedding dimension), known after warm-up.
     pub fn output_width(&self) -> Option<usize> {
-        self.first_output.get().map(Vec::len)
+        self.learned.first_output.get().map(Vec::len)
     }
 
     /// The first warm-up sequence's output, computed alone; known after warm-up.
     pub fn first_output(&self) -> Option<&[f32]> {
-        self.first_output.get().map(Vec::as_slice)
+        self.learned.first_output.get().map(Vec::as_slice)
     }
 
     /// Whether the warm-up probe found outputs that depend on the batch, so that every sequence
     /// now runs alone.
     pub fn runs_alone(&self) -> bool {
-        self.alone.load(Ordering::SeqCst)
+        self.learned.alone.load(Ordering::SeqCst)
+    }
+
+    /// What the warm-up measured of batching on this machine, if it calibrated.
+    pub fn calibration(&self) -> Option<&calibrate::Calibration> {
+        self.learned.calibration.get()
     }
 
     pub fn readiness(&self) -> watch::Receiver<Readiness> {

@@ -13,7 +13,7 @@
 //! for, in another process; on one machine, a linger as long as a rerank covers it.) Bulk is never starved: once its oldest item has waited `bulk_max_delay`
 //! since the last bulk batch, the next batch is bulk's, whatever waits.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ pub(super) struct Owner {
     pub foreground: watch::Receiver<Activity>,
     pub _foreground: Foreground,
     /// Set at warm-up when outputs were found to depend on the batch: batches of one.
-    pub alone: Arc<AtomicBool>,
+    pub learned: super::learned::Learned,
 }
 
 #[derive(Default)]
@@ -166,13 +166,9 @@ impl Owner {
         if activity.in_flight > 0 { Some(None) } else { quiet.filter(|&q| now < q).map(Some) }
     }
 
-    /// The configured limits, or batches of one once the warm-up found batch-dependent outputs.
+    /// The configured limits as the warm-up left them (see [`super::Learned::limits`]).
     fn limits(&self) -> BatchLimits {
-        let limits = self.config.limits;
-        match self.alone.load(Ordering::SeqCst) {
-            true => BatchLimits { max_batch_size: 1, ..limits },
-            false => limits,
-        }
+        self.learned.limits(self.config.limits)
     }
 
     fn bulk_limits(&self) -> BatchLimits {

@@ -218,3 +218,65 @@ async fn outputs_that_do_not_depend_on_the_batch_keep_batching() {
     batcher.submit(vec![seq(3), seq(4), seq(3)], INTERACTIVE).await.unwrap();
     assert_eq!(*batches.lock().unwrap(), vec![3]);
 }
+
+/// A fake engine whose run time is given: `fixed_us + per_token_us x padded tokens`. It reports
+/// that time to the calibration and records the batch sizes it serves.
+struct CostModel {
+    fixed_us: f64,
+    per_token_us: f64,
+    batches: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Model for CostModel {
+    fn run(&mut self, batch: &[&Encoded]) -> Result<Vec<Vec<f32>>, String> {
+        self.batches.lock().unwrap().push(batch.len());
+        Ok(batch.iter().map(|e| vec![e.len() as f32]).collect())
+    }
+
+    fn timed_run(&mut self, batch: &[&Encoded]) -> Result<Duration, String> {
+        let longest = batch.iter().map(|e| e.len()).max().unwrap_or(0);
+        self.run(batch)?;
+        Ok(Duration::from_secs_f64((self.fixed_us + self.per_token_us * (batch.len() * longest) as f64) / 1e6))
+    }
+}
+
+/// Starts a batcher that calibrates on `model`'s costs, then queues 24 requests at once and
+/// returns the calibration and the sizes of the batches that served them.
+async fn calibrated_batches(fixed_us: f64, per_token_us: f64) -> (calibrate::Calibration, Vec<usize>) {
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let recorded = batches.clone();
+    let factory: ModelFactory = Arc::new(move || {
+        Ok(Box::new(CostModel { fixed_us, per_token_us, batches: recorded.clone() }) as Box<dyn Model>)
+    });
+    let spec = calibrate::CalibrationSpec::new(&seq(100), 32, true, true);
+    let warmup = WarmUp { batches: vec![vec![seq(3)]], calibration: Some(spec) };
+    let batcher = Batcher::start(config(32, 100, 50), factory, warmup, BatcherMetrics::default());
+    batcher.readiness().wait_for(|r| *r == Readiness::Ready).await.unwrap();
+    batches.lock().unwrap().clear();
+    let callers: Vec<_> = (0..24)
+        .map(|_| {
+            let batcher = batcher.clone();
+            tokio::spawn(async move { batcher.submit(vec![seq(20)], INTERACTIVE).await })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap().unwrap();
+    }
+    let served = batches.lock().unwrap().clone();
+    (batcher.calibration().cloned().expect("calibrated at warm-up"), served)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_batch_size_follows_the_measured_costs_not_the_cpu() {
+    // Flat cost per token: batching buys nothing, so every request runs alone, at once.
+    let (calibration, served) = calibrated_batches(0.0, 50.0).await;
+    assert_eq!((calibration.max_batch_size, calibration.overhead_tokens), (Some(1), Some(0)), "{calibration:?}");
+    assert_eq!(served, vec![1; 24]);
+
+    // A fixed cost of 40 tokens' worth per run: batches, up to the smallest size within 5% of
+    // the best throughput (16), and the packer weighs padding against that fixed cost.
+    let (calibration, served) = calibrated_batches(2000.0, 50.0).await;
+    assert_eq!((calibration.max_batch_size, calibration.overhead_tokens), (Some(16), Some(40)), "{calibration:?}");
+    assert_eq!(served.iter().sum::<usize>(), 24, "{served:?}");
+    assert!(served.iter().all(|&n| n <= 16) && served.iter().any(|&n| n > 1), "{served:?}");
+}

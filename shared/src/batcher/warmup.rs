@@ -2,6 +2,7 @@
 //! (memory reaches its working size before `/ready`), and, when outputs must not depend on the
 //! batch, check that a sequence gives the same bits alone and padded beside another.
 
+use super::calibrate::{Calibration, CalibrationSpec, calibrate};
 use super::{Model, ModelFactory};
 use crate::tokenize::Encoded;
 
@@ -12,11 +13,20 @@ pub(super) struct Warmed {
     pub first_output: Option<Vec<f32>>,
     /// The probe found the first sequence's output changed when it shared a batch.
     pub batch_dependent: bool,
+    /// What batching is worth, if this thread calibrated.
+    pub calibration: Option<Calibration>,
 }
 
 /// Builds the model and runs `warmup`; with `probe`, then runs the first warm-up sequence beside
-/// the last one (which pads it, when longer) and compares its output with its output alone.
-pub(super) fn load_and_warm(factory: &ModelFactory, warmup: &[Vec<Encoded>], probe: bool) -> Result<Warmed, String> {
+/// the last one (which pads it, when longer) and compares its output with its output alone; with
+/// `calibration`, then times batches of its sequence (`calibrate`), unless the probe found that
+/// every sequence must run alone anyway.
+pub(super) fn load_and_warm(
+    factory: &ModelFactory,
+    warmup: &[Vec<Encoded>],
+    probe: bool,
+    calibration: Option<&CalibrationSpec>,
+) -> Result<Warmed, String> {
     let mut model = factory()?;
     let mut first_output = None;
     for batch in warmup {
@@ -33,7 +43,13 @@ pub(super) fn load_and_warm(factory: &ModelFactory, warmup: &[Vec<Encoded>], pro
         let outputs = model.run(&[first, last]).map_err(|e| format!("warm-up failed: {e}"))?;
         batch_dependent = !same_bits(&outputs[0], alone);
     }
-    Ok(Warmed { model, first_output, batch_dependent })
+    let calibration = match calibration {
+        Some(spec) if !batch_dependent => {
+            Some(calibrate(spec, |batch| model.timed_run(batch)).map_err(|e| format!("calibration failed: {e}"))?)
+        }
+        _ => None,
+    };
+    Ok(Warmed { model, first_output, batch_dependent, calibration })
 }
 
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
@@ -66,7 +82,7 @@ mod tests {
 
     fn warm(coupled: bool, probe: bool) -> Warmed {
         let factory: ModelFactory = Arc::new(move || Ok(Box::new(Fake { coupled }) as Box<dyn Model>));
-        load_and_warm(&factory, &[vec![seq(3)], vec![seq(40), seq(40)]], probe).unwrap()
+        load_and_warm(&factory, &[vec![seq(3)], vec![seq(40), seq(40)]], probe, None).unwrap()
     }
 
     #[test]

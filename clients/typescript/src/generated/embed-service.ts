@@ -141,6 +141,23 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * @description How an engine runs its model: decided at start from the flags and the model file, logged,
+         *     and shown in `/info`.
+         */
+        BatchPlan: {
+            /** @description Whether a sequence's output must not depend on what it is batched with (--batch-invariant). */
+            batch_invariant: boolean;
+            calibration?: null | components["schemas"]["Calibration"];
+            /** @description ONNX Runtime intra-op threads of each session. */
+            intra_op_threads: number;
+            /** @description Most sequences in one inference run. */
+            max_batch_size: number;
+            /** @description Why. */
+            reason: string;
+            /** @description Inference threads, each with its own session. */
+            workers: number;
+        };
+        /**
          * @description Several texts to embed in one call.
          * @example {
          *       "texts": [
@@ -181,6 +198,18 @@ export interface components {
         BatchResponse: {
             /** @description One vector per text, in the order of `texts`. */
             embeddings: number[][];
+        };
+        /** @description What the calibration measured and what it set; in `/info` and the log. */
+        Calibration: {
+            /** @description The batch size cap it chose (None: `--max-batch-size` was given). */
+            max_batch_size?: number | null;
+            /** @description The fixed cost of a run, in tokens' worth of time (None: `--batch-overhead-tokens` was given). */
+            overhead_tokens?: number | null;
+            points: components["schemas"]["Point"][];
+            /** @description Why, in words. */
+            reason: string;
+            /** @description Tokens of the timed sequence. */
+            sequence_tokens: number;
         };
         Datum: {
             embedding: components["schemas"]["Vector"];
@@ -263,6 +292,8 @@ export interface components {
             error: string;
         };
         Info: {
+            /** @description How texts are batched, and why (with what the warm-up measured on this machine). */
+            batching: components["schemas"]["BatchPlan"];
             /** @description The `input_type` of requests that give none. */
             default_input_type: components["schemas"]["InputType"];
             /** @description Floats per embedding. */
@@ -286,6 +317,7 @@ export interface components {
         InputType: "query" | "passage" | "raw";
         /** @description The service's configured limits. */
         Limits: {
+            /** @description Most texts in one inference run (as the warm-up set it: `batching`). */
             max_batch_size: number;
             max_batch_tokens: number;
             /** @description Largest request body, in bytes. */
@@ -294,6 +326,15 @@ export interface components {
             max_client_batch: number;
             /** @description Texts that may wait at once; beyond it requests get 429. */
             queue_capacity: number;
+        };
+        /** @description One measured batch size. */
+        Point: {
+            batch_size: number;
+            /**
+             * Format: double
+             * @description Sequences a second at this batch size (median of the rounds).
+             */
+            sequences_per_sec: number;
         };
         /**
          * @description How token vectors become one: `mean` (E5's model card) or `cls` (fastembed 0.5.1).

@@ -151,6 +151,7 @@ export interface components {
         BatchPlan: {
             /** @description Whether a sequence's output must not depend on what it is batched with (--batch-invariant). */
             batch_invariant: boolean;
+            calibration?: null | components["schemas"]["Calibration"];
             /** @description ONNX Runtime intra-op threads of each session. */
             intra_op_threads: number;
             /** @description Most sequences in one inference run. */
@@ -166,6 +167,18 @@ export interface components {
              * @description Always 1: one search per request (nothing is billed here).
              */
             search_units: number;
+        };
+        /** @description What the calibration measured and what it set; in `/info` and the log. */
+        Calibration: {
+            /** @description The batch size cap it chose (None: `--max-batch-size` was given). */
+            max_batch_size?: number | null;
+            /** @description The fixed cost of a run, in tokens' worth of time (None: `--batch-overhead-tokens` was given). */
+            overhead_tokens?: number | null;
+            points: components["schemas"]["Point"][];
+            /** @description Why, in words. */
+            reason: string;
+            /** @description Tokens of the timed sequence. */
+            sequence_tokens: number;
         };
         /** @description A document: its text, or an object holding it under `text`. */
         CohereDocument: string | components["schemas"]["DocumentText"];
@@ -276,6 +289,7 @@ export interface components {
         };
         /** @description The service's configured limits. */
         Limits: {
+            /** @description Most pairs in one inference run (as the warm-up set it: `batching`). */
             max_batch_size: number;
             max_batch_tokens: number;
             /** @description Largest request body, in bytes. */
@@ -288,6 +302,15 @@ export interface components {
         Meta: {
             api_version: components["schemas"]["ApiVersion"];
             billed_units: components["schemas"]["BilledUnits"];
+        };
+        /** @description One measured batch size. */
+        Point: {
+            batch_size: number;
+            /**
+             * Format: double
+             * @description Sequences a second at this batch size (median of the rounds).
+             */
+            sequences_per_sec: number;
         };
         /**
          * @description Which work goes first. Interactive: someone is waiting for this answer (a search, a single

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use serde::Serialize;
+use shared::engine::BatchPlan;
 use shared::http::openapi::{EngineBusy, Unauthorized};
 use shared::pooling::Pooling;
 use shared::tokenize::InputType;
@@ -25,6 +26,8 @@ pub(crate) struct Info {
     passage_prefix: String,
     /// The `input_type` of requests that give none.
     default_input_type: InputType,
+    /// How texts are batched, and why (with what the warm-up measured on this machine).
+    batching: BatchPlan,
     limits: Limits,
 }
 
@@ -36,6 +39,7 @@ pub(crate) struct Limits {
     /// Largest request body, in bytes.
     max_body_bytes: usize,
     max_batch_tokens: usize,
+    /// Most texts in one inference run (as the warm-up set it: `batching`).
     max_batch_size: usize,
     /// Texts that may wait at once; beyond it requests get 429.
     queue_capacity: usize,
@@ -49,6 +53,7 @@ pub(crate) async fn info(State(state): State<AppState>) -> Result<axum::Json<Inf
     let dimension = state.embedder.dimension().ok_or_else(loading)?;
     let info = state.embedder.info();
     let config = &state.config;
+    let plan = state.embedder.plan();
     Ok(axum::Json(Info {
         model: info.model,
         dimension,
@@ -58,11 +63,12 @@ pub(crate) async fn info(State(state): State<AppState>) -> Result<axum::Json<Inf
         query_prefix: info.query_prefix,
         passage_prefix: info.passage_prefix,
         default_input_type: config.default_input_type,
+        batching: plan.clone(),
         limits: Limits {
             max_client_batch: config.max_client_batch,
             max_body_bytes: config.serve.max_body_bytes,
             max_batch_tokens: config.engine.max_batch_tokens,
-            max_batch_size: config.engine.max_batch_size,
+            max_batch_size: plan.max_batch_size,
             queue_capacity: config.engine.queue_capacity,
         },
     }))

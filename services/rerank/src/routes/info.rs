@@ -33,6 +33,7 @@ pub(crate) struct Limits {
     /// Largest request body, in bytes.
     max_body_bytes: usize,
     max_batch_tokens: usize,
+    /// Most pairs in one inference run (as the warm-up set it: `batching`).
     max_batch_size: usize,
     /// Pairs that may wait at once; beyond it requests get 429.
     queue_capacity: usize,
@@ -45,17 +46,18 @@ pub(crate) async fn info(State(state): State<AppState>) -> Result<axum::Json<Inf
     let loading = || ApiError::Engine(shared::BatcherError::Unavailable("the model is loading".into()).into());
     let fingerprint = state.reranker.fingerprint().ok_or_else(loading)?;
     let config = &state.config;
+    let plan = state.reranker.plan();
     Ok(axum::Json(Info {
         model: state.reranker.name().to_string(),
         max_length: state.reranker.max_length(),
         score: "sigmoid(logit), or the raw logit with raw_scores",
         fingerprint,
-        batching: state.reranker.plan(),
+        batching: plan.clone(),
         limits: Limits {
             max_documents: config.max_documents,
             max_body_bytes: config.serve.max_body_bytes,
             max_batch_tokens: config.engine.max_batch_tokens,
-            max_batch_size: config.engine.max_batch_size,
+            max_batch_size: plan.max_batch_size,
             queue_capacity: config.engine.queue_capacity,
         },
     }))
