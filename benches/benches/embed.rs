@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use benches::pool::Reference;
+use benches::raw_engine::RawEngine;
 use benches::{Latencies, Rng, load, median, metric, open_model, rss_mib, start_service, text_of_length};
 use clap::Parser;
 use e2e::Process;
@@ -35,6 +37,11 @@ struct Args {
     /// Raw-engine batch sizes to try.
     #[arg(long, value_delimiter = ',', default_value = "1,8,16,32")]
     raw_batches: Vec<usize>,
+    /// The reference pools, as SESSIONSxTHREADS (sessions each with that many intra-op threads,
+    /// one sequence per run) [default: one single-threaded session per core, and as many
+    /// sessions with every core each, not spinning]; "none" to skip.
+    #[arg(long, value_delimiter = ',')]
+    pool: Vec<String>,
     /// Rounds of raw engine then service.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -86,6 +93,17 @@ fn main() -> anyhow::Result<()> {
         Some(RawEngine::new(InferenceSession::load(&dir, tokenizer.pad_id(), options)?, &encoded))
     };
 
+    let shapes = pool_shapes(&args.pool, threads)?;
+    let mut reference = if args.skip_raw || shapes.is_empty() {
+        None
+    } else {
+        let pad = tokenizer.pad_id();
+        Some(Reference::new(&shapes, |intra| {
+            let options = SessionOptions { intra_threads: intra, spinning: intra == 1 };
+            Ok(InferenceSession::load(&dir, pad, options)?)
+        })?)
+    };
+
     let runtime = tokio::runtime::Runtime::new()?;
     let service = start_service(&runtime, "embed-service", &model, &args.service_args);
     let url = service.url("/embed");
@@ -94,6 +112,8 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(load(&url, &bodies[..8], 2));
     std::thread::sleep(Duration::from_secs(3));
     let rss_warm = rss_mib(service.pid());
+    let info: Value = runtime.block_on(async { reqwest::get(service.url("/info")).await?.json().await })?;
+    println!("service's batch policy: {}", info["batching"]);
 
     let mut levels: BTreeMap<usize, Vec<Level>> = BTreeMap::new();
     let mut paired_ms = Vec::new();
@@ -111,6 +131,10 @@ fn main() -> anyhow::Result<()> {
                 paired_ms.push(r.latencies.median() - raw_ms);
             }
         }
+        if let Some(reference) = reference.as_mut() {
+            let clients: Vec<usize> = args.concurrency.iter().copied().filter(|&c| c > 1).collect();
+            reference.round(&encoded[..args.requests.min(encoded.len())], &clients)?;
+        }
         for &c in &args.concurrency {
             let requests = args.requests.max(8 * c);
             let level = runtime.block_on(Level::measure(&service, &bodies, &lengths, requests, c))?;
@@ -122,21 +146,29 @@ fn main() -> anyhow::Result<()> {
         Some(raw) => raw.report(),
         None => (f64::NAN, f64::NAN),
     };
+    let (reference_best, reference_p99) = match &reference {
+        Some(reference) => reference.report(),
+        None => (f64::NAN, BTreeMap::new()),
+    };
+    let goal = raw_best.max(reference_best);
     println!("\n## embed-service under HTTP load (POST /embed, one short query per request)");
     println!(
-        "| concurrency | requests | tokens/s (steady) | ratio to raw best | whole run: tokens/s, ratio | p50 ms | p99 ms | errors | mean batch | padding | model busy |"
+        "| concurrency | requests | tokens/s (steady) | ratio to raw best | ratio to the best of raw and pool | whole run: tokens/s, ratio | p50 ms | p99 ms | p99 / pool's | errors | mean batch | padding | model busy |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (c, runs) in &levels {
         let m = |f: fn(&Level) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
         let (tps, whole) = (m(|l| l.tokens_per_s), m(|l| l.whole_run_tokens_per_s));
+        let pool_p99 = reference_p99.get(c).copied().unwrap_or(f64::NAN);
         println!(
-            "| {c} | {} | {tps:.0} | {:.2} | {whole:.0}, {:.2} | {:.1} | {:.1} | {} | {:.1} | {:.1}% | {:.0}% |",
+            "| {c} | {} | {tps:.0} | {:.2} | {:.2} | {whole:.0}, {:.2} | {:.1} | {:.1} | {:.2} | {} | {:.1} | {:.1}% | {:.0}% |",
             runs.iter().map(|l| l.ok).sum::<usize>(),
             tps / raw_best,
+            tps / goal,
             whole / raw_best,
             m(|l| l.p50),
             m(|l| l.p99),
+            m(|l| l.p99) / pool_p99,
             runs.iter().map(|l| l.errors).sum::<usize>(),
             m(|l| l.engine.mean_batch()),
             m(|l| l.engine.padding_percent()),
@@ -161,61 +193,6 @@ fn main() -> anyhow::Result<()> {
         runtime.block_on(mixed(&args, &service, &tokenizer, rss_warm))?;
     }
     Ok(())
-}
-
-/// The raw engine: one session, batches of sorted (equal-ish length) sequences.
-struct RawEngine {
-    session: InferenceSession,
-    sorted: Vec<Encoded>,
-    /// tokens/s per batch size, one figure per round.
-    rates: BTreeMap<usize, Vec<f64>>,
-    singles_ms: Vec<f64>,
-}
-
-impl RawEngine {
-    fn new(session: InferenceSession, encoded: &[Encoded]) -> Self {
-        let mut sorted = encoded.to_vec();
-        sorted.sort_by_key(Encoded::len);
-        Self { session, sorted, rates: BTreeMap::new(), singles_ms: Vec::new() }
-    }
-
-    fn round(&mut self, batches: &[usize]) -> anyhow::Result<()> {
-        self.session.run(&[&self.sorted[0]])?;
-        for e in self.sorted.iter().step_by(self.sorted.len() / 8) {
-            let t = Instant::now();
-            self.session.run(&[e])?;
-            self.singles_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        for &b in batches {
-            // Chunks of neighbouring lengths, spread evenly over the whole length range.
-            let chunks: Vec<Vec<&Encoded>> = self.sorted.chunks_exact(b).map(|c| c.iter().collect()).collect();
-            let n = (64 / b).clamp(2, 8).min(chunks.len());
-            let step = chunks.len() / n;
-            let (t, mut tokens) = (Instant::now(), 0);
-            for chunk in chunks.iter().step_by(step).take(n) {
-                self.session.run(chunk)?;
-                tokens += chunk.iter().map(|e| e.len()).sum::<usize>();
-            }
-            self.rates.entry(b).or_default().push(tokens as f64 / t.elapsed().as_secs_f64());
-        }
-        Ok(())
-    }
-
-    /// Prints the raw figures; returns (best median tokens/s, median single-query ms).
-    fn report(&self) -> (f64, f64) {
-        let single = median(&self.singles_ms);
-        println!("\n## raw engine\none short query alone: median {single:.1} ms");
-        println!("| batch | tokens/s (median) | per round |\n|---|---|---|");
-        let mut best = 0f64;
-        for (b, rates) in &self.rates {
-            let m = median(rates);
-            best = best.max(m);
-            let each: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
-            println!("| {b} | {m:.0} | {} |", each.join(", "));
-        }
-        println!("raw best: {best:.0} tokens/s");
-        (best, single)
-    }
 }
 
 /// One concurrency level of one round.
@@ -353,4 +330,23 @@ fn replay(mut session: InferenceSession, path: &std::path::Path) -> anyhow::Resu
         service_ms / raw_ms
     );
     Ok(())
+}
+
+/// `--pool` as (sessions, intra-op threads) pairs.
+fn pool_shapes(given: &[String], cores: usize) -> anyhow::Result<Vec<(usize, usize)>> {
+    if given.is_empty() {
+        return Ok(vec![(cores, 1), (cores, cores)]);
+    }
+    if given == ["none"] {
+        return Ok(Vec::new());
+    }
+    given
+        .iter()
+        .map(|shape| {
+            let parsed = shape.split_once('x').and_then(|(s, t)| Some((s.parse().ok()?, t.parse().ok()?)));
+            parsed
+                .filter(|&(s, t)| s > 0 && t > 0)
+                .ok_or_else(|| anyhow::anyhow!("--pool {shape}: want SESSIONSxTHREADS, e.g. 2x1"))
+        })
+        .collect()
 }

@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, default_value_t = 16)]
     concurrent_requests: usize,
     /// Raw-engine batch sizes to try on the sorted pairs.
-    #[arg(long, value_delimiter = ',', default_value = "4,8,16,25,50")]
+    #[arg(long, value_delimiter = ',', default_value = "1,4,8,16,25,50")]
     raw_batches: Vec<usize>,
     /// Extra arguments for rerank-service, as one string.
     #[arg(long, allow_hyphen_values = true, default_value = "")]
@@ -67,6 +67,8 @@ fn main() -> anyhow::Result<()> {
     let url = service.url("/rerank");
     let body = json!({"query": QUERY, "documents": documents});
     runtime.block_on(load(&url, std::slice::from_ref(&body), 1));
+    let info: serde_json::Value = runtime.block_on(async { reqwest::get(service.url("/info")).await?.json().await })?;
+    println!("service's batch policy: {}", info["batching"]);
 
     let mut raw_ms: Vec<(usize, Vec<f64>)> = args.raw_batches.iter().map(|&b| (b, Vec::new())).collect();
     let (mut single_ms, mut concurrent_rps) = (Vec::new(), Vec::new());

@@ -3,6 +3,8 @@
 
 pub mod closed_loop;
 pub mod clustered;
+pub mod pool;
+pub mod raw_engine;
 pub mod raw_search;
 pub mod search_http;
 
