@@ -20,8 +20,9 @@ pub struct EngineArgs {
     /// Padded-token budget of one inference batch (batch size x longest sequence).
     #[arg(long, env = "MAX_BATCH_TOKENS", default_value_t = 4096)]
     pub max_batch_tokens: usize,
-    /// Most sequences in one inference batch [default: measured at warm-up: the smallest batch
-    /// within 5% of the best throughput on this machine, at most 32; /info shows the figures].
+    /// Most sequences in one inference batch [default: measured at warm-up, at most 32: 1 when no
+    /// batch runs 10% faster per sequence than one at a time on this machine, else the fastest
+    /// size; /info shows the figures].
     #[arg(long, env = "MAX_BATCH_SIZE")]
     pub max_batch_size: Option<usize>,
     /// Largest share of padding a batch may carry; lower groups lengths more strictly.
