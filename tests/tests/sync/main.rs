@@ -307,6 +307,44 @@ async fn two_gateways_each_with_its_own_index_follow_the_whole_table() {
     assert_ne!(a["consumer"], b["consumer"], "two data directories are two consumers");
 }
 
+/// Two gateways that are one consumer share its queue: what replicas on one Qdrant server are
+/// (their consumer is the server's URL and the collection; no server binary exists here, so the
+/// second gateway gets a data directory of its own with the first one's `sync-id`). Each key is
+/// written by exactly one of them, both take part, and the second does not backfill again.
+#[tokio::test]
+async fn two_gateways_of_one_consumer_share_the_queue_and_write_each_key_once() {
+    let setup = Setup::new(SOURCE).await;
+    let one = setup.gateway(&["--sync-batch", "1"]);
+    one.wait_ready(READY).await;
+    wait_status(&one, "people", "the first backfill", |s| s["backfill"]["state"] == "done").await;
+    let other = TempDir::new("sync-data-same-consumer");
+    std::fs::copy(setup.data.path().join("sync-id"), other.path().join("sync-id")).unwrap();
+    let two = setup.gateway_in(&other, &["--sync-batch", "1"]);
+    two.wait_ready(READY).await;
+    let (a, b) = (status(&one, "people").await, status(&two, "people").await);
+    assert_eq!(a["consumer"], b["consumer"], "one consumer: {a} {b}");
+
+    let db = setup.pg.client().await;
+    db.batch_execute("INSERT INTO profiles (id, name) SELECT i, 'person ' || i FROM generate_series(1, 300) i")
+        .await
+        .unwrap();
+    let want = expected(&db).await;
+    let deadline = Instant::now() + SETTLE;
+    let (a, b) = loop {
+        let (a, b) = (documents(&one, "people").await, documents(&two, "people").await);
+        let union: BTreeMap<_, _> = a.clone().into_iter().chain(b.clone()).collect();
+        if union == want || Instant::now() > deadline {
+            assert_eq!(union, want, "the two collections together differ from the table");
+            break (a, b);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let twice: Vec<&String> = a.keys().filter(|k| b.contains_key(*k)).collect();
+    assert!(twice.is_empty(), "written by both: {twice:?}");
+    assert!(!a.is_empty() && !b.is_empty(), "both take part: {} and {} of 300", a.len(), b.len());
+    assert_eq!(status(&two, "people").await["backfill"]["state"], "done", "no second backfill");
+}
+
 #[tokio::test]
 async fn the_sql_for_a_dba_installs_what_the_gateway_needs() {
     let setup = Setup::new(SOURCE).await;
