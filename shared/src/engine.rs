@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::batcher::calibrate::{Calibration, CalibrationSpec};
+use crate::batcher::in_flight::{self, InFlightSpec};
 use crate::batcher::{Batcher, BatcherError, BatcherMetrics, Model, ModelFactory, Priority, WarmUp};
 use crate::config::{DEFAULT_MAX_BATCH_SIZE, EngineArgs};
 use crate::model::{ModelConfig, ModelDir, ModelError, ModelKind};
@@ -84,13 +85,26 @@ impl BatchPlan {
         Ok(Self { max_batch_size, workers, intra_op_threads, batch_invariant, reason, calibration: None })
     }
 
-    /// What the warm-up should measure, given `sequence` (the longest warm-up one, cut short):
-    /// nothing when every sequence runs alone, when both settings are flags, or when several
-    /// inference threads would share the cores while one measures (then the reason says so).
-    pub fn calibration_spec(&mut self, args: &EngineArgs, sequence: &Encoded) -> Option<CalibrationSpec> {
+    /// What the warm-up should measure, given `sequence` (the longest warm-up one, cut short),
+    /// and whether, if every sequence then runs alone, it should try `sessions` single-threaded
+    /// sessions side by side (at least 2: one per core as memory allows; only when the thread
+    /// settings are not flags). Nothing when both batch settings are flags and batches are
+    /// allowed, or when several inference threads would share the cores while one measures (then
+    /// the reason says so).
+    pub fn calibration_spec(
+        &mut self,
+        args: &EngineArgs,
+        sequence: &Encoded,
+        sessions: usize,
+    ) -> (Option<CalibrationSpec>, bool) {
         let (choose_size, choose_overhead) = (args.max_batch_size.is_none(), args.batch_overhead_tokens.is_none());
-        if self.max_batch_size < 2 || !(choose_size || choose_overhead) {
-            return None;
+        let side_by_side = args.workers.is_none() && args.intra_op_threads.is_none() && sessions > 1;
+        let wanted = match self.max_batch_size {
+            0 | 1 => side_by_side,
+            _ => choose_size || choose_overhead,
+        };
+        if !wanted || (self.workers > 1 && self.max_batch_size < 2) {
+            return (None, false); // (several threads running sequences alone: what side by side would give)
         }
         if self.workers > 1 {
             self.reason.push_str(&format!(
@@ -98,9 +112,9 @@ impl BatchPlan {
                  the flags' values or their defaults",
                 self.workers
             ));
-            return None;
+            return (None, false);
         }
-        Some(CalibrationSpec::new(sequence, self.max_batch_size, choose_size, choose_overhead))
+        (Some(CalibrationSpec::new(sequence, self.max_batch_size, choose_size, choose_overhead)), side_by_side)
     }
 }
 
@@ -137,25 +151,28 @@ impl Engine {
             "batching plan"
         );
         let options = SessionOptions { intra_threads: plan.intra_op_threads, spinning: args.spinning() };
-        let (model_dir, pad_id) = (dir.clone(), tokenizer.pad_id());
-        let factory: ModelFactory = Arc::new(move || {
-            InferenceSession::load(&model_dir, pad_id, options)
-                .map(|s| Box::new(s) as Box<dyn Model>)
-                .map_err(|e| e.to_string())
-        });
+        let pad_id = tokenizer.pad_id();
+        let factory = session_factory(dir, pad_id, options);
         let encode = |text: &str| {
             warmup(&tokenizer, text)
                 .map_err(|e| ModelError::Tokenizer { path: dir.tokenizer_path(), message: e.to_string() })
         };
         let short = encode("warm-up")?;
         let longest = encode(&"warm-up ".repeat(dir.config.max_length))?;
-        let calibration = plan.calibration_spec(args, &longest);
+        let model_bytes = std::fs::metadata(dir.onnx_path()).map_or(u64::MAX / 4, |m| m.len());
+        let sessions = in_flight::sessions_that_fit(cores, model_bytes, in_flight::available_memory());
+        let (calibration, side_by_side) = plan.calibration_spec(args, &longest, sessions);
+        let in_flight = side_by_side.then(|| InFlightSpec {
+            factory: session_factory(dir, pad_id, SessionOptions { intra_threads: 1, ..options }),
+            sessions,
+            warmup: vec![vec![short.clone()], vec![longest.clone()]],
+        });
         let mut config = args.batcher_config();
         config.limits.max_batch_size = plan.max_batch_size;
         config.workers = plan.workers;
         config.probe_batch_invariance = plan.batch_invariant;
         let batches = warmup_batches(short, longest, config.limits.max_batch_tokens, plan.max_batch_size);
-        let warmup = WarmUp { batches, calibration };
+        let warmup = WarmUp { batches, calibration, in_flight };
         let batcher = Batcher::start(config, factory, warmup, metrics);
         let (name, config, plan) = (dir.name().into(), Arc::new(dir.config.clone()), Arc::new(plan));
         Ok(Self { tokenizer, batcher, name, config, plan })
@@ -168,6 +185,9 @@ impl Engine {
         if let Some(calibration) = self.batcher.calibration() {
             plan.max_batch_size = calibration.max_batch_size.unwrap_or(plan.max_batch_size);
             plan.reason = format!("{}; calibrated: {}", plan.reason, calibration.reason);
+            if let Some(in_flight) = calibration.in_flight.as_ref().filter(|f| f.chosen) {
+                (plan.workers, plan.intra_op_threads) = (in_flight.sessions, 1);
+            }
             plan.calibration = Some(calibration.clone());
         }
         if self.batcher.runs_alone() && plan.max_batch_size > 1 {
@@ -208,6 +228,14 @@ impl Engine {
         let tokens = encoded.iter().map(Encoded::len).sum();
         Ok((self.batcher.submit(encoded, priority).await?, tokens))
     }
+}
+
+/// Builds sessions of the model in `dir` with `options`, one per call (on the thread that calls).
+fn session_factory(dir: &ModelDir, pad_id: i64, options: SessionOptions) -> ModelFactory {
+    let dir = dir.clone();
+    Arc::new(move || {
+        InferenceSession::load(&dir, pad_id, options).map(|s| Box::new(s) as Box<dyn Model>).map_err(|e| e.to_string())
+    })
 }
 
 /// The warm-up: one short sequence (it also tells the output width), then the largest batch the

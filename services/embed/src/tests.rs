@@ -133,6 +133,35 @@ async fn embed_matches_the_golden_reference_and_defaults_to_query() {
     assert_ne!(vector(&raw["embedding"]), vector(&body["embedding"]), "raw adds no prefix");
 }
 
+/// Sequences alone (`--max-batch-size 1`) and the threads left to the engine: the warm-up times
+/// one single-threaded session per core side by side against one session, on the real engine,
+/// and the plan says which serves; either way the vectors are the reference's.
+#[tokio::test]
+async fn sequences_alone_try_single_threaded_sessions_side_by_side() {
+    let (app, _) = router_with(&["--max-batch-size", "1"]).await;
+    let info = send(&app, "GET", "/info", None).await.2;
+    let batching = &info["batching"];
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 {
+        eprintln!("SKIPPED: side by side needs 2 cores, this machine has 1");
+        return;
+    }
+    let tried = &batching["calibration"]["in_flight"];
+    assert_eq!(tried["sessions"].as_u64(), Some(cores as u64), "{info}");
+    assert!(tried["one_session_sequences_per_sec"].as_f64().unwrap() > 0.0, "{info}");
+    let (workers, threads) = if tried["chosen"] == true { (cores, 1) } else { (1, cores) };
+    assert_eq!(
+        (batching["workers"].as_u64(), batching["intra_op_threads"].as_u64()),
+        (Some(workers as u64), Some(threads as u64)),
+        "{info}"
+    );
+    assert_eq!(batching["max_batch_size"], 1, "{info}");
+    for _ in 0..4 {
+        let (_, _, body) = send(&app, "POST", "/embed", Some(json!({"text": "Rust engineer in Berlin"}))).await;
+        assert_close(&vector(&body["embedding"]), &golden_query_vector());
+    }
+}
+
 #[tokio::test]
 async fn default_input_type_is_configurable() {
     let (app, _) = router_with(&["--intra-op-threads", "1", "--default-input-type", "raw"]).await;

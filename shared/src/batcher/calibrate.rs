@@ -79,6 +79,9 @@ pub struct Calibration {
     pub overhead_tokens: Option<usize>,
     /// Why, in words.
     pub reason: String,
+    /// Where every sequence runs alone: single-threaded sessions side by side against one
+    /// session, and which serves (`in_flight`).
+    pub in_flight: Option<super::in_flight::InFlight>,
 }
 
 /// Times `spec`'s sequence in each batch size for [`ROUNDS`] interleaved rounds with `run`
@@ -134,6 +137,7 @@ pub fn decide(spec: &CalibrationSpec, measured: &[(usize, Duration)]) -> Calibra
         max_batch_size,
         overhead_tokens: spec.choose_overhead.then_some(overhead),
         reason,
+        in_flight: None,
     }
 }
 

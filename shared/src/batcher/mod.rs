@@ -9,6 +9,7 @@
 //! interactive ahead of bulk (see `owner`).
 
 pub mod calibrate;
+pub mod in_flight;
 mod learned;
 mod metrics;
 mod owner;
@@ -159,16 +160,18 @@ pub trait Model: Send {
 }
 
 /// What each inference thread runs before it serves: the warm-up batches, and, on the first
-/// thread, the calibration of the batch policy (when there is one to make).
-#[derive(Debug, Clone, Default)]
+/// thread, the calibration of the batch policy (when there is one to make) and, where every
+/// sequence then runs alone, the single-threaded sessions to try side by side.
+#[derive(Clone, Default)]
 pub struct WarmUp {
     pub batches: Vec<Vec<Encoded>>,
     pub calibration: Option<calibrate::CalibrationSpec>,
+    pub in_flight: Option<in_flight::InFlightSpec>,
 }
 
 impl From<Vec<Vec<Encoded>>> for WarmUp {
     fn from(batches: Vec<Vec<Encoded>>) -> Self {
-        Self { batches, calibration: None }
+        Self { batches, calibration: None, in_flight: None }
     }
 }
 
@@ -209,20 +212,38 @@ impl Batcher {
         let loaded = Arc::new(AtomicUsize::new(0));
         let learned = Learned::default();
         let probe = config.probe_batch_invariance && config.limits.max_batch_size > 1;
+        let free_workers = Arc::new(Semaphore::new(workers));
         for n in 0..workers {
             let worker = Worker { jobs: jobs_rx.clone(), metrics: metrics.clone() };
             let (factory, ready_tx, loaded, learned) =
                 (factory.clone(), ready_tx.clone(), loaded.clone(), learned.clone());
             let batches = warmup.batches.clone();
-            let calibration = if n == 0 { warmup.calibration.clone() } else { None };
+            let (calibration, in_flight) =
+                if n == 0 { (warmup.calibration.clone(), warmup.in_flight.clone()) } else { (None, None) };
+            let (jobs, metrics, free_workers) = (jobs_rx.clone(), metrics.clone(), free_workers.clone());
             std::thread::Builder::new()
                 .name(format!("inference-{n}"))
                 .spawn(move || {
-                    let load = || warmup::load_and_warm(&factory, &batches, probe, calibration.as_ref());
+                    let load =
+                        || warmup::load_and_warm(&factory, &batches, probe, calibration.as_ref(), in_flight.as_ref());
                     match lower_priority_then(load) {
-                        Ok(warmed) => {
+                        Ok(mut warmed) => {
                             let _failed_if_panicking = FailOnPanic(ready_tx.clone());
                             learned.record(&warmed);
+                            // Sessions the calibration chose to run beside this one: each gets an
+                            // inference thread (this one's lowered priority is inherited).
+                            for (k, model) in std::mem::take(&mut warmed.extra).into_iter().enumerate() {
+                                let worker = Worker { jobs: jobs.clone(), metrics: metrics.clone() };
+                                let ready_tx = ready_tx.clone();
+                                std::thread::Builder::new()
+                                    .name(format!("inference-{}", workers + k))
+                                    .spawn(move || {
+                                        let _failed_if_panicking = FailOnPanic(ready_tx);
+                                        worker.run(model)
+                                    })
+                                    .expect("spawning an inference thread");
+                                free_workers.add_permits(1);
+                            }
                             // Set before Ready, so no batch forms before the owner knows.
                             if loaded.fetch_add(1, Ordering::SeqCst) + 1 == workers {
                                 ready_tx.send_replace(Readiness::Ready);
@@ -245,7 +266,7 @@ impl Batcher {
             config,
             requests: requests_rx,
             jobs: jobs_tx,
-            free_workers: Arc::new(Semaphore::new(workers)),
+            free_workers,
             queued: queued.clone(),
             metrics: metrics.clone(),
             learned: learned.clone(),

@@ -240,19 +240,33 @@ impl Model for CostModel {
     }
 }
 
-/// Starts a batcher that calibrates on `model`'s costs, then queues 24 requests at once and
-/// returns the calibration and the sizes of the batches that served them.
-async fn calibrated_batches(fixed_us: f64, per_token_us: f64) -> (calibrate::Calibration, Vec<usize>) {
-    let batches = Arc::new(Mutex::new(Vec::new()));
+/// Starts a batcher that calibrates on `model`'s costs (and, with `side_us_per_token`, tries
+/// two single-threaded sessions of that cost side by side), then queues 24 requests at once and
+/// returns the calibration, the sizes of the batches the first session served, and those the
+/// side-by-side sessions served.
+async fn calibrated_batches_beside(
+    fixed_us: f64,
+    per_token_us: f64,
+    side_us_per_token: Option<f64>,
+) -> (calibrate::Calibration, Vec<usize>, Vec<usize>) {
+    let (batches, side) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
     let recorded = batches.clone();
     let factory: ModelFactory = Arc::new(move || {
         Ok(Box::new(CostModel { fixed_us, per_token_us, batches: recorded.clone() }) as Box<dyn Model>)
     });
+    let in_flight = side_us_per_token.map(|per_token_us| {
+        let recorded = side.clone();
+        let factory: ModelFactory = Arc::new(move || {
+            Ok(Box::new(CostModel { fixed_us: 0.0, per_token_us, batches: recorded.clone() }) as Box<dyn Model>)
+        });
+        in_flight::InFlightSpec { factory, sessions: 2, warmup: Vec::new() }
+    });
     let spec = calibrate::CalibrationSpec::new(&seq(100), 32, true, true);
-    let warmup = WarmUp { batches: vec![vec![seq(3)]], calibration: Some(spec) };
+    let warmup = WarmUp { batches: vec![vec![seq(3)]], calibration: Some(spec), in_flight };
     let batcher = Batcher::start(config(32, 100, 50), factory, warmup, BatcherMetrics::default());
     batcher.readiness().wait_for(|r| *r == Readiness::Ready).await.unwrap();
     batches.lock().unwrap().clear();
+    side.lock().unwrap().clear();
     let callers: Vec<_> = (0..24)
         .map(|_| {
             let batcher = batcher.clone();
@@ -262,8 +276,33 @@ async fn calibrated_batches(fixed_us: f64, per_token_us: f64) -> (calibrate::Cal
     for caller in callers {
         caller.await.unwrap().unwrap();
     }
-    let served = batches.lock().unwrap().clone();
-    (batcher.calibration().cloned().expect("calibrated at warm-up"), served)
+    let (served, beside) = (batches.lock().unwrap().clone(), side.lock().unwrap().clone());
+    (batcher.calibration().cloned().expect("calibrated at warm-up"), served, beside)
+}
+
+async fn calibrated_batches(fixed_us: f64, per_token_us: f64) -> (calibrate::Calibration, Vec<usize>) {
+    let (calibration, served, _) = calibrated_batches_beside(fixed_us, per_token_us, None).await;
+    (calibration, served)
+}
+
+#[tokio::test(start_paused = true)]
+async fn where_sequences_run_alone_single_threaded_sessions_serve_side_by_side_if_faster() {
+    // Batching buys nothing; two single-threaded sessions each take 1.5x as long per sequence,
+    // so side by side they run 1.33x one session: they serve, and the first session is dropped.
+    let (calibration, served, beside) = calibrated_batches_beside(0.0, 50.0, Some(75.0)).await;
+    let in_flight = calibration.in_flight.clone().expect("tried");
+    assert!(in_flight.chosen && in_flight.sessions == 2, "{calibration:?}");
+    assert!(calibration.reason.contains("2 single-threaded sessions side by side ran 1.33x"), "{}", calibration.reason);
+    assert_eq!((served, beside), (vec![], vec![1; 24]));
+
+    // Each 2.5x as long: 0.8x one session, not worth their memory; the first session serves.
+    let (calibration, served, beside) = calibrated_batches_beside(0.0, 50.0, Some(125.0)).await;
+    assert!(!calibration.in_flight.clone().expect("tried").chosen, "{calibration:?}");
+    assert_eq!((served, beside), (vec![1; 24], vec![]));
+
+    // Where batching pays, they are not tried.
+    let (calibration, _, beside) = calibrated_batches_beside(2000.0, 50.0, Some(1.0)).await;
+    assert_eq!((calibration.in_flight, beside), (None, vec![]));
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,6 +3,7 @@
 //! batch, check that a sequence gives the same bits alone and padded beside another.
 
 use super::calibrate::{Calibration, CalibrationSpec, calibrate};
+use super::in_flight::{InFlightSpec, try_in_flight};
 use super::{Model, ModelFactory};
 use crate::tokenize::Encoded;
 
@@ -15,17 +16,22 @@ pub(super) struct Warmed {
     pub batch_dependent: bool,
     /// What batching is worth, if this thread calibrated.
     pub calibration: Option<Calibration>,
+    /// Single-threaded sessions that serve beside `model` (which is one of them), when the
+    /// calibration found they beat one session (`in_flight`).
+    pub extra: Vec<Box<dyn Model>>,
 }
 
 /// Builds the model and runs `warmup`; with `probe`, then runs the first warm-up sequence beside
 /// the last one (which pads it, when longer) and compares its output with its output alone; with
 /// `calibration`, then times batches of its sequence (`calibrate`), unless the probe found that
-/// every sequence must run alone anyway.
+/// every sequence must run alone anyway; and where every sequence runs alone, with `in_flight`,
+/// tries single-threaded sessions side by side.
 pub(super) fn load_and_warm(
     factory: &ModelFactory,
     warmup: &[Vec<Encoded>],
     probe: bool,
     calibration: Option<&CalibrationSpec>,
+    in_flight: Option<&InFlightSpec>,
 ) -> Result<Warmed, String> {
     let mut model = factory()?;
     let mut first_output = None;
@@ -43,13 +49,46 @@ pub(super) fn load_and_warm(
         let outputs = model.run(&[first, last]).map_err(|e| format!("warm-up failed: {e}"))?;
         batch_dependent = !same_bits(&outputs[0], alone);
     }
-    let calibration = match calibration {
-        Some(spec) if !batch_dependent => {
-            Some(calibrate(spec, |batch| model.timed_run(batch)).map_err(|e| format!("calibration failed: {e}"))?)
+    let (mut calibrated, mut extra) = (None, Vec::new());
+    if let (Some(spec), false) = (calibration, batch_dependent) {
+        let mut c = calibrate(spec, |batch| model.timed_run(batch)).map_err(|e| format!("calibration failed: {e}"))?;
+        if let (Some(in_flight), 1) = (in_flight, c.max_batch_size.unwrap_or(spec.cap)) {
+            match try_in_flight(in_flight, model.as_mut(), &spec.sequence) {
+                Ok((verdict, mut sessions)) => {
+                    let gain = verdict.side_by_side_sequences_per_sec / verdict.one_session_sequences_per_sec;
+                    let n = verdict.sessions;
+                    if let Some(first) = sessions.pop() {
+                        let (alone_ms, side_ms) = (
+                            1e3 / verdict.one_session_sequences_per_sec,
+                            1e3 * n as f64 / verdict.side_by_side_sequences_per_sec,
+                        );
+                        c.reason += &format!(
+                            "; {n} single-threaded sessions side by side ran {gain:.2}x one session: each sequence \
+                             runs alone on one of them (the weights {n} times in memory; a request alone takes \
+                             about {side_ms:.0} ms where one session took {alone_ms:.0} ms: --workers 1 keeps one)"
+                        );
+                        model = first;
+                        extra = sessions;
+                        // The output the handles report comes from a session that serves.
+                        if let Some(sequence) = warmup.first().and_then(|b| b.first()) {
+                            first_output = model.run(&[sequence]).map_err(|e| format!("warm-up failed: {e}"))?.pop();
+                        }
+                    } else {
+                        c.reason += &format!(
+                            "; {n} single-threaded sessions side by side ran {gain:.2}x one session: not worth their memory"
+                        );
+                    }
+                    c.in_flight = Some(verdict);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "single-threaded sessions side by side could not be tried");
+                    c.reason += &format!("; single-threaded sessions could not be tried: {error}");
+                }
+            }
         }
-        _ => None,
-    };
-    Ok(Warmed { model, first_output, batch_dependent, calibration })
+        calibrated = Some(c);
+    }
+    Ok(Warmed { model, first_output, batch_dependent, calibration: calibrated, extra })
 }
 
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
@@ -82,7 +121,7 @@ mod tests {
 
     fn warm(coupled: bool, probe: bool) -> Warmed {
         let factory: ModelFactory = Arc::new(move || Ok(Box::new(Fake { coupled }) as Box<dyn Model>));
-        load_and_warm(&factory, &[vec![seq(3)], vec![seq(40), seq(40)]], probe, None).unwrap()
+        load_and_warm(&factory, &[vec![seq(3)], vec![seq(40), seq(40)]], probe, None, None).unwrap()
     }
 
     #[test]

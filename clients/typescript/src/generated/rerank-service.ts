@@ -170,6 +170,7 @@ export interface components {
         };
         /** @description What the calibration measured and what it set; in `/info` and the log. */
         Calibration: {
+            in_flight?: null | components["schemas"]["InFlight"];
             /** @description The batch size cap it chose (None: `--max-batch-size` was given). */
             max_batch_size?: number | null;
             /** @description The fixed cost of a run, in tokens' worth of time (None: `--batch-overhead-tokens` was given). */
@@ -270,6 +271,23 @@ export interface components {
             code: string;
             /** @description What went wrong, for people. */
             error: string;
+        };
+        /** @description What the comparison measured; in `/info` under `batching.calibration`. */
+        InFlight: {
+            /** @description Whether they serve instead of the first session. */
+            chosen: boolean;
+            /**
+             * Format: double
+             * @description Sequences a second, one at a time on the first session (every core's intra-op thread).
+             */
+            one_session_sequences_per_sec: number;
+            /** @description Single-threaded sessions tried. */
+            sessions: number;
+            /**
+             * Format: double
+             * @description Sequences a second, one at a time on each single-threaded session, side by side.
+             */
+            side_by_side_sequences_per_sec: number;
         };
         Info: {
             /** @description How pairs are batched, and why. */

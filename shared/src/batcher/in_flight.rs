@@ -1,0 +1,192 @@
+//! Two runs in flight: where batching does not pay (`calibrate`), one single-threaded session per
+//! core may still run single sequences faster than one session whose intra-op threads share each
+//! of them. On this project's AVX-512 machine two 1-thread sessions ran single e5-large queries
+//! 1.25-1.30x faster than one 2-thread session (BENCHMARKS.md, "The batch policy"). It holds the
+//! weights once per session, so it is measured, not assumed: the sessions are loaded and warmed,
+//! timed side by side against the first session alone (interleaved rounds), and they serve only
+//! if they run at least [`MIN_GAIN`] faster; otherwise they are dropped.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Model, ModelFactory};
+use crate::tokenize::Encoded;
+
+/// Side by side must beat one session by this much to be worth the memory.
+pub const MIN_GAIN: f64 = 0.05;
+
+/// Single-sequence runs per session in each round, and rounds.
+const RUNS: usize = 8;
+const ROUNDS: usize = 3;
+
+/// The sessions to try when every sequence runs alone.
+#[derive(Clone)]
+pub struct InFlightSpec {
+    /// Builds one single-threaded session.
+    pub factory: ModelFactory,
+    /// How many (one per core).
+    pub sessions: usize,
+    /// Each one's warm-up batches (sequences alone: no big batch to warm up for).
+    pub warmup: Vec<Vec<Encoded>>,
+}
+
+/// What the comparison measured; in `/info` under `batching.calibration`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct InFlight {
+    /// Single-threaded sessions tried.
+    pub sessions: usize,
+    /// Sequences a second, one at a time on the first session (every core's intra-op thread).
+    pub one_session_sequences_per_sec: f64,
+    /// Sequences a second, one at a time on each single-threaded session, side by side.
+    pub side_by_side_sequences_per_sec: f64,
+    /// Whether they serve instead of the first session.
+    pub chosen: bool,
+}
+
+/// How many single-threaded sessions to try: one per core, as far as memory allows each a copy of
+/// the weights (`model_bytes`, the ONNX file) with as much again to spare (activations, and the
+/// other services on the machine); fewer than 2 means none.
+pub fn sessions_that_fit(cores: usize, model_bytes: u64, available_bytes: Option<u64>) -> usize {
+    let fit = match available_bytes {
+        Some(available) => (available / (2 * model_bytes.max(1))) as usize,
+        None => 0, // memory unknown: not worth the risk of running out
+    };
+    match cores.min(fit) {
+        n if n >= 2 => n,
+        _ => 0,
+    }
+}
+
+/// Memory this process may still use: `MemAvailable`, or less if a cgroup limit (a container's
+/// `memory:` limit) leaves less. None when neither can be read.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+    });
+    let read = |name: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{name}")).ok()?.trim().parse::<u64>().ok();
+    let cgroup = read("memory.max").map(|max| max.saturating_sub(read("memory.current").unwrap_or(0)));
+    match (meminfo, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Loads and warms `spec`'s sessions, times them side by side against `first` alone on
+/// `sequence`, and returns the verdict with the sessions if they won (else none).
+pub(super) fn try_in_flight(
+    spec: &InFlightSpec,
+    first: &mut dyn Model,
+    sequence: &Encoded,
+) -> Result<(InFlight, Vec<Box<dyn Model>>), String> {
+    let mut sessions = (0..spec.sessions.max(1)).map(|_| (spec.factory)()).collect::<Result<Vec<_>, _>>()?;
+    for model in &mut sessions {
+        for batch in &spec.warmup {
+            model.run(&batch.iter().collect::<Vec<_>>())?;
+        }
+    }
+    let (mut one, mut side) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        one.push(rate(1, one_after_another(first, sequence)?));
+        side.push(rate(sessions.len(), side_by_side(&mut sessions, sequence)?));
+    }
+    let (one, side) = (median(&mut one), median(&mut side));
+    let chosen = side >= one * (1.0 + MIN_GAIN);
+    let verdict = InFlight {
+        sessions: sessions.len(),
+        one_session_sequences_per_sec: one,
+        side_by_side_sequences_per_sec: side,
+        chosen,
+    };
+    Ok((verdict, if chosen { sessions } else { Vec::new() }))
+}
+
+/// The time of [`RUNS`] single-sequence runs on `model`, as it reports them.
+fn one_after_another(model: &mut dyn Model, sequence: &Encoded) -> Result<Duration, String> {
+    (0..RUNS).try_fold(Duration::ZERO, |total, _| Ok(total + model.timed_run(&[sequence])?))
+}
+
+/// Each model runs [`RUNS`] single sequences on a thread of its own, all at once; the slowest
+/// thread's time.
+fn side_by_side(models: &mut [Box<dyn Model>], sequence: &Encoded) -> Result<Duration, String> {
+    let times: Vec<Result<Duration, String>> = std::thread::scope(|scope| {
+        let threads: Vec<_> =
+            models.iter_mut().map(|model| scope.spawn(move || one_after_another(model.as_mut(), sequence))).collect();
+        threads.into_iter().map(|t| t.join().unwrap_or_else(|_| Err("a session panicked".into()))).collect()
+    });
+    Ok(times.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().max().unwrap_or_default())
+}
+
+/// Sequences a second when `sessions` ran [`RUNS`] each in `time`.
+fn rate(sessions: usize, time: Duration) -> f64 {
+    (sessions * RUNS) as f64 / time.as_secs_f64().max(1e-9)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A session whose single-sequence run takes `us` microseconds (as it reports it).
+    struct Timed {
+        us: u64,
+    }
+
+    impl Model for Timed {
+        fn run(&mut self, batch: &[&Encoded]) -> Result<Vec<Vec<f32>>, String> {
+            Ok(batch.iter().map(|_| vec![0.0]).collect())
+        }
+
+        fn timed_run(&mut self, _batch: &[&Encoded]) -> Result<Duration, String> {
+            Ok(Duration::from_micros(self.us))
+        }
+    }
+
+    fn spec(us: u64) -> InFlightSpec {
+        let factory: ModelFactory = Arc::new(move || Ok(Box::new(Timed { us }) as Box<dyn Model>));
+        InFlightSpec { factory, sessions: 2, warmup: vec![vec![sequence()]] }
+    }
+
+    fn sequence() -> Encoded {
+        Encoded { ids: vec![1; 24], type_ids: vec![0; 24] }
+    }
+
+    #[test]
+    fn side_by_side_sessions_serve_only_when_they_measure_faster() {
+        // One session: 1 ms a sequence (1000/s). Two at 1.5 ms each side by side: 1333/s.
+        let (verdict, sessions) = try_in_flight(&spec(1500), &mut Timed { us: 1000 }, &sequence()).unwrap();
+        assert!(verdict.chosen && sessions.len() == 2, "{verdict:?}");
+        assert!((verdict.side_by_side_sequences_per_sec - 1333.3).abs() < 1.0, "{verdict:?}");
+        assert!((verdict.one_session_sequences_per_sec - 1000.0).abs() < 1.0, "{verdict:?}");
+        // Two at 2 ms each: 1000/s, no better than one session: dropped.
+        let (verdict, sessions) = try_in_flight(&spec(2000), &mut Timed { us: 1000 }, &sequence()).unwrap();
+        assert!(!verdict.chosen && sessions.is_empty(), "{verdict:?}");
+    }
+
+    #[test]
+    fn as_many_sessions_as_cores_and_memory_allow() {
+        const GIB: u64 = 1 << 30;
+        // e5-large int8 (0.56 GB) on 2 cores with 20 GiB free: 2. fp32 (2.24 GB) on 16 cores in a
+        // 6 GiB container: 1 fits twice over, so none.
+        assert_eq!(sessions_that_fit(2, 560_000_000, Some(20 * GIB)), 2);
+        assert_eq!(sessions_that_fit(16, 2_240_000_000, Some(6 * GIB)), 0);
+        assert_eq!(sessions_that_fit(16, 2_240_000_000, Some(24 * GIB)), 5);
+        assert_eq!(sessions_that_fit(1, 1000, Some(GIB)), 0, "one core: nothing to put side by side");
+        assert_eq!(sessions_that_fit(4, 1000, None), 0, "memory unknown");
+        assert!(available_memory().is_some_and(|bytes| bytes > 0), "this machine's /proc/meminfo");
+    }
+
+    #[test]
+    fn a_session_that_fails_to_load_is_an_error() {
+        let factory: ModelFactory = Arc::new(|| Err("no memory".to_string()));
+        let spec = InFlightSpec { factory, sessions: 2, warmup: Vec::new() };
+        assert_eq!(try_in_flight(&spec, &mut Timed { us: 1 }, &sequence()).err(), Some("no memory".to_string()));
+    }
+}
