@@ -216,3 +216,15 @@ impl Parts {
         Ok(Self { embedder, profiles, collection_embedders, reranker, store, cache, engines, edge })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    /// compose.yaml's unset `COLLECTIONS_CONFIG=` reaches the gateway as an empty path.
+    #[test]
+    fn an_empty_collections_config_is_no_configured_collection() {
+        let config = crate::config::Config::try_parse_from(["search-gateway", "--collections-config="]).unwrap();
+        assert_eq!(*super::profiles(&config.server.backends).unwrap(), Default::default());
+    }
+}
