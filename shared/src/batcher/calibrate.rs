@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::median;
 use crate::tokenize::Encoded;
 
 /// Batching pays when the best batch runs at least this much faster per sequence than one at a
@@ -159,11 +160,6 @@ fn fixed_cost_tokens(tokens: usize, measured: &[(usize, Duration)]) -> usize {
     let slope = sxy / sxx;
     let intercept = my - slope * mx;
     (intercept / slope).clamp(0.0, 4096.0).round() as usize
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 /// `sequence` cut to `len` tokens, its last (closing special) token kept.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Model, ModelFactory};
+use super::{Model, ModelFactory, median};
 use crate::tokenize::Encoded;
 
 /// Side by side must beat one session by this much to be worth the memory.
@@ -88,10 +88,10 @@ pub(super) fn try_in_flight(
     }
     let (mut one, mut side) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        one.push(rate(1, one_after_another(first, sequence)?));
-        side.push(rate(sessions.len(), side_by_side(&mut sessions, sequence)?));
+        one.push(one_after_another(first, sequence)?);
+        side.push(side_by_side(&mut sessions, sequence)?);
     }
-    let (one, side) = (median(&mut one), median(&mut side));
+    let (one, side) = (rate(1, median(&mut one)), rate(sessions.len(), median(&mut side)));
     let chosen = side >= one * (1.0 + MIN_GAIN);
     let verdict = InFlight {
         sessions: sessions.len(),
@@ -121,11 +121,6 @@ fn side_by_side(models: &mut [Box<dyn Model>], sequence: &Encoded) -> Result<Dur
 /// Sequences a second when `sessions` ran [`RUNS`] each in `time`.
 fn rate(sessions: usize, time: Duration) -> f64 {
     (sessions * RUNS) as f64 / time.as_secs_f64().max(1e-9)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 #[cfg(test)]

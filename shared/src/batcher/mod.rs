@@ -369,6 +369,12 @@ impl Batcher {
     }
 }
 
+/// The middle of the warm-up's timings (`calibrate`, `in_flight`), sorted in place.
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
 /// Marks the engine failed if an inference thread unwinds, so `/ready` and the process (which
 /// exits on failure, to be restarted) do not go on as if the model could still answer.
 struct FailOnPanic(Arc<watch::Sender<Readiness>>);
