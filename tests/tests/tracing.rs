@@ -70,8 +70,11 @@ async fn one_search_is_one_trace_across_the_three_services() {
     let receiver = OtlpReceiver::start().await;
     let exporting = exporting_to(&receiver);
     let one_thread = ["--intra-op-threads", "1"];
+    // The reranker's batch size is given: left to the warm-up it follows this machine's timings,
+    // and where batching does not pay the 4 candidates below would run one at a time.
+    let batching = ["--intra-op-threads", "1", "--max-batch-size", "32"];
     let embed = start_model_service("embed-service", &fixture("tiny-e5"), &one_thread, &envs(&exporting));
-    let rerank = start_model_service("rerank-service", &fixture("tiny-reranker"), &one_thread, &envs(&exporting));
+    let rerank = start_model_service("rerank-service", &fixture("tiny-reranker"), &batching, &envs(&exporting));
     embed.wait_ready(READY).await;
     rerank.wait_ready(READY).await;
     let data = TempDir::new("tracing");
