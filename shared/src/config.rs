@@ -50,9 +50,10 @@ pub struct EngineArgs {
     #[arg(long, env = "INTRA_OP_SPINNING", action = clap::ArgAction::Set)]
     pub intra_op_spinning: Option<bool>,
     /// Inference threads, each with its own copy of the model [default: 1; one per core when
-    /// sequences run alone: an int8 reranker (see --batch-invariant), or, unless this or
-    /// --intra-op-threads is given, where the warm-up found batching does not pay and one
-    /// single-threaded session per core, timed side by side, ran 5% faster than one session].
+    /// sequences run alone (an int8 reranker, see --batch-invariant); and, unless this or
+    /// --intra-op-threads is given, one single-threaded session per core if, timed side by side
+    /// at warm-up, they ran 5% faster than one session: then work that waits runs on them, and a
+    /// batch with nothing else waiting runs on the one session, on every core].
     #[arg(long, env = "INFERENCE_WORKERS")]
     pub workers: Option<usize>,
     /// Keep each sequence's output the same whatever it is batched with: a model whose outputs

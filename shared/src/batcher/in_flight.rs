@@ -1,10 +1,13 @@
-//! Two runs in flight: where batching does not pay (`calibrate`), one single-threaded session per
-//! core may still run single sequences faster than one session whose intra-op threads share each
-//! of them. On this project's AVX-512 machine two 1-thread sessions ran single e5-large queries
-//! 1.25-1.30x faster than one 2-thread session (BENCHMARKS.md, "The batch policy"). It holds the
-//! weights once per session, so it is measured, not assumed: the sessions are loaded and warmed,
-//! timed side by side against the first session alone (interleaved rounds), and they serve only
-//! if they run at least [`MIN_GAIN`] faster; otherwise they are dropped.
+//! Runs in flight side by side: one session whose intra-op threads share every batch leaves
+//! cores waiting on each other (ONNX Runtime's intra-op parallelism does little for a batch of a
+//! few short sequences), while one single-threaded session per core, each running its own batch,
+//! keeps every core busy. On this project's AVX-512 machine two 1-thread sessions ran single
+//! e5-large queries 1.25-1.30x faster than one 2-thread session (BENCHMARKS.md, "The batch
+//! policy"). But a lone request then runs on one core, and each session holds the weights, so it
+//! is measured, not assumed: the sessions are loaded and warmed, timed side by side against the
+//! first session alone on batches of the size they would serve under load (interleaved rounds),
+//! and they serve only if they run at least [`MIN_GAIN`] faster; otherwise they are dropped. When
+//! they serve, the first session stays for a batch that has the machine to itself (`owner`).
 
 use std::time::Duration;
 
@@ -16,18 +19,22 @@ use crate::tokenize::Encoded;
 /// Side by side must beat one session by this much to be worth the memory.
 pub const MIN_GAIN: f64 = 0.05;
 
-/// Single-sequence runs per session in each round, and rounds.
-const RUNS: usize = 8;
+/// Sequences per session in each round (at least two runs), and rounds.
+const SEQUENCES: usize = 8;
 const ROUNDS: usize = 3;
 
-/// The sessions to try when every sequence runs alone.
+/// The largest batch the comparison is made at: the size the sessions serve under load (a
+/// service's batches at 32 concurrent single queries average 6-7 sequences over two sessions).
+pub const BATCH: usize = 4;
+
+/// The sessions to try.
 #[derive(Clone)]
 pub struct InFlightSpec {
     /// Builds one single-threaded session.
     pub factory: ModelFactory,
     /// How many (one per core).
     pub sessions: usize,
-    /// Each one's warm-up batches (sequences alone: no big batch to warm up for).
+    /// Each one's warm-up batches.
     pub warmup: Vec<Vec<Encoded>>,
 }
 
@@ -36,23 +43,26 @@ pub struct InFlightSpec {
 pub struct InFlight {
     /// Single-threaded sessions tried.
     pub sessions: usize,
-    /// Sequences a second, one at a time on the first session (every core's intra-op thread).
+    /// Sequences per run in the comparison.
+    pub batch_size: usize,
+    /// Sequences a second, a batch at a time on the first session (every core's intra-op thread).
     pub one_session_sequences_per_sec: f64,
-    /// Sequences a second, one at a time on each single-threaded session, side by side.
+    /// Sequences a second, a batch at a time on each single-threaded session, side by side.
     pub side_by_side_sequences_per_sec: f64,
-    /// Whether they serve instead of the first session.
+    /// Whether they serve beside the first session, which keeps the batches that run alone.
     pub chosen: bool,
 }
 
-/// How many single-threaded sessions to try: one per core, as far as memory allows each a copy of
-/// the weights (`model_bytes`, the ONNX file) with as much again to spare (activations, and the
-/// other services on the machine); fewer than 2 means none.
+/// How many single-threaded sessions to try: one per core, as far as memory allows each, and the
+/// first session that stays beside them, a copy of the weights (`model_bytes`, the ONNX file)
+/// with as much again to spare (activations, and the other services on the machine); fewer than
+/// 2 means none.
 pub fn sessions_that_fit(cores: usize, model_bytes: u64, available_bytes: Option<u64>) -> usize {
     let fit = match available_bytes {
         Some(available) => (available / (2 * model_bytes.max(1))) as usize,
         None => 0, // memory unknown: not worth the risk of running out
     };
-    match cores.min(fit) {
+    match cores.min(fit.saturating_sub(1)) {
         n if n >= 2 => n,
         _ => 0,
     }
@@ -73,12 +83,14 @@ pub fn available_memory() -> Option<u64> {
     }
 }
 
-/// Loads and warms `spec`'s sessions, times them side by side against `first` alone on
-/// `sequence`, and returns the verdict with the sessions if they won (else none).
+/// Loads and warms `spec`'s sessions, times them side by side against `first` alone on batches
+/// of `batch_size` copies of `sequence`, and returns the verdict with the sessions if they won
+/// (else none).
 pub(super) fn try_in_flight(
     spec: &InFlightSpec,
     first: &mut dyn Model,
     sequence: &Encoded,
+    batch_size: usize,
 ) -> Result<(InFlight, Vec<Box<dyn Model>>), String> {
     let mut sessions = (0..spec.sessions.max(1)).map(|_| (spec.factory)()).collect::<Result<Vec<_>, _>>()?;
     for model in &mut sessions {
@@ -86,15 +98,19 @@ pub(super) fn try_in_flight(
             model.run(&batch.iter().collect::<Vec<_>>())?;
         }
     }
+    let batch = vec![sequence; batch_size.max(1)];
+    let runs = (SEQUENCES / batch.len()).max(2);
     let (mut one, mut side) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        one.push(one_after_another(first, sequence)?);
-        side.push(side_by_side(&mut sessions, sequence)?);
+        one.push(one_after_another(first, &batch, runs)?);
+        side.push(side_by_side(&mut sessions, &batch, runs)?);
     }
-    let (one, side) = (rate(1, median(&mut one)), rate(sessions.len(), median(&mut side)));
+    let sequences = batch.len() * runs;
+    let (one, side) = (rate(sequences, median(&mut one)), rate(sessions.len() * sequences, median(&mut side)));
     let chosen = side >= one * (1.0 + MIN_GAIN);
     let verdict = InFlight {
         sessions: sessions.len(),
+        batch_size: batch.len(),
         one_session_sequences_per_sec: one,
         side_by_side_sequences_per_sec: side,
         chosen,
@@ -102,25 +118,26 @@ pub(super) fn try_in_flight(
     Ok((verdict, if chosen { sessions } else { Vec::new() }))
 }
 
-/// The time of [`RUNS`] single-sequence runs on `model`, as it reports them.
-fn one_after_another(model: &mut dyn Model, sequence: &Encoded) -> Result<Duration, String> {
-    (0..RUNS).try_fold(Duration::ZERO, |total, _| Ok(total + model.timed_run(&[sequence])?))
+/// The time of `runs` runs of `batch` on `model`, as it reports them.
+fn one_after_another(model: &mut dyn Model, batch: &[&Encoded], runs: usize) -> Result<Duration, String> {
+    (0..runs).try_fold(Duration::ZERO, |total, _| Ok(total + model.timed_run(batch)?))
 }
 
-/// Each model runs [`RUNS`] single sequences on a thread of its own, all at once; the slowest
-/// thread's time.
-fn side_by_side(models: &mut [Box<dyn Model>], sequence: &Encoded) -> Result<Duration, String> {
+/// Each model runs `runs` batches on a thread of its own, all at once; the slowest thread's time.
+fn side_by_side(models: &mut [Box<dyn Model>], batch: &[&Encoded], runs: usize) -> Result<Duration, String> {
     let times: Vec<Result<Duration, String>> = std::thread::scope(|scope| {
-        let threads: Vec<_> =
-            models.iter_mut().map(|model| scope.spawn(move || one_after_another(model.as_mut(), sequence))).collect();
+        let threads: Vec<_> = models
+            .iter_mut()
+            .map(|model| scope.spawn(move || one_after_another(model.as_mut(), batch, runs)))
+            .collect();
         threads.into_iter().map(|t| t.join().unwrap_or_else(|_| Err("a session panicked".into()))).collect()
     });
     Ok(times.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().max().unwrap_or_default())
 }
 
-/// Sequences a second when `sessions` ran [`RUNS`] each in `time`.
-fn rate(sessions: usize, time: Duration) -> f64 {
-    (sessions * RUNS) as f64 / time.as_secs_f64().max(1e-9)
+/// Sequences a second when `sequences` ran in `time`.
+fn rate(sequences: usize, time: Duration) -> f64 {
+    sequences as f64 / time.as_secs_f64().max(1e-9)
 }
 
 #[cfg(test)]
@@ -129,7 +146,7 @@ mod tests {
 
     use super::*;
 
-    /// A session whose single-sequence run takes `us` microseconds (as it reports it).
+    /// A session whose run takes `us` microseconds a sequence (as it reports it).
     struct Timed {
         us: u64,
     }
@@ -139,8 +156,8 @@ mod tests {
             Ok(batch.iter().map(|_| vec![0.0]).collect())
         }
 
-        fn timed_run(&mut self, _batch: &[&Encoded]) -> Result<Duration, String> {
-            Ok(Duration::from_micros(self.us))
+        fn timed_run(&mut self, batch: &[&Encoded]) -> Result<Duration, String> {
+            Ok(Duration::from_micros(self.us * batch.len() as u64))
         }
     }
 
@@ -156,23 +173,28 @@ mod tests {
     #[test]
     fn side_by_side_sessions_serve_only_when_they_measure_faster() {
         // One session: 1 ms a sequence (1000/s). Two at 1.5 ms each side by side: 1333/s.
-        let (verdict, sessions) = try_in_flight(&spec(1500), &mut Timed { us: 1000 }, &sequence()).unwrap();
+        let (verdict, sessions) = try_in_flight(&spec(1500), &mut Timed { us: 1000 }, &sequence(), 1).unwrap();
         assert!(verdict.chosen && sessions.len() == 2, "{verdict:?}");
         assert!((verdict.side_by_side_sequences_per_sec - 1333.3).abs() < 1.0, "{verdict:?}");
         assert!((verdict.one_session_sequences_per_sec - 1000.0).abs() < 1.0, "{verdict:?}");
         // Two at 2 ms each: 1000/s, no better than one session: dropped.
-        let (verdict, sessions) = try_in_flight(&spec(2000), &mut Timed { us: 1000 }, &sequence()).unwrap();
+        let (verdict, sessions) = try_in_flight(&spec(2000), &mut Timed { us: 1000 }, &sequence(), 1).unwrap();
         assert!(!verdict.chosen && sessions.is_empty(), "{verdict:?}");
+        // The same per sequence in batches of 4: the rates are per sequence, not per run.
+        let (verdict, _) = try_in_flight(&spec(1500), &mut Timed { us: 1000 }, &sequence(), 4).unwrap();
+        assert_eq!(verdict.batch_size, 4);
+        assert!((verdict.side_by_side_sequences_per_sec - 1333.3).abs() < 1.0, "{verdict:?}");
     }
 
     #[test]
     fn as_many_sessions_as_cores_and_memory_allow() {
         const GIB: u64 = 1 << 30;
         // e5-large int8 (0.56 GB) on 2 cores with 20 GiB free: 2. fp32 (2.24 GB) on 16 cores in a
-        // 6 GiB container: 1 fits twice over, so none.
+        // 6 GiB container: 1 fits twice over, and the first session is that one, so none. With
+        // 24 GiB, 5 fit twice over: the first and 4 more.
         assert_eq!(sessions_that_fit(2, 560_000_000, Some(20 * GIB)), 2);
         assert_eq!(sessions_that_fit(16, 2_240_000_000, Some(6 * GIB)), 0);
-        assert_eq!(sessions_that_fit(16, 2_240_000_000, Some(24 * GIB)), 5);
+        assert_eq!(sessions_that_fit(16, 2_240_000_000, Some(24 * GIB)), 4);
         assert_eq!(sessions_that_fit(1, 1000, Some(GIB)), 0, "one core: nothing to put side by side");
         assert_eq!(sessions_that_fit(4, 1000, None), 0, "memory unknown");
         assert!(available_memory().is_some_and(|bytes| bytes > 0), "this machine's /proc/meminfo");
@@ -182,6 +204,6 @@ mod tests {
     fn a_session_that_fails_to_load_is_an_error() {
         let factory: ModelFactory = Arc::new(|| Err("no memory".to_string()));
         let spec = InFlightSpec { factory, sessions: 2, warmup: Vec::new() };
-        assert_eq!(try_in_flight(&spec, &mut Timed { us: 1 }, &sequence()).err(), Some("no memory".to_string()));
+        assert_eq!(try_in_flight(&spec, &mut Timed { us: 1 }, &sequence(), 1).err(), Some("no memory".to_string()));
     }
 }

@@ -2,11 +2,12 @@
 //! depend on their batch-mates, and what batching is worth.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, mpsc as std_mpsc};
 
 use super::BatchLimits;
 use super::calibrate::Calibration;
 use super::warmup::Warmed;
+use super::worker::Job;
 
 /// What the warm-up learned, shared by the inference threads (which set it before Ready), the
 /// owner (which batches by it) and the handles.
@@ -16,6 +17,18 @@ pub(super) struct Learned {
     /// A sequence's output changed in a batch: every sequence runs alone.
     pub(super) alone: Arc<AtomicBool>,
     pub(super) calibration: Arc<OnceLock<Calibration>>,
+    /// Where single-threaded sessions serve side by side: the first session, on every core.
+    pub(super) wide: Arc<OnceLock<Wide>>,
+}
+
+/// The session a batch runs on when it has the machine to itself (nothing else running or
+/// waiting); the batch takes every inference thread's permit, so nothing runs beside it. It has
+/// an inference thread of its own (one thread keeps its memory warm).
+pub(super) struct Wide {
+    /// Its inference thread's queue.
+    pub(super) jobs: std_mpsc::Sender<Job>,
+    /// The single-threaded sessions serving beside it.
+    pub(super) narrow: usize,
 }
 
 impl Learned {

@@ -22,13 +22,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::time::Duration;
 
-use self::learned::Learned;
+use self::learned::{Learned, Wide};
 pub use self::metrics::BatcherMetrics;
 use self::owner::{Owner, Submitted};
 pub use self::packing::BatchLimits;
-use self::worker::Worker;
+use self::worker::{Job, Worker};
 use crate::tokenize::Encoded;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy)]
@@ -137,14 +137,6 @@ struct Item {
     queued: tracing::Span,
 }
 
-struct Job {
-    items: Vec<Item>,
-    _worker: OwnedSemaphorePermit,
-    span: tracing::Span,
-    /// One `inference` span per request in the batch, ended when the batch has run.
-    inference: Vec<tracing::Span>,
-}
-
 /// What an inference thread runs: a padded batch in, one output vector per sequence out.
 /// [`crate::session::InferenceSession`] is the real one; tests of the queue logic use fakes.
 pub trait Model: Send {
@@ -160,8 +152,8 @@ pub trait Model: Send {
 }
 
 /// What each inference thread runs before it serves: the warm-up batches, and, on the first
-/// thread, the calibration of the batch policy (when there is one to make) and, where every
-/// sequence then runs alone, the single-threaded sessions to try side by side.
+/// thread, the calibration of the batch policy (when there is one to make) and then the
+/// single-threaded sessions to try side by side.
 #[derive(Clone, Default)]
 pub struct WarmUp {
     pub batches: Vec<Vec<Encoded>>,
@@ -231,17 +223,18 @@ impl Batcher {
                             let _failed_if_panicking = FailOnPanic(ready_tx.clone());
                             learned.record(&warmed);
                             // Sessions the calibration chose to run beside this one: each gets an
-                            // inference thread (this one's lowered priority is inherited).
-                            for (k, model) in std::mem::take(&mut warmed.extra).into_iter().enumerate() {
+                            // inference thread (this one's lowered priority is inherited), and
+                            // the first session one of its own, with its own queue (`Wide`).
+                            let extra = std::mem::take(&mut warmed.extra);
+                            if let Some(session) = warmed.wide.take() {
+                                let (wide_jobs, queue) = std_mpsc::channel();
+                                let _ = learned.wide.set(Wide { jobs: wide_jobs, narrow: extra.len() + 1 });
+                                let worker = Worker { jobs: Arc::new(Mutex::new(queue)), metrics: metrics.clone() };
+                                worker.spawn("inference-wide".into(), session, ready_tx.clone());
+                            }
+                            for (k, model) in extra.into_iter().enumerate() {
                                 let worker = Worker { jobs: jobs.clone(), metrics: metrics.clone() };
-                                let ready_tx = ready_tx.clone();
-                                std::thread::Builder::new()
-                                    .name(format!("inference-{}", workers + k))
-                                    .spawn(move || {
-                                        let _failed_if_panicking = FailOnPanic(ready_tx);
-                                        worker.run(model)
-                                    })
-                                    .expect("spawning an inference thread");
+                                worker.spawn(format!("inference-{}", workers + k), model, ready_tx.clone());
                                 free_workers.add_permits(1);
                             }
                             // Set before Ready, so no batch forms before the owner knows.
@@ -398,5 +391,7 @@ fn lower_priority_then<T>(load: impl FnOnce() -> T) -> T {
 
 #[cfg(test)]
 mod priority_tests;
+#[cfg(test)]
+mod side_by_side_tests;
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use super::pending::Pending;
-use super::{Activity, BatchLimits, BatcherConfig, BatcherError, BatcherMetrics, Foreground, Item, Job, Priority};
+use super::worker::Job;
+use super::{Activity, BatchLimits, BatcherConfig, BatcherError, BatcherMetrics, Foreground, Item, Priority};
 
 /// One request's items on their way to the owner.
 pub(super) struct Submitted {
@@ -134,7 +135,8 @@ impl Owner {
             if priority == Priority::Bulk {
                 self.metrics.bulk_items.inc_by(items.len() as u64);
             }
-            self.dispatch(items, permit);
+            let alone = queues.interactive.is_empty() && queues.bulk.is_empty();
+            self.dispatch(items, permit, alone);
         }
     }
 
@@ -176,13 +178,27 @@ impl Owner {
         BatchLimits { max_batch_tokens: limits.max_batch_tokens.min(self.config.bulk_batch_tokens), ..limits }
     }
 
-    fn dispatch(&self, mut items: Vec<Item>, permit: OwnedSemaphorePermit) {
-        let span = tracing::debug_span!("batch", size = items.len());
+    /// Hands `items` to a free inference thread. Where single-threaded sessions serve side by
+    /// side, a batch with nothing else waiting (`alone`) and no other run in flight takes every
+    /// thread's permit and runs on the first session, on every core: a lone request is not held
+    /// to one core's speed, and while it runs nothing starts beside it.
+    fn dispatch(&self, mut items: Vec<Item>, mut permit: OwnedSemaphorePermit, alone: bool) {
+        let wide = alone
+            && self.learned.wide.get().is_some_and(|wide| {
+                let others = u32::try_from(wide.narrow.saturating_sub(1)).unwrap_or(u32::MAX);
+                self.free_workers.clone().try_acquire_many_owned(others).map(|rest| permit.merge(rest)).is_ok()
+            });
+        let span = tracing::debug_span!("batch", size = items.len(), wide);
         for item in &items {
             span.follows_from(&item.span);
         }
         let inference = inference_spans(&mut items);
-        if let Err(std_mpsc::SendError(job)) = self.jobs.send(Job { items, _worker: permit, span, inference }) {
+        let job = Job { items, _workers: permit, wide, span, inference };
+        let queue = match self.learned.wide.get() {
+            Some(session) if wide => &session.jobs,
+            _ => &self.jobs,
+        };
+        if let Err(std_mpsc::SendError(job)) = queue.send(job) {
             for item in job.items {
                 let _ = item.respond.send(Err(BatcherError::Unavailable("no inference thread is running".into())));
             }

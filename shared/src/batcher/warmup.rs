@@ -3,7 +3,7 @@
 //! batch, check that a sequence gives the same bits alone and padded beside another.
 
 use super::calibrate::{Calibration, CalibrationSpec, calibrate};
-use super::in_flight::{InFlightSpec, try_in_flight};
+use super::in_flight::{self, InFlightSpec, try_in_flight};
 use super::{Model, ModelFactory};
 use crate::tokenize::Encoded;
 
@@ -19,13 +19,15 @@ pub(super) struct Warmed {
     /// Single-threaded sessions that serve beside `model` (which is one of them), when the
     /// calibration found they beat one session (`in_flight`).
     pub extra: Vec<Box<dyn Model>>,
+    /// Then the first session, for a batch that has the machine to itself.
+    pub wide: Option<Box<dyn Model>>,
 }
 
 /// Builds the model and runs `warmup`; with `probe`, then runs the first warm-up sequence beside
 /// the last one (which pads it, when longer) and compares its output with its output alone; with
 /// `calibration`, then times batches of its sequence (`calibrate`), unless the probe found that
-/// every sequence must run alone anyway; and where every sequence runs alone, with `in_flight`,
-/// tries single-threaded sessions side by side.
+/// every sequence must run alone anyway; and then, with `in_flight`, tries single-threaded
+/// sessions side by side.
 pub(super) fn load_and_warm(
     factory: &ModelFactory,
     warmup: &[Vec<Encoded>],
@@ -49,33 +51,46 @@ pub(super) fn load_and_warm(
         let outputs = model.run(&[first, last]).map_err(|e| format!("warm-up failed: {e}"))?;
         batch_dependent = !same_bits(&outputs[0], alone);
     }
-    let (mut calibrated, mut extra) = (None, Vec::new());
+    let (mut calibrated, mut extra, mut wide) = (None, Vec::new(), None);
     if let (Some(spec), false) = (calibration, batch_dependent) {
         let mut c = calibrate(spec, |batch| model.timed_run(batch)).map_err(|e| format!("calibration failed: {e}"))?;
-        if let (Some(in_flight), 1) = (in_flight, c.max_batch_size.unwrap_or(spec.cap)) {
-            match try_in_flight(in_flight, model.as_mut(), &spec.sequence) {
+        if let Some(in_flight) = in_flight {
+            let batch_size = c.max_batch_size.unwrap_or(spec.cap).min(in_flight::BATCH);
+            match try_in_flight(in_flight, model.as_mut(), &spec.sequence, batch_size) {
                 Ok((verdict, mut sessions)) => {
                     let gain = verdict.side_by_side_sequences_per_sec / verdict.one_session_sequences_per_sec;
                     let n = verdict.sessions;
+                    let batches = if batch_size == 1 {
+                        "one sequence at a time".into()
+                    } else {
+                        format!("batches of {batch_size}")
+                    };
                     if let Some(first) = sessions.pop() {
-                        let (alone_ms, side_ms) = (
-                            1e3 / verdict.one_session_sequences_per_sec,
-                            1e3 * n as f64 / verdict.side_by_side_sequences_per_sec,
-                        );
                         c.reason += &format!(
-                            "; {n} single-threaded sessions side by side ran {gain:.2}x one session: each sequence \
-                             runs alone on one of them (the weights {n} times in memory; a request alone takes \
-                             about {side_ms:.0} ms where one session took {alone_ms:.0} ms: --workers 1 keeps one)"
+                            "; {n} single-threaded sessions side by side ran {gain:.2}x one session on {batches}: \
+                             while more work waits, each batch runs on one of them, and a batch that has the \
+                             machine to itself runs on the first session, on every core (the weights {} times \
+                             in memory: --workers 1 keeps one)",
+                            n + 1
                         );
-                        model = first;
+                        let first_session = std::mem::replace(&mut model, first);
                         extra = sessions;
                         // The output the handles report comes from a session that serves.
+                        let alone = first_output.take();
                         if let Some(sequence) = warmup.first().and_then(|b| b.first()) {
                             first_output = model.run(&[sequence]).map_err(|e| format!("warm-up failed: {e}"))?.pop();
                         }
+                        // Where outputs must not depend on how they ran, the first session serves
+                        // only if it gives the same bits as the others.
+                        if !probe || alone.zip(first_output.as_ref()).is_some_and(|(a, b)| same_bits(&a, b)) {
+                            wide = Some(first_session);
+                        } else {
+                            c.reason += "; the first session's outputs differ in their last bits from theirs: dropped";
+                        }
                     } else {
                         c.reason += &format!(
-                            "; {n} single-threaded sessions side by side ran {gain:.2}x one session: not worth their memory"
+                            "; {n} single-threaded sessions side by side ran {gain:.2}x one session on {batches}: \
+                             not worth their memory"
                         );
                     }
                     c.in_flight = Some(verdict);
@@ -88,7 +103,7 @@ pub(super) fn load_and_warm(
         }
         calibrated = Some(c);
     }
-    Ok(Warmed { model, first_output, batch_dependent, calibration: calibrated, extra })
+    Ok(Warmed { model, first_output, batch_dependent, calibration: calibrated, extra, wide })
 }
 
 fn same_bits(a: &[f32], b: &[f32]) -> bool {

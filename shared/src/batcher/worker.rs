@@ -3,10 +3,23 @@
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
-use super::{BatcherError, BatcherMetrics, Job, Model, packing};
+use super::{BatcherError, BatcherMetrics, FailOnPanic, Item, Model, Readiness, packing};
 use crate::tokenize::Encoded;
+
+/// A batch on its way to an inference thread.
+pub(super) struct Job {
+    pub(super) items: Vec<Item>,
+    /// The thread's permit; for a `wide` batch, every thread's.
+    pub(super) _workers: OwnedSemaphorePermit,
+    /// Runs on the session with every core's intra-op thread (`learned::Wide`).
+    pub(super) wide: bool,
+    pub(super) span: tracing::Span,
+    /// One `inference` span per request in the batch, ended when the batch has run.
+    pub(super) inference: Vec<tracing::Span>,
+}
 
 /// An inference thread: owns one session and runs the batches it is handed.
 pub(super) struct Worker {
@@ -15,6 +28,17 @@ pub(super) struct Worker {
 }
 
 impl Worker {
+    /// Runs `model` on a new thread named `name`; a panic there fails the engine.
+    pub(super) fn spawn(self, name: String, model: Box<dyn Model>, ready: Arc<watch::Sender<Readiness>>) {
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let _failed_if_panicking = FailOnPanic(ready);
+                self.run(model)
+            })
+            .expect("spawning an inference thread");
+    }
+
     pub(super) fn run(self, mut model: Box<dyn Model>) {
         // Freed activation buffers go back to the OS: after warm-up, at most once a second under
         // load, and whenever the thread has been idle for a second since its last batch.
@@ -58,7 +82,8 @@ impl Worker {
         let outputs = model.run(&sequences);
         let elapsed = started.elapsed();
         m.inference_duration.observe(elapsed.as_secs_f64());
-        tracing::debug!(size = job.items.len(), longest, real, ms = elapsed.as_secs_f64() * 1e3, "batch ran");
+        let (size, wide, ms) = (job.items.len(), job.wide, elapsed.as_secs_f64() * 1e3);
+        tracing::debug!(size, longest, real, ms, wide, "batch ran");
         m.batch_size.observe(job.items.len() as f64);
         m.batch_tokens.observe((longest * job.items.len()) as f64);
         m.padding_ratio.observe(packing::padding_ratio(real, job.items.len(), longest));

@@ -274,18 +274,20 @@ export interface components {
         };
         /** @description What the comparison measured; in `/info` under `batching.calibration`. */
         InFlight: {
-            /** @description Whether they serve instead of the first session. */
+            /** @description Sequences per run in the comparison. */
+            batch_size: number;
+            /** @description Whether they serve beside the first session, which keeps the batches that run alone. */
             chosen: boolean;
             /**
              * Format: double
-             * @description Sequences a second, one at a time on the first session (every core's intra-op thread).
+             * @description Sequences a second, a batch at a time on the first session (every core's intra-op thread).
              */
             one_session_sequences_per_sec: number;
             /** @description Single-threaded sessions tried. */
             sessions: number;
             /**
              * Format: double
-             * @description Sequences a second, one at a time on each single-threaded session, side by side.
+             * @description Sequences a second, a batch at a time on each single-threaded session, side by side.
              */
             side_by_side_sequences_per_sec: number;
         };
