@@ -24,8 +24,8 @@ pub const MIN_GAIN: f64 = 0.05;
 const SEQUENCES: usize = 16;
 const ROUNDS: usize = 5;
 
-/// The largest batch the comparison is made at: the size the sessions serve under load (a
-/// service's batches at 32 concurrent single queries average 6-7 sequences over two sessions).
+/// The largest batch the comparison is made at: about the size the sessions serve under load (at
+/// 32 concurrent single queries, two sessions' batches average 5-6 sequences; at 8, about 2).
 pub const BATCH: usize = 4;
 
 /// The sessions to try.
