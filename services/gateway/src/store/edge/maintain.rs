@@ -24,11 +24,8 @@ use qdrant_edge::EdgeShard;
 
 use super::super::StoreError;
 use super::schedule::Maintenance;
-use super::shards::{Shards, failed};
+use super::shards::{Shards, failed, sole};
 use super::wal::{dir_bytes, prunable_wal_bytes, prune_wal};
-
-/// How long a reopen waits for the searches still holding the shard.
-const DRAIN: Duration = Duration::from_secs(30);
 
 /// The maintenance thread's nice value: the optimizer's own work (merging, copying, quantizing)
 /// yields to the searches, as qdrant-edge's HNSW build threads do (it runs them at nice 10), but
@@ -107,19 +104,13 @@ impl Shards {
     fn reopen(&self, collection: &str) -> Result<(), StoreError> {
         let _journal = self.journal.lock();
         let mut shards = self.shards.write().unwrap_or_else(|p| p.into_inner());
-        let Some(mut shard) = shards.remove(collection) else { return Ok(()) };
+        let Some(shard) = shards.remove(collection) else { return Ok(()) };
         let started = Instant::now();
-        let shard = loop {
-            match Arc::try_unwrap(shard) {
-                Ok(shard) => break shard,
-                Err(held) if started.elapsed() < DRAIN => {
-                    shard = held;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(held) => {
-                    shards.insert(collection.to_string(), held);
-                    return Err(StoreError::Failed("searches held the shard too long; pruning later".into()));
-                }
+        let shard = match sole(shard) {
+            Ok(shard) => shard,
+            Err(held) => {
+                shards.insert(collection.to_string(), held);
+                return Err(StoreError::Failed("searches held the shard too long; pruning later".into()));
             }
         };
         let closing = Instant::now();

@@ -151,3 +151,24 @@ async fn the_segment_settings_decide_how_far_the_optimizer_merges() {
     eprintln!("segments: {merged} merged towards one, {kept_apart} at most 100 KB each");
     assert!(merged <= 3 && kept_apart >= 6 && merged < kept_apart, "{merged} merged, {kept_apart} kept apart");
 }
+
+/// A collection deleted while its shard is still held (a search in flight, the maintenance thread
+/// just after an optimization): the delete waits for the holder, so the last holder's flush does
+/// not meet a removed directory (qdrant-edge panics there; the API fuzz test once caught it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_deleted_while_its_shard_is_held_waits_for_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = indexed_store(dir.path(), EdgeOptions::default());
+    store.upsert("c", points(&clustered(20, 8, 2, 3), 0)).await.unwrap();
+    let held = store.0.shard("c").unwrap();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(held);
+    });
+    let started = Instant::now();
+    assert!(store.delete_collection("c").await.unwrap());
+    assert!(started.elapsed() >= Duration::from_millis(250), "deleted before the holder let go");
+    assert!(holder.join().is_ok(), "the holder's drop panicked");
+    assert!(store.info("c").await.is_err(), "gone");
+    assert!(!dir.path().join("collections").join("c").exists());
+}

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use qdrant_edge::{
     DEFAULT_VECTOR_NAME, Distance, EdgeConfig, EdgeConfigBuilder, EdgeOptimizersConfig, EdgeShard,
@@ -205,8 +206,18 @@ impl Shards {
         // The checkpoint must flush every shard; no optimization starts while the lock is held.
         self.maintenance.wait_idle();
         self.checkpoint_locked(&mut guard)?;
-        let shard = self.shards.write().unwrap_or_else(|p| p.into_inner()).remove(collection);
-        drop(shard);
+        let Some(shard) = self.shards.write().unwrap_or_else(|p| p.into_inner()).remove(collection) else {
+            return Ok(false);
+        };
+        // Whoever still holds the shard (the maintenance thread just after an optimization, a
+        // search in flight) lets go first: the last holder flushes it, into its directory.
+        match sole(shard) {
+            Ok(shard) => drop(shard),
+            Err(held) => {
+                self.shards.write().unwrap_or_else(|p| p.into_inner()).insert(collection.to_string(), held);
+                return Err(StoreError::Failed(format!("collection {collection:?} is still in use; retry")));
+            }
+        }
         let (path, doomed) = (self.root.join(collection), self.root.join(format!("{STAGING_PREFIX}{collection}")));
         let io = |e: std::io::Error| StoreError::Failed(format!("cannot remove {}: {e}", path.display()));
         std::fs::rename(&path, &doomed).map_err(io)?;
@@ -356,5 +367,24 @@ pub(super) fn settings_of(shard: &EdgeShard) -> IndexSettings {
         quantization: int8.then_some(crate::store::index::Quantization::Int8),
         vectors_on_disk: vector.and_then(|v| v.on_disk),
         ..IndexSettings::default()
+    }
+}
+
+/// How long a reopen or a delete waits for the others holding a shard.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// `shard` once nobody else holds it (searches in flight, the maintenance thread), waiting up to
+/// [`DRAIN`]; else it is given back.
+pub(super) fn sole(mut shard: Arc<EdgeShard>) -> Result<EdgeShard, Arc<EdgeShard>> {
+    let started = Instant::now();
+    loop {
+        match Arc::try_unwrap(shard) {
+            Ok(shard) => return Ok(shard),
+            Err(held) if started.elapsed() < DRAIN => {
+                shard = held;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(held) => return Err(held),
+        }
     }
 }
