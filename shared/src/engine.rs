@@ -87,9 +87,9 @@ impl BatchPlan {
 
     /// What the warm-up should measure, given `sequence` (the longest warm-up one, cut short),
     /// and whether it should then try `sessions` single-threaded sessions side by side (at least
-    /// 2: one per core as memory allows; only when the thread settings are not flags). Nothing when both batch settings are flags and batches are
-    /// allowed, or when several inference threads would share the cores while one measures (then
-    /// the reason says so).
+    /// 2: one per core as memory allows; only when the thread settings are not flags). Nothing
+    /// when both batch settings are flags and batches are allowed, or when several inference
+    /// threads would share the cores while one measures (then the reason says so).
     pub fn calibration_spec(
         &mut self,
         args: &EngineArgs,

@@ -80,8 +80,8 @@ pub struct Calibration {
     pub overhead_tokens: Option<usize>,
     /// Why, in words.
     pub reason: String,
-    /// Where every sequence runs alone: single-threaded sessions side by side against one
-    /// session, and which serves (`in_flight`).
+    /// Single-threaded sessions side by side against one session, and whether they serve
+    /// (`in_flight`); None where they were not tried.
     pub in_flight: Option<super::in_flight::InFlight>,
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
+use super::tests::{INTERACTIVE, config, seq};
 use super::*;
 
 /// One run: on which kind of session, and whether another run was in flight during it.
@@ -57,7 +58,8 @@ async fn a_batch_alone_has_the_machine_and_waiting_work_runs_side_by_side() {
     let in_flight = in_flight::InFlightSpec { factory: factory_of(true, 75.0), sessions: 2, warmup: Vec::new() };
     let calibration = calibrate::CalibrationSpec::new(&seq(100), 32, true, true);
     let warmup = WarmUp { batches: vec![vec![seq(3)]], calibration: Some(calibration), in_flight: Some(in_flight) };
-    let config = BatcherConfig { max_wait: Duration::ZERO, ..tests_config() };
+    // One inference thread to start with (the warm-up adds the others), no wait for company.
+    let config = config(32, 100, 0);
     let batcher = Batcher::start(config, factory_of(false, 50.0), warmup, BatcherMetrics::default());
     batcher.readiness().wait_for(|r| *r == Readiness::Ready).await.unwrap();
     assert!(batcher.calibration().and_then(|c| c.in_flight.as_ref()).is_some_and(|f| f.chosen));
@@ -85,30 +87,4 @@ async fn a_batch_alone_has_the_machine_and_waiting_work_runs_side_by_side() {
     assert_eq!(busy.len(), 12, "{busy:?}");
     assert!(busy.iter().filter(|r| !r.narrow).all(|r| !r.overlapped), "the first session ran beside another: {busy:?}");
     assert!(busy.iter().filter(|r| r.narrow && r.overlapped).count() >= 8, "not side by side: {busy:?}");
-}
-
-const INTERACTIVE: Priority = Priority::Interactive;
-
-/// One inference thread to start with (the warm-up adds the others), batches of one.
-fn tests_config() -> BatcherConfig {
-    BatcherConfig {
-        limits: BatchLimits {
-            max_batch_tokens: 10_000,
-            max_batch_size: 32,
-            max_padding_ratio: 0.5,
-            overhead_tokens: 0,
-        },
-        max_wait: Duration::from_millis(50),
-        queue_capacity: 100,
-        workers: 1,
-        bulk_batch_tokens: 10_000,
-        bulk_max_delay: Duration::from_secs(1),
-        interactive_linger: Duration::from_millis(50),
-        max_passed_over: 2,
-        probe_batch_invariance: false,
-    }
-}
-
-fn seq(len: usize) -> Encoded {
-    Encoded { ids: vec![5; len], type_ids: vec![0; len] }
 }

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use super::*;
 
-const INTERACTIVE: Priority = Priority::Interactive;
+pub(super) const INTERACTIVE: Priority = Priority::Interactive;
 
 /// Stands in for ONNX Runtime (these tests are about the queue, not numerics): returns each
 /// sequence's length and records the batch sizes it was given.
@@ -20,7 +20,7 @@ impl Model for RecordingModel {
 }
 
 /// One inference thread, a roomy token budget, and the given size cap, queue and max wait.
-fn config(max_batch_size: usize, queue_capacity: usize, max_wait_ms: u64) -> BatcherConfig {
+pub(super) fn config(max_batch_size: usize, queue_capacity: usize, max_wait_ms: u64) -> BatcherConfig {
     BatcherConfig {
         limits: BatchLimits { max_batch_tokens: 10_000, max_batch_size, max_padding_ratio: 0.5, overhead_tokens: 16 },
         max_wait: Duration::from_millis(max_wait_ms),
@@ -34,7 +34,7 @@ fn config(max_batch_size: usize, queue_capacity: usize, max_wait_ms: u64) -> Bat
     }
 }
 
-fn seq(len: usize) -> Encoded {
+pub(super) fn seq(len: usize) -> Encoded {
     Encoded { ids: vec![5; len], type_ids: vec![0; len] }
 }
 
