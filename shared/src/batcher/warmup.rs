@@ -1,6 +1,13 @@
 //! What each inference thread does before it serves: build the model, run the warm-up batches
 //! (memory reaches its working size before `/ready`), and, when outputs must not depend on the
 //! batch, check that a sequence gives the same bits alone and padded beside another.
+//!
+//! Engines in one process warm up at the same time (the gateway's embedder and reranker, or
+//! several inference threads of one engine): a measurement of the batch policy must have the CPU
+//! to itself, or it times the other's loading as well. Loading and warming take [`CPU`] shared,
+//! measuring takes it alone.
+
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::calibrate::{Calibration, CalibrationSpec, calibrate};
 use super::in_flight::{self, InFlightSpec, try_in_flight};
@@ -23,6 +30,17 @@ pub(super) struct Warmed {
     pub wide: Option<Box<dyn Model>>,
 }
 
+/// Shared while a model loads and warms up, held alone while the batch policy is measured.
+static CPU: RwLock<()> = RwLock::new(());
+
+fn sharing_the_cpu() -> RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn alone_on_the_cpu() -> RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Builds the model and runs `warmup`; with `probe`, then runs the first warm-up sequence beside
 /// the last one (which pads it, when longer) and compares its output with its output alone; with
 /// `calibration`, then times batches of its sequence (`calibrate`), unless the probe found that
@@ -35,6 +53,7 @@ pub(super) fn load_and_warm(
     calibration: Option<&CalibrationSpec>,
     in_flight: Option<&InFlightSpec>,
 ) -> Result<Warmed, String> {
+    let sharing = sharing_the_cpu();
     let mut model = factory()?;
     let mut first_output = None;
     for batch in warmup {
@@ -51,8 +70,10 @@ pub(super) fn load_and_warm(
         let outputs = model.run(&[first, last]).map_err(|e| format!("warm-up failed: {e}"))?;
         batch_dependent = !same_bits(&outputs[0], alone);
     }
+    drop(sharing);
     let (mut calibrated, mut extra, mut wide) = (None, Vec::new(), None);
     if let (Some(spec), false) = (calibration, batch_dependent) {
+        let _alone = alone_on_the_cpu();
         let mut c = calibrate(spec, |batch| model.timed_run(batch)).map_err(|e| format!("calibration failed: {e}"))?;
         if let Some(in_flight) = in_flight {
             let batch_size = c.max_batch_size.unwrap_or(spec.cap).min(in_flight::BATCH);
@@ -112,7 +133,8 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::sync::{Arc, Barrier, Mutex};
+    use std::time::{Duration, Instant};
 
     use super::*;
 
@@ -137,6 +159,64 @@ mod tests {
     fn warm(coupled: bool, probe: bool) -> Warmed {
         let factory: ModelFactory = Arc::new(move || Ok(Box::new(Fake { coupled }) as Box<dyn Model>));
         load_and_warm(&factory, &[vec![seq(3)], vec![seq(40), seq(40)]], probe, None, None).unwrap()
+    }
+
+    /// Every run of the two-engine test: (engine, timed by a measurement, start, end).
+    type Runs = Arc<Mutex<Vec<(usize, bool, Instant, Instant)>>>;
+
+    /// A model that takes real time and says when it ran.
+    struct Logged {
+        engine: usize,
+        runs: Runs,
+    }
+
+    impl Logged {
+        fn busy(&self, measuring: bool, time: Duration) -> Duration {
+            let start = Instant::now();
+            std::thread::sleep(time);
+            self.runs.lock().unwrap().push((self.engine, measuring, start, Instant::now()));
+            start.elapsed()
+        }
+    }
+
+    impl Model for Logged {
+        fn run(&mut self, batch: &[&Encoded]) -> Result<Vec<Vec<f32>>, String> {
+            self.busy(false, Duration::from_millis(2));
+            Ok(batch.iter().map(|e| vec![e.len() as f32]).collect())
+        }
+
+        fn timed_run(&mut self, _batch: &[&Encoded]) -> Result<Duration, String> {
+            Ok(self.busy(true, Duration::from_millis(1)))
+        }
+    }
+
+    #[test]
+    fn a_measurement_has_the_cpu_to_itself_while_another_engine_loads() {
+        let runs = Runs::default();
+        let start = Arc::new(Barrier::new(2));
+        let engines: Vec<_> = (0..2)
+            .map(|engine| {
+                let (runs, start) = (runs.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let factory: ModelFactory = Arc::new(move || {
+                        let model = Logged { engine, runs: runs.clone() };
+                        model.busy(false, Duration::from_millis(20)); // loading
+                        Ok(Box::new(model) as Box<dyn Model>)
+                    });
+                    let spec = CalibrationSpec::new(&seq(30), 4, true, true);
+                    start.wait();
+                    load_and_warm(&factory, &vec![vec![seq(30)]; 10], false, Some(&spec), None).unwrap();
+                })
+            })
+            .collect();
+        engines.into_iter().for_each(|e| e.join().unwrap());
+        let runs = runs.lock().unwrap();
+        let measured = runs.iter().filter(|r| r.1).count();
+        assert!(measured >= 2 * 10, "both engines calibrated: {measured} timed runs");
+        for &(engine, _, start, end) in runs.iter().filter(|r| r.1) {
+            let beside = runs.iter().find(|o| o.0 != engine && o.2 < end && start < o.3);
+            assert!(beside.is_none(), "engine {engine} measured while the other ran: {beside:?}");
+        }
     }
 
     #[test]
