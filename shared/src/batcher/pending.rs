@@ -1,6 +1,12 @@
 //! One priority class's queue: items grouped by request, served round-robin so that one large
 //! client batch cannot starve the single queries that arrive after it, and with a bound on how
 //! many batches a request may be passed over before one of its items must go in.
+//!
+//! A request is passed over by a batch that takes a later request and nothing of it: that is
+//! what grouping by length costs it. Batches of earlier requests only are its place in the line,
+//! which first come, first served would give it too; counting those as well made every request
+//! due after a few batches whenever many waited, and batches then formed in arrival order, with
+//! the padding that brings (a quarter of the compute at 32 concurrent queries, BENCHMARKS.md).
 
 use std::collections::VecDeque;
 
@@ -11,8 +17,10 @@ use super::packing::{BatchLimits, select_batch};
 
 struct RequestQueue {
     items: VecDeque<Item>,
-    /// Batches taken from this queue since one of this request's items was last in one.
+    /// Batches that took a later request, and nothing of this one, since it was last in one.
     passed_over: usize,
+    /// Its place in arrival order.
+    arrival: u64,
 }
 
 #[derive(Default)]
@@ -21,6 +29,7 @@ pub(super) struct Pending {
     requests: VecDeque<RequestQueue>,
     len: usize,
     tokens: usize,
+    arrivals: u64,
 }
 
 impl Pending {
@@ -30,7 +39,8 @@ impl Pending {
         }
         self.len += items.len();
         self.tokens += items.iter().map(|i| i.encoded.len()).sum::<usize>();
-        self.requests.push_back(RequestQueue { items: items.into(), passed_over: 0 });
+        self.arrivals += 1;
+        self.requests.push_back(RequestQueue { items: items.into(), passed_over: 0, arrival: self.arrivals });
     }
 
     #[cfg(test)]
@@ -84,8 +94,13 @@ impl Pending {
         let due = self.due(&positions, &lengths, max_passed_over);
         let mut chosen: Vec<(usize, usize)> =
             select_batch(&lengths, 0, &due, *limits).into_iter().map(|k| positions[k]).collect();
+        let latest = chosen.iter().map(|&(r, _)| self.requests[r].arrival).max().unwrap_or(0);
         for (r, request) in self.requests.iter_mut().enumerate() {
-            request.passed_over = if chosen.iter().any(|&(cr, _)| cr == r) { 0 } else { request.passed_over + 1 };
+            if chosen.iter().any(|&(cr, _)| cr == r) {
+                request.passed_over = 0;
+            } else if request.arrival < latest {
+                request.passed_over += 1;
+            }
         }
 
         // Remove from the back of each request's queue first so indices stay valid.
@@ -188,6 +203,28 @@ mod tests {
         assert_eq!(batch_of_the_odd_one(usize::MAX), 4, "by length alone, every anchor's kind goes first");
         assert_eq!(batch_of_the_odd_one(2), 2, "passed over twice, then due");
         assert_eq!(batch_of_the_odd_one(0), 1, "first come, first served: the four ahead fill batch 0");
+    }
+
+    /// Many single queries of two lengths, alternating, wait at once (saturation): batches of
+    /// one length each. Waiting behind earlier requests is not being passed over, so nothing
+    /// becomes due and no batch mixes the lengths (counting every batch did: batch 2 was 10, 30,
+    /// 10, 30).
+    #[tokio::test]
+    async fn waiting_behind_earlier_requests_is_not_being_passed_over() {
+        let mut pending = Pending::default();
+        let mut receivers = Vec::new();
+        for len in [10, 30].into_iter().cycle().take(12) {
+            let (items, rx) = request(&[len], len as i64);
+            pending.push_request(items);
+            receivers.push(rx);
+        }
+        let mut batches = Vec::new();
+        while !pending.is_empty() {
+            let batch: Vec<usize> = pending.take_batch(&LIMITS, 2).iter().map(|i| i.encoded.len()).collect();
+            batches.push(batch);
+        }
+        assert!(batches.iter().all(|b| b.iter().all(|&l| l == b[0])), "one length a batch: {batches:?}");
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 12);
     }
 
     #[tokio::test]
