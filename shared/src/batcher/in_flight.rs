@@ -4,10 +4,11 @@
 //! keeps every core busy. On this project's AVX-512 machine two 1-thread sessions ran single
 //! e5-large queries 1.25-1.30x faster than one 2-thread session (BENCHMARKS.md, "The batch
 //! policy"). But a lone request then runs on one core, and each session holds the weights, so it
-//! is measured, not assumed: the sessions are loaded and warmed, timed side by side against the
-//! first session alone on batches of the size they would serve under load (interleaved rounds),
-//! and they serve only if they run at least [`MIN_GAIN`] faster; otherwise they are dropped. When
-//! they serve, the first session stays for a batch that has the machine to itself (`owner`).
+//! is measured, not assumed: the sessions are loaded, timed side by side against the first
+//! session alone on batches of the size they would serve under load (interleaved rounds), and
+//! they serve, after the full warm-up, only if they run at least [`MIN_GAIN`] faster; otherwise
+//! they are dropped. When they serve, the first session stays for a batch that has the machine to
+//! itself (`owner`).
 
 use std::time::Duration;
 
@@ -84,22 +85,34 @@ pub fn available_memory() -> Option<u64> {
     }
 }
 
-/// Loads and warms `spec`'s sessions, times them side by side against `first` alone on batches
-/// of `batch_size` copies of `sequence`, and returns the verdict with the sessions if they won
-/// (else none).
+/// Loads `spec`'s sessions, times them side by side against `first` alone on batches of
+/// `batch_size` copies of `sequence`, and returns the verdict with the sessions, warmed, if they
+/// won (else none). They load a thread each, all at once (each is single-threaded), and run the
+/// timed batch once before the timing (a shape's first run allocates); the full warm-up, long
+/// batches that take most of the time on a slow core, only once they are chosen, again all at once.
 pub(super) fn try_in_flight(
     spec: &InFlightSpec,
     first: &mut dyn Model,
     sequence: &Encoded,
     batch_size: usize,
 ) -> Result<(InFlight, Vec<Box<dyn Model>>), String> {
-    let mut sessions = (0..spec.sessions.max(1)).map(|_| (spec.factory)()).collect::<Result<Vec<_>, _>>()?;
-    for model in &mut sessions {
-        for batch in &spec.warmup {
-            model.run(&batch.iter().collect::<Vec<_>>())?;
-        }
-    }
     let batch = vec![sequence; batch_size.max(1)];
+    let loaded: Vec<Result<Box<dyn Model>, String>> = std::thread::scope(|scope| {
+        let loading: Vec<_> = (0..spec.sessions.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut model = (spec.factory)()?;
+                    model.run(&batch)?;
+                    Ok(model)
+                })
+            })
+            .collect();
+        loading
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| Err("a session panicked while loading".into())))
+            .collect()
+    });
+    let mut sessions = loaded.into_iter().collect::<Result<Vec<_>, _>>()?;
     let runs = (SEQUENCES / batch.len()).max(2);
     let (mut one, mut side) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
@@ -122,7 +135,13 @@ pub(super) fn try_in_flight(
         side_by_side_sequences_per_sec: side,
         chosen,
     };
-    Ok((verdict, if chosen { sessions } else { Vec::new() }))
+    if !chosen {
+        return Ok((verdict, Vec::new()));
+    }
+    each_at_once(&mut sessions, |model| {
+        spec.warmup.iter().try_for_each(|batch| model.run(&batch.iter().collect::<Vec<_>>()).map(drop))
+    })?;
+    Ok((verdict, sessions))
 }
 
 /// The time of `runs` runs of `batch` on `model`, as it reports them.
@@ -132,14 +151,25 @@ fn one_after_another(model: &mut dyn Model, batch: &[&Encoded], runs: usize) -> 
 
 /// Each model runs `runs` batches on a thread of its own, all at once; the slowest thread's time.
 fn side_by_side(models: &mut [Box<dyn Model>], batch: &[&Encoded], runs: usize) -> Result<Duration, String> {
-    let times: Vec<Result<Duration, String>> = std::thread::scope(|scope| {
+    let times = each_at_once(models, |model| one_after_another(model, batch, runs))?;
+    Ok(times.into_iter().max().unwrap_or_default())
+}
+
+/// `work` on every model at once, a thread each; the results in the models' order.
+fn each_at_once<T: Send>(
+    models: &mut [Box<dyn Model>],
+    work: impl Fn(&mut dyn Model) -> Result<T, String> + Sync,
+) -> Result<Vec<T>, String> {
+    std::thread::scope(|scope| {
         let threads: Vec<_> = models
             .iter_mut()
-            .map(|model| scope.spawn(move || one_after_another(model.as_mut(), batch, runs)))
+            .map(|model| {
+                let work = &work;
+                scope.spawn(move || work(model.as_mut()))
+            })
             .collect();
         threads.into_iter().map(|t| t.join().unwrap_or_else(|_| Err("a session panicked".into()))).collect()
-    });
-    Ok(times.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().max().unwrap_or_default())
+    })
 }
 
 /// Sequences a second when `sequences` ran in `time`.
@@ -150,6 +180,7 @@ fn rate(sequences: usize, time: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
 
@@ -191,6 +222,39 @@ mod tests {
         let (verdict, _) = try_in_flight(&spec(1500), &mut Timed { us: 1000 }, &sequence(), 4).unwrap();
         assert_eq!(verdict.batch_size, 4);
         assert!((verdict.side_by_side_sequences_per_sec - 1333.3).abs() < 1.0, "{verdict:?}");
+    }
+
+    /// A session that counts the runs of the warm-up's long sequences.
+    struct Counted {
+        long_runs: Arc<AtomicUsize>,
+        us: u64,
+    }
+
+    impl Model for Counted {
+        fn run(&mut self, batch: &[&Encoded]) -> Result<Vec<Vec<f32>>, String> {
+            if batch.iter().any(|e| e.len() > 100) {
+                self.long_runs.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(batch.iter().map(|_| vec![0.0]).collect())
+        }
+
+        fn timed_run(&mut self, batch: &[&Encoded]) -> Result<Duration, String> {
+            Ok(Duration::from_micros(self.us * batch.len() as u64))
+        }
+    }
+
+    #[test]
+    fn only_sessions_that_serve_run_the_full_warm_up() {
+        let long = Encoded { ids: vec![1; 512], type_ids: vec![0; 512] };
+        for (us, warmed) in [(1500, 2), (2000, 0)] {
+            let long_runs = Arc::new(AtomicUsize::new(0));
+            let counter = long_runs.clone();
+            let factory: ModelFactory =
+                Arc::new(move || Ok(Box::new(Counted { long_runs: counter.clone(), us }) as Box<dyn Model>));
+            let spec = InFlightSpec { factory, sessions: 2, warmup: vec![vec![sequence()], vec![long.clone(); 8]] };
+            let (verdict, _) = try_in_flight(&spec, &mut Timed { us: 1000 }, &sequence(), 4).unwrap();
+            assert_eq!(long_runs.load(Ordering::SeqCst), warmed, "chosen: {}", verdict.chosen);
+        }
     }
 
     #[test]
