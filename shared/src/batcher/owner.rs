@@ -183,21 +183,18 @@ impl Owner {
     /// thread's permit and runs on the first session, on every core: a lone request is not held
     /// to one core's speed, and while it runs nothing starts beside it.
     fn dispatch(&self, mut items: Vec<Item>, mut permit: OwnedSemaphorePermit, alone: bool) {
-        let wide = alone
-            && self.learned.wide.get().is_some_and(|wide| {
-                let others = u32::try_from(wide.narrow.saturating_sub(1)).unwrap_or(u32::MAX);
-                self.free_workers.clone().try_acquire_many_owned(others).map(|rest| permit.merge(rest)).is_ok()
-            });
+        let wide_session = self.learned.wide.get().filter(|wide| {
+            let others = u32::try_from(wide.narrow.saturating_sub(1)).unwrap_or(u32::MAX);
+            alone && self.free_workers.clone().try_acquire_many_owned(others).map(|rest| permit.merge(rest)).is_ok()
+        });
+        let wide = wide_session.is_some();
         let span = tracing::debug_span!("batch", size = items.len(), wide);
         for item in &items {
             span.follows_from(&item.span);
         }
         let inference = inference_spans(&mut items);
         let job = Job { items, _workers: permit, wide, span, inference };
-        let queue = match self.learned.wide.get() {
-            Some(session) if wide => &session.jobs,
-            _ => &self.jobs,
-        };
+        let queue = wide_session.map_or(&self.jobs, |session| &session.jobs);
         if let Err(std_mpsc::SendError(job)) = queue.send(job) {
             for item in job.items {
                 let _ = item.respond.send(Err(BatcherError::Unavailable("no inference thread is running".into())));

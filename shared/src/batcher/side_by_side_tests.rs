@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
-use super::tests::{INTERACTIVE, config, seq};
+use super::tests::{INTERACTIVE, config, seq, submit_at_once};
 use super::*;
 
 /// One run: on which kind of session, and whether another run was in flight during it.
@@ -74,15 +74,7 @@ async fn a_batch_alone_has_the_machine_and_waiting_work_runs_side_by_side() {
 
     // Twelve at once: they run side by side on the single-threaded sessions, and a batch on the
     // first session (one left alone at the end) never has company.
-    let callers: Vec<_> = (0..12)
-        .map(|_| {
-            let batcher = batcher.clone();
-            tokio::spawn(async move { batcher.submit(vec![seq(20)], INTERACTIVE).await })
-        })
-        .collect();
-    for caller in callers {
-        caller.await.unwrap().unwrap();
-    }
+    submit_at_once(&batcher, 12, 20).await;
     let busy: Vec<Run> = std::mem::take(&mut *runs.lock().unwrap());
     assert_eq!(busy.len(), 12, "{busy:?}");
     assert!(busy.iter().filter(|r| !r.narrow).all(|r| !r.overlapped), "the first session ran beside another: {busy:?}");

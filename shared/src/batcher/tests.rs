@@ -38,6 +38,20 @@ pub(super) fn seq(len: usize) -> Encoded {
     Encoded { ids: vec![5; len], type_ids: vec![0; len] }
 }
 
+/// `count` single sequences of `len` tokens submitted at once, each by its own caller; waits for
+/// every answer.
+pub(super) async fn submit_at_once(batcher: &Batcher, count: usize, len: usize) {
+    let callers: Vec<_> = (0..count)
+        .map(|_| {
+            let batcher = batcher.clone();
+            tokio::spawn(async move { batcher.submit(vec![seq(len)], INTERACTIVE).await })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap().unwrap();
+    }
+}
+
 async fn start(max_batch_size: usize, queue_capacity: usize) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
     let batches = Arc::new(Mutex::new(Vec::new()));
     let recorded = batches.clone();
@@ -267,15 +281,7 @@ async fn calibrated_batches_beside(
     batcher.readiness().wait_for(|r| *r == Readiness::Ready).await.unwrap();
     batches.lock().unwrap().clear();
     side.lock().unwrap().clear();
-    let callers: Vec<_> = (0..24)
-        .map(|_| {
-            let batcher = batcher.clone();
-            tokio::spawn(async move { batcher.submit(vec![seq(20)], INTERACTIVE).await })
-        })
-        .collect();
-    for caller in callers {
-        caller.await.unwrap().unwrap();
-    }
+    submit_at_once(&batcher, 24, 20).await;
     let (served, beside) = (batches.lock().unwrap().clone(), side.lock().unwrap().clone());
     (batcher.calibration().cloned().expect("calibrated at warm-up"), served, beside)
 }

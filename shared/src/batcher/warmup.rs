@@ -86,10 +86,12 @@ pub(super) fn load_and_warm(
                     } else {
                         format!("batches of {batch_size}")
                     };
+                    c.reason += &format!(
+                        "; {n} single-threaded sessions side by side ran {gain:.2}x one session on {batches}: "
+                    );
                     if let Some(first) = sessions.pop() {
                         c.reason += &format!(
-                            "; {n} single-threaded sessions side by side ran {gain:.2}x one session on {batches}: \
-                             while more work waits, each batch runs on one of them, and a batch that has the \
+                            "while more work waits, each batch runs on one of them, and a batch that has the \
                              machine to itself runs on the first session, on every core (the weights {} times \
                              in memory: --workers 1 keeps one)",
                             n + 1
@@ -109,10 +111,7 @@ pub(super) fn load_and_warm(
                             c.reason += "; the first session's outputs differ in their last bits from theirs: dropped";
                         }
                     } else {
-                        c.reason += &format!(
-                            "; {n} single-threaded sessions side by side ran {gain:.2}x one session on {batches}: \
-                             not worth their memory"
-                        );
+                        c.reason += "not worth their memory";
                     }
                     c.in_flight = Some(verdict);
                 }
